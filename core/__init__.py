@@ -1,0 +1,1 @@
+"""FitStudio's engine: data, models and training, with no Qt anywhere below this package."""

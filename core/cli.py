@@ -1,0 +1,214 @@
+"""The headless face of the engine: `inspect` and `train` for the command line.
+
+Exit codes: 0 success, 1 the run failed, 2 bad arguments or an unusable folder, 130 stopped by
+Ctrl-C (the run so far is saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from typing import TextIO
+
+from core.config import MODEL_NAMES, Augmentation, TrainingConfig
+from core.dataset import inspect
+from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted
+from core.images import RESIZE_MODES
+from core.paths import demo_train_dir, demo_val_dir
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def add_commands(subparsers) -> None:
+    inspect_parser = subparsers.add_parser("inspect", help="check a dataset folder and print its report")
+    inspect_parser.add_argument("folder", help="a folder with one subfolder per class")
+    inspect_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect_parser.set_defaults(handler=run_inspect)
+
+    train_parser = subparsers.add_parser("train", help="train a model without the window")
+    add_training_arguments(train_parser)
+    train_parser.set_defaults(handler=run_train)
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainingConfig()
+    parser.add_argument("--train", metavar="DIR", help="training folder (default: the bundled demo)")
+    validation = parser.add_mutually_exclusive_group()
+    validation.add_argument("--val", metavar="DIR", help="validation folder with the same classes")
+    validation.add_argument(
+        "--val-split", metavar="F", type=float,
+        help=f"fraction of each class held out for validation when there is no --val "
+        f"(default {defaults.val_split})",
+    )
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, metavar="N")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, metavar="N")
+    parser.add_argument("--image-size", type=int, default=defaults.image_size, metavar="N",
+                        help="side of the square model input in pixels")
+    parser.add_argument("--model", choices=MODEL_NAMES, default=defaults.model)
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate, metavar="X",
+                        help="learning rate of the Adam optimizer")
+    parser.add_argument("--augment", action="store_true",
+                        help="random flip, rotation, zoom and contrast on training batches")
+    parser.add_argument("--resize", choices=RESIZE_MODES, default=defaults.resize_mode,
+                        help="stretch to the square input, or centre-crop to it first")
+    parser.add_argument("--seed", type=int, default=defaults.seed, metavar="N")
+    parser.add_argument("--out", default=defaults.out_dir, metavar="DIR",
+                        help="folder the run folder is created in")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainingConfig:
+    if args.train:
+        train_dir, val_dir = args.train, args.val
+    else:
+        train_dir, val_dir = demo_train_dir(), args.val or (None if args.val_split else demo_val_dir())
+    return TrainingConfig(
+        train_dir=train_dir,
+        val_dir=val_dir,
+        val_split=args.val_split if args.val_split is not None else TrainingConfig.val_split,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        model=args.model,
+        learning_rate=args.lr,
+        augmentation=Augmentation.all_on() if args.augment else Augmentation(),
+        seed=args.seed,
+        out_dir=args.out,
+        resize_mode=args.resize,
+    ).validate()
+
+
+def run_inspect(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    report = inspect(args.folder)
+    if args.json:
+        out.write(json.dumps(report.to_json()) + "\n")
+        return EXIT_OK if report.usable else EXIT_USAGE
+    if report.error and not report.class_names:
+        out.write(f"{report.error}\n")
+        return EXIT_USAGE
+    out.write(f"{report.root}: {len(report.class_names)} classes, {report.total} readable images\n")
+    width = max(len(name) for name in report.class_names)
+    for name in report.class_names:
+        out.write(f"  {name:<{width}}  {report.counts[name]:>6}\n")
+    if report.min_size:
+        out.write(f"Image sizes from {report.min_size[0]}x{report.min_size[1]} "
+                  f"to {report.max_size[0]}x{report.max_size[1]} pixels\n")
+    if report.skipped:
+        out.write(f"Skipped {len(report.skipped)} unreadable files:\n")
+        for skipped in report.skipped:
+            out.write(f"  {skipped.path}: {skipped.reason}\n")
+    for warning in report.warnings:
+        out.write(f"Warning: {warning}\n")
+    if report.error:
+        out.write(f"Not usable: {report.error}\n")
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def run_train(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    from core.training import train
+
+    config = config_from_args(args)
+    cancel = threading.Event()
+    printer = ProgressPrinter(out)
+    with _sigint_sets(cancel):
+        result = train(config, printer, cancel)
+    if result.status == "failed":
+        return EXIT_FAILED
+    return EXIT_INTERRUPTED if result.status == "cancelled" else EXIT_OK
+
+
+class ProgressPrinter:
+    """Turns engine events into lines: one per epoch with an ETA, and a live batch line on a TTY."""
+
+    def __init__(self, out: TextIO):
+        self.out = out
+        self.live = out.isatty()
+        self.started = time.perf_counter()
+        self.epochs = 0
+        self.first_epoch = 0
+
+    def __call__(self, event) -> None:
+        if isinstance(event, Message):
+            self._line(("Warning: " if event.level == "warning" else "") + event.text)
+        elif isinstance(event, RunStarted):
+            self.epochs, self.first_epoch = event.epochs, event.initial_epoch
+            self.started = time.perf_counter()
+            counts = ", ".join(f"{name} {n}" for name, n in event.train_counts.items())
+            self._line(f"Training {sum(event.train_counts.values())} images ({counts}), "
+                       f"validating on {sum(event.val_counts.values())}, on {event.device}")
+        elif isinstance(event, BatchEnd) and self.live:
+            self.out.write(f"\r  epoch {event.epoch + 1}/{self.epochs}  batch {event.step + 1}/"
+                           f"{event.steps}  loss {event.loss:.4f}  acc {event.accuracy:.3f}  "
+                           f"{event.images_per_second:.0f} img/s ")
+            self.out.flush()
+        elif isinstance(event, EpochEnd):
+            self._line(self._epoch_line(event))
+        elif isinstance(event, RunFinished | RunFailed):
+            self._finished(event)
+
+    def _epoch_line(self, event: EpochEnd) -> str:
+        logs = event.logs
+        done = event.epoch + 1 - self.first_epoch
+        remaining = (time.perf_counter() - self.started) / done * (self.epochs - event.epoch - 1)
+        return (f"Epoch {event.epoch + 1}/{event.epochs}  loss {logs.get('loss', 0):.4f}  "
+                f"acc {logs.get('accuracy', 0):.3f}  val_loss {logs.get('val_loss', 0):.4f}  "
+                f"val_acc {logs.get('val_accuracy', 0):.3f}  {event.seconds:.1f}s  "
+                f"{event.images_per_second:.0f} img/s  data wait {event.data_wait:.0%}  "
+                f"ETA {format_duration(remaining)}")
+
+    def _finished(self, event) -> None:
+        result = event.result
+        if isinstance(event, RunFailed):
+            self._line(f"Training failed: {event.message}")
+        elif result.status == "cancelled":
+            self._line("Stopped; the model trained so far is saved.")
+        if result.best_epoch is not None:
+            self._line(f"Best epoch {result.best_epoch + 1}: val_accuracy "
+                       f"{result.best_val_accuracy:.3f}, val_loss {result.best_val_loss:.4f}; "
+                       f"{format_duration(result.duration_seconds)} in all")
+        self._line(f"Run folder: {result.run_dir}")
+
+    def _line(self, text: str) -> None:
+        if self.live:
+            self.out.write("\r\033[K")
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class _sigint_sets:
+    """While active, Ctrl-C sets `cancel` (the run stops within a batch and saves); a second
+    Ctrl-C falls back to Python's default and interrupts at once."""
+
+    def __init__(self, cancel: threading.Event):
+        self.cancel = cancel
+        self.previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _handle(self, signum, frame):
+        self.cancel.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.stderr.write("\nStopping after this batch; press Ctrl-C again to quit at once.\n")
+

@@ -1,0 +1,288 @@
+"""Folder-per-class datasets: scanning, checking every file, the train/validation split, the report.
+
+A dataset root holds one subfolder per class. Classes are the sorted subfolder names, the order
+`keras.utils.image_dataset_from_directory` uses, so a label index means the same in both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.errors import DatasetError
+from core.images import IMAGE_EXTENSIONS, ImageInfo, UnreadableImage, is_image_file, probe_image
+
+MIN_IMAGES_PER_CLASS_WARNING = 10
+IMBALANCE_WARNING_RATIO = 3.0
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass
+class FileSet:
+    """Readable images and their integer labels, in a stable order."""
+
+    class_names: list[str]
+    paths: list[str]
+    labels: np.ndarray  # int32, same length as paths
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def counts(self) -> dict[str, int]:
+        per_label = np.bincount(self.labels, minlength=len(self.class_names))
+        return {name: int(n) for name, n in zip(self.class_names, per_label, strict=True)}
+
+    def subset(self, indices: np.ndarray) -> FileSet:
+        return FileSet(
+            self.class_names,
+            [self.paths[i] for i in indices],
+            self.labels[indices],
+            self.skipped,
+        )
+
+
+@dataclass
+class DatasetReport:
+    """What `inspect` prints and the window's data panel shows."""
+
+    root: str
+    class_names: list[str]
+    counts: dict[str, int]
+    skipped: list[SkippedFile]
+    min_size: tuple[int, int] | None  # (width, height) of the smallest readable image
+    max_size: tuple[int, int] | None
+    warnings: list[str]
+    error: str | None  # why the folder cannot be trained on, None when it can
+
+    @property
+    def usable(self) -> bool:
+        return self.error is None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_json(self) -> dict:
+        return {
+            "root": self.root,
+            "usable": self.usable,
+            "error": self.error,
+            "class_names": self.class_names,
+            "counts": self.counts,
+            "total": self.total,
+            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "min_size": list(self.min_size) if self.min_size else None,
+            "max_size": list(self.max_size) if self.max_size else None,
+            "warnings": self.warnings,
+        }
+
+
+def list_classes(root: str) -> list[str]:
+    """Sorted class subfolders of `root`; raises DatasetError saying what to fix."""
+    if not root:
+        raise DatasetError("No folder was given. Choose a folder with one subfolder per class.")
+    if not os.path.exists(root):
+        raise DatasetError(f"The folder {root} does not exist. Check the path.")
+    if not os.path.isdir(root):
+        raise DatasetError(f"{root} is a file, not a folder. Choose the folder that holds the class subfolders.")
+    names = sorted(
+        entry.name
+        for entry in os.scandir(root)
+        if entry.is_dir() and not entry.name.startswith(".")
+    )
+    if not names:
+        raise DatasetError(
+            f"{root} has no class subfolders. Put the images of each class in a subfolder named "
+            "after the class, e.g. train/cat/*.jpg and train/dog/*.jpg."
+        )
+    return names
+
+
+def find_images(folder: str) -> list[str]:
+    """Image files below `folder`, recursively, skipping hidden files and folders, sorted."""
+    found = []
+    for parent, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(os.path.join(parent, f) for f in sorted(files) if is_image_file(f))
+    return found
+
+
+def scan(
+    root: str,
+    class_names: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[FileSet, list[ImageInfo]]:
+    """Lists and probes every image under `root`; unreadable files go to `skipped`.
+
+    With `class_names` given (a validation folder), the folder must hold exactly those classes.
+    """
+    found_classes = list_classes(root)
+    if class_names is not None:
+        _require_same_classes(class_names, found_classes, root)
+    candidates = [
+        (path, label)
+        for label, name in enumerate(found_classes)
+        for path in find_images(os.path.join(root, name))
+    ]
+    results = _probe_all([path for path, _ in candidates], progress)
+    paths, labels, infos, skipped = [], [], [], []
+    for (path, label), result in zip(candidates, results, strict=True):
+        if isinstance(result, ImageInfo):
+            paths.append(path)
+            labels.append(label)
+            infos.append(result)
+        else:
+            skipped.append(SkippedFile(path, result))
+    files = FileSet(found_classes, paths, np.asarray(labels, dtype=np.int32), skipped)
+    return files, infos
+
+
+def inspect(root: str, progress: Callable[[int, int], None] | None = None) -> DatasetReport:
+    """Scans `root` and says whether it can be trained on, never raising for a bad folder."""
+    try:
+        files, infos = scan(root, progress=progress)
+    except DatasetError as exc:
+        return DatasetReport(root, [], {}, [], None, None, [], str(exc))
+    counts = files.counts()
+    areas = [(info.width * info.height, (info.width, info.height)) for info in infos]
+    return DatasetReport(
+        root=root,
+        class_names=files.class_names,
+        counts=counts,
+        skipped=files.skipped,
+        min_size=min(areas)[1] if areas else None,
+        max_size=max(areas)[1] if areas else None,
+        warnings=count_warnings(counts),
+        error=usability_error(root, counts),
+    )
+
+
+def usability_error(root: str, counts: dict[str, int]) -> str | None:
+    empty = [name for name, n in counts.items() if n == 0]
+    if empty:
+        return (
+            f"{_names(empty)} in {root} {'has' if len(empty) == 1 else 'have'} no readable image. "
+            f"Add images ({', '.join(sorted(IMAGE_EXTENSIONS))}) or remove the folder."
+        )
+    if len(counts) < 2:
+        return (
+            f"{root} has only one class ({_names(list(counts))}). A classifier needs at least two "
+            "class subfolders."
+        )
+    return None
+
+
+def count_warnings(counts: dict[str, int]) -> list[str]:
+    found = []
+    few = [name for name, n in counts.items() if 0 < n < MIN_IMAGES_PER_CLASS_WARNING]
+    if few:
+        found.append(
+            f"Few images in {_names(few)} (under {MIN_IMAGES_PER_CLASS_WARNING}); "
+            "the model will learn little about them."
+        )
+    nonzero = [n for n in counts.values() if n > 0]
+    if len(nonzero) >= 2 and max(nonzero) >= IMBALANCE_WARNING_RATIO * min(nonzero):
+        largest = max(counts, key=counts.get)
+        smallest = min((k for k in counts if counts[k] > 0), key=counts.get)
+        found.append(
+            f"Classes are imbalanced: {largest} has {counts[largest]} images, {smallest} has "
+            f"{counts[smallest]}. Accuracy will favour the larger class."
+        )
+    return found
+
+
+def class_mismatch(train_classes: list[str], val_classes: list[str]) -> str | None:
+    only_train = [c for c in train_classes if c not in val_classes]
+    only_val = [c for c in val_classes if c not in train_classes]
+    if not only_train and not only_val:
+        return None
+    parts = []
+    if only_train:
+        parts.append(f"only in the training folder: {', '.join(only_train)}")
+    if only_val:
+        parts.append(f"only in the validation folder: {', '.join(only_val)}")
+    return (
+        "The training and validation folders must have the same class subfolders; classes "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def stratified_split(files: FileSet, fraction: float, seed: int) -> tuple[FileSet, FileSet]:
+    """Takes `fraction` of every class (at least one image, never all) for validation."""
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for label in range(len(files.class_names)):
+        members = np.flatnonzero(files.labels == label)
+        rng.shuffle(members)
+        n_val = int(round(len(members) * fraction))
+        n_val = min(max(n_val, 1), len(members) - 1) if len(members) >= 2 else 0
+        val_idx.extend(members[:n_val])
+        train_idx.extend(members[n_val:])
+    train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
+    train = files.subset(train_idx.astype(np.int64))
+    val = files.subset(val_idx.astype(np.int64))
+    val.skipped = []  # reported once, with the training set
+    return train, val
+
+
+def _require_same_classes(expected: list[str], found: list[str], root: str) -> None:
+    problem = class_mismatch(expected, found)
+    if problem:
+        raise DatasetError(f"{problem} (validation folder: {root})")
+
+
+def _probe_all(paths: list[str], progress: Callable[[int, int], None] | None) -> list:
+    def check(path: str) -> ImageInfo | str:
+        try:
+            return probe_image(path)
+        except UnreadableImage as exc:
+            return str(exc)
+
+    results = []
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        for done, result in enumerate(pool.map(check, paths, chunksize=16), start=1):
+            results.append(result)
+            if progress and (done % 256 == 0 or done == len(paths)):
+                progress(done, len(paths))
+    return results
+
+
+def _names(classes: list[str]) -> str:
+    quoted = [f"'{c}'" for c in classes]
+    return ("class " if len(quoted) == 1 else "classes ") + ", ".join(quoted)
+
+
+def load_split(
+    train_dir: str,
+    val_dir: str | None,
+    val_split: float,
+    seed: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[FileSet, FileSet]:
+    """The training and validation file sets of a run; raises DatasetError saying what to fix."""
+    train, _ = scan(train_dir, progress=progress)
+    problem = usability_error(train_dir, train.counts())
+    if problem:
+        raise DatasetError(problem)
+    if not val_dir:
+        return stratified_split(train, val_split, seed)
+    val, _ = scan(val_dir, class_names=train.class_names, progress=progress)
+    if len(val) == 0:
+        raise DatasetError(
+            f"The validation folder {val_dir} has no readable image. Add images to its class "
+            "subfolders, or leave it empty to split off part of the training images instead."
+        )
+    train.skipped = train.skipped + val.skipped
+    val.skipped = []
+    return train, val

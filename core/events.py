@@ -1,0 +1,88 @@
+"""Plain event types the engine emits while it trains.
+
+They are frozen dataclasses of plain Python data, so they can cross threads (the GUI worker
+re-emits them as Qt signals) and be printed by the CLI. `epoch` is always the 0-based index that
+Keras uses; people see `epoch + 1`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Message:
+    """A line for the log: skipped files, fallback to random weights, the run folder."""
+
+    text: str
+    level: str = "info"  # "info" or "warning"
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_dir: str
+    class_names: list[str]
+    train_counts: dict[str, int]
+    val_counts: dict[str, int]
+    steps_per_epoch: int
+    validation_steps: int
+    epochs: int
+    initial_epoch: int
+    batch_size: int
+    device: str
+    pretrained: bool | None  # None for models trained from scratch
+
+
+@dataclass(frozen=True)
+class BatchEnd:
+    epoch: int
+    step: int  # 0-based index of the batch just finished
+    steps: int  # batches per epoch
+    loss: float
+    accuracy: float
+    images_per_second: float
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    epoch: int
+    epochs: int
+    logs: dict[str, float]  # loss, accuracy, val_loss, val_accuracy (+ learning_rate if tracked)
+    seconds: float
+    images_per_second: float
+    data_wait: float  # fraction 0..1 of the epoch the training loop waited for the next batch
+    best_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: str
+    status: str  # "completed", "cancelled" or "failed"
+    epochs_completed: int
+    best_epoch: int | None
+    best_val_accuracy: float | None
+    best_val_loss: float | None
+    final_logs: dict[str, float]
+    duration_seconds: float
+    message: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """The run ended as completed or cancelled; the run folder is complete."""
+
+    result: RunResult
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    """The run ended on an error; what it trained so far is saved in the run folder."""
+
+    message: str
+    details: str
+    result: RunResult
+
+
+Event = Message | RunStarted | BatchEnd | EpochEnd | RunFinished | RunFailed

@@ -1,0 +1,134 @@
+"""The run folder: everything one training leaves behind, written so that a crash at any moment
+leaves readable files (each file is written to a temporary name, then renamed over the old one).
+
+    config.json   the TrainingConfig
+    labels.txt    one class name per line, in label order
+    history.csv   one row per finished epoch, the columns Keras's CSVLogger writes
+    model.keras   the best epoch by val_loss
+    last.keras    the latest weights
+    report.json   counts, skipped files, device, timings, best and final metrics, how the run ended
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+CONFIG_FILE = "config.json"
+LABELS_FILE = "labels.txt"
+HISTORY_FILE = "history.csv"
+BEST_MODEL_FILE = "model.keras"
+LAST_MODEL_FILE = "last.keras"
+REPORT_FILE = "report.json"
+
+
+def create_run_dir(out_dir: str, model_name: str, now: float | None = None) -> str:
+    """A new `<out>/<YYYYmmdd-HHMMSS>-<model>` folder; a numeric suffix keeps two runs apart."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    base = os.path.join(out_dir, f"{stamp}-{model_name}")
+    os.makedirs(out_dir, exist_ok=True)
+    for attempt in range(1, 1000):
+        path = base if attempt == 1 else f"{base}-{attempt}"
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a new run folder next to {base}")
+
+
+def check_writable(out_dir: str) -> str | None:
+    """Why runs cannot be written under `out_dir`, or None when they can."""
+    probe_dir = out_dir
+    while probe_dir and not os.path.exists(probe_dir):
+        probe_dir = os.path.dirname(probe_dir)
+    probe_dir = probe_dir or "."
+    if not os.path.isdir(probe_dir):
+        return f"The output folder {out_dir} is inside {probe_dir}, which is a file."
+    if not os.access(probe_dir, os.W_OK | os.X_OK):
+        return f"The output folder {out_dir} is not writable. Choose another output folder."
+    return None
+
+
+def write_atomic(path: str, write: Callable[[str], None]) -> None:
+    """Calls write(temporary_path), then renames it over `path` in one step."""
+    base, extension = os.path.splitext(path)
+    partial = f"{base}.partial{extension}"  # Keras insists that model files end in .keras
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def write_text(path: str, text: str) -> None:
+    def write(target: str) -> None:
+        with open(target, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    write_atomic(path, write)
+
+
+def write_json(path: str, data: dict[str, Any]) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def save_model(model: Any, path: str) -> None:
+    write_atomic(path, model.save)
+
+
+def read_json(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def write_labels(run_dir: str, class_names: list[str]) -> None:
+    write_text(os.path.join(run_dir, LABELS_FILE), "".join(f"{name}\n" for name in class_names))
+
+
+def read_labels(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle if line.strip()]
+
+
+def history_csv(history: list[dict[str, Any]]) -> str:
+    """CSVLogger's layout: `epoch` first, then the metric names sorted."""
+    keys = sorted({key for row in history for key in row if key != "epoch"})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["epoch", *keys])
+    for row in history:
+        writer.writerow([row["epoch"], *(_csv_value(row.get(key)) for key in keys)])
+    return buffer.getvalue()
+
+
+def write_history(run_dir: str, history: list[dict[str, Any]]) -> None:
+    write_text(os.path.join(run_dir, HISTORY_FILE), history_csv(history))
+
+
+def read_history(run_dir: str) -> list[dict[str, Any]]:
+    with open(os.path.join(run_dir, HISTORY_FILE), encoding="utf-8", newline="") as handle:
+        return [
+            {key: int(value) if key == "epoch" else float(value) for key, value in row.items() if value != ""}
+            for row in csv.DictReader(handle)
+        ]
+
+
+def _csv_value(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,46 @@
+"""FitStudio: `python main.py` opens the window; subcommands run the same engine headless.
+
+    python main.py                       open the window on the bundled demo dataset
+    python main.py inspect DIR [--json]  check a dataset folder
+    python main.py train [options]       train without the window
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+
+from core.errors import FitStudioError
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from core.cli import add_commands
+
+    parser = argparse.ArgumentParser(
+        prog="fitstudio",
+        description="Train image classifiers from folders of images: a window, or headless commands.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_commands(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    multiprocessing.freeze_support()  # first, for the frozen build
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        from gui.app import run_app
+
+        return run_app()
+    try:
+        return args.handler(args)
+    except FitStudioError as exc:
+        sys.stderr.write(f"fitstudio {args.command}: {exc}\n")
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
