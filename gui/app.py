@@ -1,0 +1,90 @@
+"""run_app(): the QApplication, the style, and the main window. Imports no TensorFlow.
+
+With FITSTUDIO_STARTUP_PROBE=1 the app prints one line when the window has first been painted
+("shown <seconds since process start> tensorflow=<bool>") and quits: bench/startup.py uses it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from core.paths import resource_path
+from gui.worker import wait_for_threads
+
+PROBE_ENV = "FITSTUDIO_STARTUP_PROBE"
+
+
+def seconds_since_process_start() -> float | None:
+    """From the kernel's record of when this process started (Linux); None elsewhere."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def load_style_sheet() -> str:
+    try:
+        with open(resource_path("style.qss"), encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return ""  # the window works unstyled
+
+
+def create_application(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
+    app.setOrganizationName("FitStudio")
+    app.setApplicationName("FitStudio")
+    app.setStyle("Fusion")
+    app.setWindowIcon(QIcon(resource_path("icons", "fitstudio.svg")))
+    app.setStyleSheet(load_style_sheet())
+    return app
+
+
+class _FirstPaintProbe(QObject):
+    """Prints the start-up time at the window's first paint, then quits (bench/startup.py)."""
+
+    def __init__(self, app: QApplication, started: float):
+        super().__init__()
+        self._app, self._started, self._done = app, started, False
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Paint and not self._done:
+            self._done = True
+            QTimer.singleShot(0, self._report)
+        return False
+
+    def _report(self) -> None:
+        since_start = seconds_since_process_start()
+        print(
+            f"shown {since_start if since_start is not None else -1:.3f} "
+            f"main={time.perf_counter() - self._started:.3f} "
+            f"tensorflow={'tensorflow' in sys.modules}",
+            flush=True,
+        )
+        self._app.quit()
+
+
+def run_app() -> int:
+    started = time.perf_counter()
+    probing = os.environ.get(PROBE_ENV) == "1"
+    app = create_application()
+    from gui.main_window import MainWindow
+
+    window = MainWindow(device_fn=None) if probing else MainWindow()
+    if probing:
+        probe = _FirstPaintProbe(app, started)
+        window.installEventFilter(probe)
+    window.show()
+    code = app.exec()
+    wait_for_threads()  # e.g. the device probe still importing TensorFlow when the window closed
+    return code

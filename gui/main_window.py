@@ -1,0 +1,161 @@
+"""The main window: tabs (Train now; evaluation, predict and export later), menus, status bar, drops.
+
+It composes panels and owns no training logic: the Train tab runs the engine, this window only asks
+before closing during a run and waits for the run's thread before it closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+
+from core.dataset import inspect
+from core.paths import resource_path
+from gui.data_panel import local_folder_from_urls
+from gui.settings_store import SettingsStore
+from gui.training_page import TrainingPage, default_train_fn
+from gui.worker import run_in_thread
+
+
+def default_device_fn() -> str:
+    from core.device import describe_compute_device  # imports TensorFlow: worker thread only
+
+    return describe_compute_device()
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        store: SettingsStore | None = None,
+        train_fn: Callable = default_train_fn,
+        inspect_fn=inspect,
+        device_fn: Callable[[], str] | None = default_device_fn,
+        parent: QWidget | None = None,
+    ):
+        super().__init__(parent)
+        self.store = store or SettingsStore()
+        self.setWindowTitle("FitStudio")
+        self.setWindowIcon(QIcon(resource_path("icons", "fitstudio.svg")))
+        self.setAcceptDrops(True)
+        self.training = TrainingPage(self.store, train_fn=train_fn, inspect_fn=inspect_fn)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.training, "Train")
+        self.setCentralWidget(self.tabs)
+        self._close_when_idle = False
+        self._build_status_bar()
+        self._build_menus()
+        self.training.status_message.connect(self.statusBar().showMessage)
+        self.training.device_seen.connect(self._show_device)
+        self.training.idle.connect(self._on_training_idle)
+        self._restore_geometry()
+        if device_fn is not None:
+            # After the first paint, so loading TensorFlow never delays the window.
+            QTimer.singleShot(0, lambda: self._probe_device(device_fn))
+
+    def _build_status_bar(self) -> None:
+        self.device_label = QLabel("Compute device: detecting…")
+        self.device_label.setObjectName("deviceLabel")
+        self.device_label.setToolTip("Found once TensorFlow has loaded, in the background")
+        bar = self.statusBar()
+        bar.addPermanentWidget(self.training.run_status)
+        bar.addPermanentWidget(self.device_label)
+        bar.showMessage("Ready. The demo dataset is loaded: press Train to try it.")
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        open_train = QAction("Open &training folder…", self, shortcut=QKeySequence.StandardKey.Open)
+        open_train.triggered.connect(self.training.data.train_field._browse)
+        open_val = QAction("Open &validation folder…", self)
+        open_val.triggered.connect(self.training.data.val_field._browse)
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        for action in (open_train, open_val):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+        run_menu = self.menuBar().addMenu("&Run")
+        self.train_action = QAction("&Train", self, shortcut=QKeySequence("Ctrl+Return"))
+        self.train_action.triggered.connect(self.training.start_training)
+        self.stop_action = QAction("&Stop", self, shortcut=QKeySequence("Ctrl+."))
+        self.stop_action.triggered.connect(self.training.stop_training)
+        run_menu.addAction(self.train_action)
+        run_menu.addAction(self.stop_action)
+
+    def _restore_geometry(self) -> None:
+        geometry = self.store.window_state("geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1360, 860)
+        for name, splitter in self._splitters():
+            state = self.store.window_state(name)
+            if state is not None:
+                splitter.restoreState(state)
+
+    def _splitters(self):
+        return (("splitter", self.training.splitter), ("right_splitter", self.training.right_splitter))
+
+    def _save_state(self) -> None:
+        self.training.save_settings()
+        self.store.set_window_state("geometry", self.saveGeometry())
+        for name, splitter in self._splitters():
+            self.store.set_window_state(name, splitter.saveState())
+        self.store.sync()
+
+    # --- compute device ---------------------------------------------------------------------------
+
+    def _probe_device(self, device_fn: Callable[[], str]) -> None:
+        run_in_thread(
+            device_fn,
+            on_result=self._show_device,
+            on_error=lambda message, _details: self._show_device(f"unknown ({message})"),
+            name="FitStudio device probe",
+        )
+
+    def _show_device(self, device: str) -> None:
+        self.device_label.setText(f"Compute device: {device}")
+
+    # --- drag and drop of folders anywhere on the window ------------------------------------------
+
+    def dragEnterEvent(self, event) -> None:
+        if not self.training.is_running and local_folder_from_urls(event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        folder = local_folder_from_urls(event.mimeData().urls())
+        if folder and not self.training.is_running:
+            self.training.data.drop_folder(folder)
+            event.acceptProposedAction()
+
+    # --- closing ------------------------------------------------------------------------------------
+
+    def confirm_close_during_training(self) -> bool:
+        """Asks whether to stop the run and close; a method so tests can answer it."""
+        answer = QMessageBox.question(
+            self,
+            "Training is running",
+            "Stop the training and close FitStudio? The run so far is saved in its run folder.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.training.is_running:
+            event.ignore()
+            if self._close_when_idle or self.confirm_close_during_training():
+                # Close once the thread has stopped (within one batch); the event loop keeps running
+                # meanwhile, so the window stays responsive and nothing blocks.
+                self._close_when_idle = True
+                self.training.stop_training()
+                self.statusBar().showMessage("Stopping the run before closing…")
+            return
+        self._save_state()
+        event.accept()
+
+    def _on_training_idle(self) -> None:
+        if self._close_when_idle:
+            self._close_when_idle = False
+            self.close()

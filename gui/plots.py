@@ -1,0 +1,326 @@
+"""Live loss and accuracy plots (pyqtgraph).
+
+Each series is one curve created once and updated with setData. Points are appended to numpy buffers
+that grow by doubling; a QTimer redraws at most MAX_REDRAWS_PER_SECOND times, and only when new data
+arrived, so the batch rate never drives the paint rate. The x axis is in epochs: batch `step` of
+epoch `e` sits at e + (step + 1) / steps, and the end of epoch e at e + 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+MAX_REDRAWS_PER_SECOND = 20
+TRAIN_COLOUR = "#2563eb"
+VAL_COLOUR = "#ea580c"
+BEST_COLOUR = "#16a34a"
+pg.setConfigOptions(antialias=True, background="w", foreground="#374151")
+
+METRICS = (("loss", "Loss", "val_loss"), ("accuracy", "Accuracy", "val_accuracy"))
+
+
+class SeriesBuffer:
+    """x/y float64 arrays that grow by doubling; `x`/`y` are views of the filled part."""
+
+    def __init__(self, capacity: int = 1024):
+        self._x = np.empty(capacity, dtype=np.float64)
+        self._y = np.empty(capacity, dtype=np.float64)
+        self.size = 0
+
+    def append(self, x: float, y: float) -> None:
+        if self.size == len(self._x):
+            self._x = np.concatenate([self._x, np.empty_like(self._x)])
+            self._y = np.concatenate([self._y, np.empty_like(self._y)])
+        self._x[self.size] = x
+        self._y[self.size] = y
+        self.size += 1
+
+    def clear(self) -> None:
+        self.size = 0
+
+    def assign(self, x: np.ndarray, y: np.ndarray) -> None:
+        capacity = max(len(self._x), 1)
+        while capacity < len(x):
+            capacity *= 2
+        self._x = np.empty(capacity, dtype=np.float64)
+        self._y = np.empty(capacity, dtype=np.float64)
+        self._x[: len(x)] = x
+        self._y[: len(y)] = y
+        self.size = len(x)
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._x[: self.size]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self._y[: self.size]
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class EmaSmoother:
+    """TensorBoard's smoothing: a debiased exponential moving average that skips NaN and inf."""
+
+    def __init__(self, weight: float = 0.0):
+        self.weight = weight
+        self.reset()
+
+    def reset(self) -> None:
+        self._last = 0.0
+        self._debias = 0.0
+
+    def add(self, value: float) -> float:
+        if not math.isfinite(value):
+            return self._last / self._debias if self._debias else value
+        self._last = self._last * self.weight + (1 - self.weight) * value
+        self._debias = self._debias * self.weight + (1 - self.weight)
+        return self._last / self._debias
+
+    def smooth(self, values: np.ndarray) -> np.ndarray:
+        self.reset()
+        return np.fromiter((self.add(float(v)) for v in values), dtype=np.float64, count=len(values))
+
+
+class MetricPlot(pg.PlotWidget):
+    """One metric: per-batch training (raw and smoothed), per-epoch training and validation, best mark."""
+
+    def __init__(self, title: str, y_label: str, parent: QWidget | None = None):
+        super().__init__(parent=parent)
+        self.setTitle(title, size="11pt", color="#1f2937")
+        self.setLabel("bottom", "Epoch")
+        self.setLabel("left", y_label)
+        self.showGrid(x=True, y=True, alpha=0.15)
+        self.setMenuEnabled(False)
+        item = self.getPlotItem()
+        item.setClipToView(True)
+        item.setDownsampling(auto=True, mode="peak")
+        legend = self.addLegend(
+            offset=(-8, 8), labelTextColor="#374151", brush=pg.mkBrush(255, 255, 255, 220)
+        )
+        legend.setColumnCount(2)
+        self.batch_raw = self.plot([], [], pen=pg.mkPen(TRAIN_COLOUR + "55", width=1), name="train (batch)")
+        self.batch_smooth = self.plot([], [], pen=pg.mkPen(TRAIN_COLOUR, width=1.5), name="train (smoothed)")
+        self.train_epoch = self.plot(
+            [], [], pen=pg.mkPen(TRAIN_COLOUR, width=2, style=Qt.PenStyle.DashLine), symbol="o", symbolSize=7,
+            symbolBrush=TRAIN_COLOUR, symbolPen="w", name="train (epoch)",
+        )
+        self.val_epoch = self.plot(
+            [], [], pen=pg.mkPen(VAL_COLOUR, width=2.5), symbol="s", symbolSize=8,
+            symbolBrush=VAL_COLOUR, symbolPen="w", name="validation",
+        )
+        self.best = pg.ScatterPlotItem(size=18, symbol="star", brush=BEST_COLOUR, pen=pg.mkPen("w", width=1))
+        self.best.setZValue(10)
+        self.addItem(self.best)
+        legend.addItem(self.best, "best epoch")
+        best_pen = pg.mkPen(BEST_COLOUR, width=1, style=Qt.PenStyle.DotLine)
+        self.best_line = pg.InfiniteLine(angle=90, pen=best_pen)
+        self.best_line.hide()
+        self.addItem(self.best_line, ignoreBounds=True)
+        self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#9ca3af", width=1))
+        self.cursor.hide()
+        self.addItem(self.cursor, ignoreBounds=True)
+        for curve in (self.batch_raw, self.batch_smooth):
+            curve.setClipToView(True)
+            curve.setDownsampling(auto=True, method="peak")
+            curve.setSkipFiniteCheck(False)  # loss can be NaN
+
+
+class LivePlots(QWidget):
+    """Loss and accuracy side by side, a smoothing slider, and a read-out of values under the mouse."""
+
+    redrawn = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.plots = {name: MetricPlot(title, title.lower()) for name, title, _ in METRICS}
+        self.plots["accuracy"].setXLink(self.plots["loss"])
+        self.plots["accuracy"].setYRange(0, 1.0, padding=0.02)
+        self.plots["accuracy"].getPlotItem().enableAutoRange(axis="y", enable=False)
+        self.batch = {name: SeriesBuffer(4096) for name, _, _ in METRICS}
+        self.smoothed = {name: SeriesBuffer(4096) for name, _, _ in METRICS}
+        self.smoothers = {name: EmaSmoother() for name, _, _ in METRICS}
+        self.train_epochs = {name: SeriesBuffer(64) for name, _, _ in METRICS}
+        self.val_epochs = {name: SeriesBuffer(64) for name, _, _ in METRICS}
+        self.best_epoch: int | None = None
+        self.redraw_count = 0
+        self._dirty = False
+        self._resmooth = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000 // MAX_REDRAWS_PER_SECOND)
+        self._timer.timeout.connect(self._redraw_if_dirty)
+        self._timer.start()
+        self._build_controls()
+        self._mouse_proxies = [
+            pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
+            for plot in self.plots.values()
+        ]
+        self.set_smoothing(0.6)
+
+    def _build_controls(self) -> None:
+        self.smoothing = QSlider(Qt.Orientation.Horizontal)
+        self.smoothing.setRange(0, 99)
+        self.smoothing.setFixedWidth(160)
+        self.smoothing.setToolTip("Exponential moving average of the per-batch values, as in TensorBoard")
+        self.smoothing_value = QLabel()
+        self.smoothing_value.setMinimumWidth(32)
+        self.smoothing.valueChanged.connect(lambda v: self.set_smoothing(v / 100))
+        self.readout = QLabel("Move the mouse over a plot to read its values.")
+        self.readout.setObjectName("plotReadout")
+        controls = QHBoxLayout()
+        controls.addWidget(self.readout, 1)
+        controls.addWidget(QLabel("Smoothing"))
+        controls.addWidget(self.smoothing)
+        controls.addWidget(self.smoothing_value)
+        row = QHBoxLayout()
+        row.setSpacing(8)
+        for plot in self.plots.values():
+            row.addWidget(plot, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row, 1)
+        layout.addLayout(controls)
+
+    # --- data in ----------------------------------------------------------------------------------
+
+    def reset(self, epochs: int | None = None) -> None:
+        for buffers in (self.batch, self.smoothed, self.train_epochs, self.val_epochs):
+            for buffer in buffers.values():
+                buffer.clear()
+        for smoother in self.smoothers.values():
+            smoother.reset()
+        self.best_epoch = None
+        if epochs:
+            self.plots["loss"].setXRange(0, epochs, padding=0.02)
+        self._dirty = True
+
+    def add_batch(self, epoch: int, step: int, steps: int, loss: float, accuracy: float) -> None:
+        x = epoch + (step + 1) / max(steps, 1)
+        for name, value in (("loss", loss), ("accuracy", accuracy)):
+            self.batch[name].append(x, value)
+            self.smoothed[name].append(x, self.smoothers[name].add(value))
+        self._dirty = True
+
+    def add_epoch(self, epoch: int, logs: dict[str, float], best_epoch: int | None = None) -> None:
+        x = float(epoch + 1)
+        for name, _, val_name in METRICS:
+            if name in logs:
+                self.train_epochs[name].append(x, float(logs[name]))
+            if val_name in logs:
+                self.val_epochs[name].append(x, float(logs[val_name]))
+        if best_epoch is not None:
+            self.best_epoch = best_epoch
+        self._dirty = True
+
+    def set_best_epoch(self, epoch: int | None) -> None:
+        self.best_epoch = epoch
+        self._dirty = True
+
+    def set_smoothing(self, weight: float) -> None:
+        weight = min(max(weight, 0.0), 0.99)
+        if self.smoothing.value() != round(weight * 100):
+            self.smoothing.setValue(round(weight * 100))
+        self.smoothing_value.setText(f"{weight:.2f}")
+        for smoother in self.smoothers.values():
+            smoother.weight = weight
+        # Re-smoothing all points is O(n): done once at the next redraw, not per slider tick.
+        self._resmooth = True
+        self._dirty = True
+
+    def _resmooth_all(self) -> None:
+        self._resmooth = False
+        for name, smoother in self.smoothers.items():
+            buffer = self.batch[name]
+            self.smoothed[name].assign(buffer.x, smoother.smooth(buffer.y))
+
+    # --- drawing ------------------------------------------------------------------------------------
+
+    def _redraw_if_dirty(self) -> None:
+        if self._dirty:
+            self.redraw()
+
+    def redraw(self) -> None:
+        self._dirty = False
+        self.redraw_count += 1
+        if self._resmooth:
+            self._resmooth_all()
+        smoothing_on = self.smoothing.value() > 0
+        for name, plot in self.plots.items():
+            plot.batch_raw.setData(self.batch[name].x, self.batch[name].y)
+            smoothed = self.smoothed[name] if smoothing_on else SeriesBuffer(1)
+            plot.batch_smooth.setData(smoothed.x, smoothed.y)
+            plot.train_epoch.setData(self.train_epochs[name].x, self.train_epochs[name].y)
+            plot.val_epoch.setData(self.val_epochs[name].x, self.val_epochs[name].y)
+            self._draw_best(name, plot)
+        self.redrawn.emit()
+
+    def _draw_best(self, name: str, plot: MetricPlot) -> None:
+        x = float(self.best_epoch + 1) if self.best_epoch is not None else None
+        values = self.val_epochs[name]
+        match = np.flatnonzero(values.x == x) if x is not None else []
+        if len(match):
+            plot.best.setData([x], [values.y[match[0]]])
+            plot.best_line.setValue(x)
+            plot.best_line.show()
+        else:
+            plot.best.setData([], [])
+            plot.best_line.hide()
+
+    # --- values under the mouse -------------------------------------------------------------------
+
+    def _mouse_moved(self, event) -> None:
+        position = event[0]
+        for plot in self.plots.values():
+            if plot.sceneBoundingRect().contains(position) and plot.plotItem.vb.sceneBoundingRect().contains(
+                position
+            ):
+                x = plot.plotItem.vb.mapSceneToView(position).x()
+                self.show_values_at(x)
+                return
+        for plot in self.plots.values():
+            plot.cursor.hide()
+
+    def show_values_at(self, x: float) -> str:
+        """Writes the values nearest to epoch `x` into the read-out and returns that text."""
+        parts = [f"<b>epoch {x:.2f}</b>"]
+        for name, plot in self.plots.items():
+            plot.cursor.setValue(x)
+            plot.cursor.show()
+            values = []
+            batch = _value_at(self.smoothed[name] if self.smoothing.value() else self.batch[name], x)
+            if batch is not None:
+                values.append(f"batch {batch:.4g}")
+            epoch = round(x)
+            for label, series in (("train", self.train_epochs[name]), ("val", self.val_epochs[name])):
+                found = np.flatnonzero(series.x == epoch)
+                if len(found):
+                    values.append(f"{label}@{epoch} {series.y[found[0]]:.4g}")
+            if values:
+                parts.append(f"{name}: " + ", ".join(values))
+        text = " &nbsp;·&nbsp; ".join(parts)
+        self.readout.setText(text)
+        return text
+
+    def point_counts(self) -> dict[str, int]:
+        """How many points each loss series holds (the accuracy series hold as many)."""
+        return {
+            "batch": len(self.batch["loss"]),
+            "train_epoch": len(self.train_epochs["loss"]),
+            "val_epoch": len(self.val_epochs["loss"]),
+        }
+
+
+def _value_at(series: SeriesBuffer, x: float) -> float | None:
+    if not len(series):
+        return None
+    index = int(np.searchsorted(series.x, x))
+    index = min(max(index, 0), len(series) - 1)
+    if index > 0 and abs(series.x[index - 1] - x) < abs(series.x[index] - x):
+        index -= 1
+    return float(series.y[index])

@@ -1,0 +1,115 @@
+"""Small widgets about the current run: the progress strip for the status bar and the end-of-run summary."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from core.events import RunResult
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "-"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class RunStatus(QWidget):
+    """Epoch k of N, a progress bar over the batches of the epoch, images per second, elapsed and ETA."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.epoch_label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setFixedWidth(220)
+        self.progress.setFormat("batch %v of %m")
+        self.speed_label = QLabel()
+        self.time_label = QLabel()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(12)
+        for widget in (self.epoch_label, self.progress, self.speed_label, self.time_label):
+            layout.addWidget(widget)
+        self.clear()
+
+    def clear(self) -> None:
+        self.epoch_label.setText("")
+        self.speed_label.setText("")
+        self.time_label.setText("")
+        self.progress.hide()
+
+    def preparing(self) -> None:
+        self.epoch_label.setText("Preparing…")
+        self.progress.setRange(0, 0)  # busy: TensorFlow loads and the data is checked
+        self.progress.setFormat("")
+        self.progress.show()
+
+    def show_epoch(self, epoch: int, epochs: int, steps: int) -> None:
+        self.epoch_label.setText(f"Epoch {epoch + 1} of {epochs}")
+        self.progress.setFormat("batch %v of %m")
+        self.progress.setRange(0, max(steps, 1))
+        self.progress.show()
+
+    def show_batch(self, step: int, images_per_second: float) -> None:
+        self.progress.setValue(step + 1)
+        self.speed_label.setText(f"{images_per_second:,.0f} images/s")
+
+    def show_times(self, elapsed: float, remaining: float | None) -> None:
+        eta = f" · {format_duration(remaining)} left" if remaining is not None else ""
+        self.time_label.setText(f"{format_duration(elapsed)} elapsed{eta}")
+
+
+class RunSummary(QFrame):
+    """How the last run ended, its best validation accuracy and epoch, duration, and its folder."""
+
+    open_folder_requested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("runSummary")
+        self.title = QLabel()
+        self.title.setObjectName("summaryTitle")
+        self.details = QLabel()
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.open_button = QPushButton("Open run folder")
+        self.open_button.clicked.connect(lambda: self.open_folder_requested.emit(self.run_dir))
+        self.run_dir = ""
+        text = QVBoxLayout()
+        text.setSpacing(2)
+        text.addWidget(self.title)
+        text.addWidget(self.details)
+        layout = QHBoxLayout(self)
+        layout.addLayout(text, 1)
+        layout.addWidget(self.open_button)
+        self.hide()
+
+    def show_result(self, result: RunResult) -> None:
+        self.run_dir = result.run_dir
+        titles = {
+            "completed": "Training finished", "cancelled": "Training stopped", "failed": "Training failed"
+        }
+        self.setProperty("status", result.status)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.title.setText(titles.get(result.status, result.status))
+        parts = []
+        if result.best_val_accuracy is not None and result.best_epoch is not None:
+            accuracy, epoch = result.best_val_accuracy, result.best_epoch + 1
+            parts.append(f"Best validation accuracy <b>{accuracy:.1%}</b> at epoch {epoch}")
+        parts.append(f"{result.epochs_completed} epoch{'s' if result.epochs_completed != 1 else ''} "
+                     f"in {format_duration(result.duration_seconds)}")
+        if result.message and result.status != "completed":
+            parts.append(result.message)
+        folder = os.path.abspath(result.run_dir) if result.run_dir else ""
+        lines = " · ".join(parts)
+        if folder:
+            lines += f"<br><span style='color:#475467'>{folder}</span>"
+        self.details.setText(lines)
+        self.open_button.setEnabled(bool(result.run_dir) and os.path.isdir(result.run_dir))
+        self.show()

@@ -1,0 +1,120 @@
+"""QSettings <-> TrainingConfig, recent folders and window state.
+
+Every TrainingConfig field has one key under "training/"; a value that is missing, of the wrong
+type or out of range falls back to the default, so a hand-edited or old settings file never stops
+the window from opening.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from core.config import Augmentation, TrainingConfig
+from core.errors import ConfigError
+
+ORGANIZATION = "FitStudio"
+APPLICATION = "FitStudio"
+MAX_RECENT = 10
+
+
+def default_settings() -> QSettings:
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
+
+
+class SettingsStore:
+    def __init__(self, settings: QSettings | None = None):
+        self.settings = settings if settings is not None else default_settings()
+
+    # --- training configuration -------------------------------------------------------------
+
+    def load_config(self) -> TrainingConfig:
+        defaults = TrainingConfig()
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(TrainingConfig):
+            if f.name == "augmentation":
+                values[f.name] = self._load_augmentation()
+                continue
+            key = f"training/{f.name}"
+            if not self.settings.contains(key):
+                continue
+            value = _convert(self.settings.value(key), getattr(defaults, f.name))
+            if value is not _INVALID:
+                values[f.name] = value
+        if values.get("val_dir") == "":
+            values["val_dir"] = None  # saved as "": split the training folder instead
+        try:
+            return TrainingConfig(**{**defaults.to_dict(), **values}).validate()
+        except (ConfigError, TypeError):
+            return defaults
+
+    def save_config(self, config: TrainingConfig) -> None:
+        for name, value in config.to_dict().items():
+            if name == "augmentation":
+                for switch, on in value.items():
+                    self.settings.setValue(f"training/augmentation/{switch}", bool(on))
+            else:
+                # None (no validation folder) is stored as "" because INI files have no null.
+                self.settings.setValue(f"training/{name}", "" if value is None else value)
+        self.settings.sync()
+
+    def _load_augmentation(self) -> Augmentation:
+        switches = {}
+        for f in dataclasses.fields(Augmentation):
+            key = f"training/augmentation/{f.name}"
+            if self.settings.contains(key):
+                value = _convert(self.settings.value(key), False)
+                switches[f.name] = bool(value) if value is not _INVALID else False
+        return Augmentation(**switches)
+
+    # --- recent folders -----------------------------------------------------------------------
+
+    def recent_folders(self) -> list[str]:
+        value = self.settings.value("data/recent_folders", [])
+        if isinstance(value, str):  # QSettings returns a lone string for a one-item list
+            value = [value] if value else []
+        return [str(v) for v in value or []][:MAX_RECENT]
+
+    def add_recent_folder(self, path: str) -> list[str]:
+        folders = [path] + [f for f in self.recent_folders() if f != path]
+        self.settings.setValue("data/recent_folders", folders[:MAX_RECENT])
+        return folders[:MAX_RECENT]
+
+    def last_validation_folder(self) -> str:
+        return str(self.settings.value("data/last_val_dir", "") or "")
+
+    def set_last_validation_folder(self, path: str) -> None:
+        self.settings.setValue("data/last_val_dir", path)
+
+    # --- window state ---------------------------------------------------------------------------
+
+    def window_state(self, name: str) -> QByteArray | None:
+        value = self.settings.value(f"window/{name}")
+        return value if isinstance(value, QByteArray) else None
+
+    def set_window_state(self, name: str, state: QByteArray) -> None:
+        self.settings.setValue(f"window/{name}", state)
+
+    def sync(self) -> None:
+        self.settings.sync()
+
+
+_INVALID = object()
+
+
+def _convert(raw: Any, default: Any) -> Any:
+    """The stored value as the type of `default` (INI files give back strings), or _INVALID."""
+    try:
+        if default is None or isinstance(default, str):
+            return "" if raw is None else str(raw)
+        if isinstance(default, bool):
+            return raw if isinstance(raw, bool) else str(raw).lower() in ("true", "1", "yes")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except (TypeError, ValueError):
+        return _INVALID
+    return _INVALID

@@ -1,0 +1,206 @@
+"""Background work for the window: QObject workers moved to QThreads, bridging engine events to signals.
+
+Rules kept here so no panel has to remember them:
+- a worker is a parentless QObject moved to its own QThread (never a QThread subclass);
+- only plain data (str, numbers, the frozen dataclasses of core.events) crosses the thread boundary;
+- results reach Python callbacks through a relay QObject that lives on the GUI thread, so callbacks
+  always run on the GUI thread (a lambda connected straight to a worker signal would not);
+- every started thread is kept in a registry until it has fully stopped, so Python never destroys a
+  running QThread, the window can wait for them, and tests can fail on a leaked thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from core.errors import FitStudioError
+from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted
+
+
+@dataclass
+class _Entry:
+    thread: QThread
+    worker: QObject
+    relay: QObject | None
+
+
+_registry: list[_Entry] = []
+
+
+def running_threads() -> list[QThread]:
+    """Threads started through this module that are still running."""
+    return [entry.thread for entry in _registry if entry.thread.isRunning()]
+
+
+def wait_for_threads(timeout_ms: int = 30_000) -> bool:
+    """Blocks until every registered thread has stopped; True when all did within the timeout.
+
+    Works without an event loop because worker.finished quits its thread by a direct connection.
+    """
+    done = all(entry.thread.wait(timeout_ms) for entry in list(_registry))
+    _forget_stopped()
+    return done
+
+
+def _forget_stopped() -> None:
+    # Only stopped threads are dropped: Python must never destroy a running QThread. A relay is
+    # kept until its last callback ran, or the results still queued for it would be lost.
+    _registry[:] = [
+        entry for entry in _registry
+        if not entry.thread.isFinished() or (entry.relay is not None and not entry.relay.delivered)
+    ]
+
+
+def start_worker(worker: QObject, name: str, relay: QObject | None = None) -> QThread:
+    """Moves `worker` (which has `run()` and a `finished` signal) to a new thread and starts it."""
+    thread = QThread()
+    thread.setObjectName(name)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    # Direct: QThread.quit is thread-safe, and a queued call would never run while the GUI thread
+    # is blocked in wait_for_threads().
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    _forget_stopped()
+    _registry.append(_Entry(thread, worker, relay))
+    thread.start()
+    return thread
+
+
+class FunctionWorker(QObject):
+    """Runs fn(*args) once; emits result(value) or failed(message, details), then finished."""
+
+    result = Signal(object)
+    failed = Signal(str, str)
+    progress = Signal(int, int)
+    finished = Signal()
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, with_progress: bool = False):
+        super().__init__()
+        self._fn, self._args, self._with_progress = fn, args, with_progress
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            kwargs = {"progress": self.progress.emit} if self._with_progress else {}
+            value = self._fn(*self._args, **kwargs)
+        except Exception as exc:
+            self.failed.emit(str(exc) or type(exc).__name__, traceback.format_exc())
+        else:
+            self.result.emit(value)
+        finally:
+            self.finished.emit()
+
+
+class _Relay(QObject):
+    """Lives on the GUI thread; calls the plain Python callbacks of run_in_thread there."""
+
+    def __init__(self, on_result, on_error, on_progress, on_done):
+        super().__init__()
+        self._on_result, self._on_error = on_result, on_error
+        self._on_progress, self._on_done = on_progress, on_done
+        self.delivered = False  # set once `done` ran: nothing more is queued for this relay
+
+    @Slot(object)
+    def result(self, value: Any) -> None:
+        if self._on_result:
+            self._on_result(value)
+
+    @Slot(str, str)
+    def failed(self, message: str, details: str) -> None:
+        if self._on_error:
+            self._on_error(message, details)
+
+    @Slot(int, int)
+    def progress(self, done: int, total: int) -> None:
+        if self._on_progress:
+            self._on_progress(done, total)
+
+    @Slot()
+    def done(self) -> None:
+        self.delivered = True
+        if self._on_done:
+            self._on_done()
+
+
+def run_in_thread(
+    fn: Callable[..., Any],
+    *args: Any,
+    on_result: Callable[[Any], None] | None = None,
+    on_error: Callable[[str, str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    on_done: Callable[[], None] | None = None,
+    name: str = "FitStudio worker",
+) -> QThread:
+    """Calls fn(*args) on a new thread; the callbacks run on the GUI thread.
+
+    With `on_progress`, fn is called with a `progress=callable(done, total)` keyword.
+    """
+    worker = FunctionWorker(fn, *args, with_progress=on_progress is not None)
+    relay = _Relay(on_result, on_error, on_progress, on_done)
+    worker.result.connect(relay.result)
+    worker.failed.connect(relay.failed)
+    worker.progress.connect(relay.progress)
+    worker.finished.connect(relay.done)
+    return start_worker(worker, name, relay)
+
+
+class TrainingWorker(QObject):
+    """Calls the engine's train() and re-emits its events as signals carrying plain data.
+
+    Nothing here touches a widget: every slot connected to these signals runs on the GUI thread.
+    """
+
+    message = Signal(str, str)  # text, level
+    run_started = Signal(object)  # RunStarted
+    batch_end = Signal(object)  # BatchEnd
+    epoch_end = Signal(object)  # EpochEnd
+    run_finished = Signal(object)  # RunResult of a completed or cancelled run
+    run_failed = Signal(str, str, object)  # message, details, RunResult
+    start_failed = Signal(str, str)  # message, details: the run could not start
+    finished = Signal()  # always last
+
+    def __init__(self, config, train_fn: Callable[..., Any]):
+        super().__init__()
+        self._config = config
+        self._train_fn = train_fn
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Thread-safe: asks the engine to stop within one batch."""
+        self._cancel.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self._train_fn(self._config, self._on_event, self._cancel)
+        except FitStudioError as exc:
+            self.start_failed.emit(str(exc), "")
+        except Exception as exc:  # the engine promises not to raise, but the window must survive
+            self.start_failed.emit(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        finally:
+            self.finished.emit()
+
+    def _on_event(self, event) -> None:
+        # Called on this worker's thread by the engine.
+        if isinstance(event, BatchEnd):
+            self.batch_end.emit(event)
+        elif isinstance(event, EpochEnd):
+            self.epoch_end.emit(event)
+        elif isinstance(event, Message):
+            self.message.emit(event.text, event.level)
+        elif isinstance(event, RunStarted):
+            self.run_started.emit(event)
+        elif isinstance(event, RunFinished):
+            self.run_finished.emit(event.result)
+        elif isinstance(event, RunFailed):
+            self.run_failed.emit(event.message, event.details, event.result)
