@@ -1,8 +1,8 @@
 """FitStudio: `python main.py` opens the window; subcommands run the same engine headless.
 
-    python main.py                       open the window on the bundled demo dataset
-    python main.py inspect DIR [--json]  check a dataset folder
-    python main.py train [options]       train without the window
+python main.py                       open the window on the bundled demo dataset
+python main.py inspect DIR [--json]  check a dataset folder
+python main.py train [options]       train without the window
 """
 
 from __future__ import annotations

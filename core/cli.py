@@ -40,24 +40,42 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     validation = parser.add_mutually_exclusive_group()
     validation.add_argument("--val", metavar="DIR", help="validation folder with the same classes")
     validation.add_argument(
-        "--val-split", metavar="F", type=float,
+        "--val-split",
+        metavar="F",
+        type=float,
         help=f"fraction of each class held out for validation when there is no --val "
         f"(default {defaults.val_split})",
     )
     parser.add_argument("--epochs", type=int, default=defaults.epochs, metavar="N")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, metavar="N")
-    parser.add_argument("--image-size", type=int, default=defaults.image_size, metavar="N",
-                        help="side of the square model input in pixels")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=defaults.image_size,
+        metavar="N",
+        help="side of the square model input in pixels",
+    )
     parser.add_argument("--model", choices=MODEL_NAMES, default=defaults.model)
-    parser.add_argument("--lr", type=float, default=defaults.learning_rate, metavar="X",
-                        help="learning rate of the Adam optimizer")
-    parser.add_argument("--augment", action="store_true",
-                        help="random flip, rotation, zoom and contrast on training batches")
-    parser.add_argument("--resize", choices=RESIZE_MODES, default=defaults.resize_mode,
-                        help="stretch to the square input, or centre-crop to it first")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=defaults.learning_rate,
+        metavar="X",
+        help="learning rate of the Adam optimizer",
+    )
+    parser.add_argument(
+        "--augment", action="store_true", help="random flip, rotation, zoom and contrast on training batches"
+    )
+    parser.add_argument(
+        "--resize",
+        choices=RESIZE_MODES,
+        default=defaults.resize_mode,
+        help="stretch to the square input, or centre-crop to it first",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, metavar="N")
-    parser.add_argument("--out", default=defaults.out_dir, metavar="DIR",
-                        help="folder the run folder is created in")
+    parser.add_argument(
+        "--out", default=defaults.out_dir, metavar="DIR", help="folder the run folder is created in"
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
@@ -94,8 +112,10 @@ def run_inspect(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     for name in report.class_names:
         out.write(f"  {name:<{width}}  {report.counts[name]:>6}\n")
     if report.min_size:
-        out.write(f"Image sizes from {report.min_size[0]}x{report.min_size[1]} "
-                  f"to {report.max_size[0]}x{report.max_size[1]} pixels\n")
+        out.write(
+            f"Image sizes from {report.min_size[0]}x{report.min_size[1]} "
+            f"to {report.max_size[0]}x{report.max_size[1]} pixels\n"
+        )
     if report.skipped:
         out.write(f"Skipped {len(report.skipped)} unreadable files:\n")
         for skipped in report.skipped:
@@ -138,12 +158,16 @@ class ProgressPrinter:
             self.epochs, self.first_epoch = event.epochs, event.initial_epoch
             self.started = time.perf_counter()
             counts = ", ".join(f"{name} {n}" for name, n in event.train_counts.items())
-            self._line(f"Training {sum(event.train_counts.values())} images ({counts}), "
-                       f"validating on {sum(event.val_counts.values())}, on {event.device}")
+            self._line(
+                f"Training {sum(event.train_counts.values())} images ({counts}), "
+                f"validating on {sum(event.val_counts.values())}, on {event.device}"
+            )
         elif isinstance(event, BatchEnd) and self.live:
-            self.out.write(f"\r  epoch {event.epoch + 1}/{self.epochs}  batch {event.step + 1}/"
-                           f"{event.steps}  loss {event.loss:.4f}  acc {event.accuracy:.3f}  "
-                           f"{event.images_per_second:.0f} img/s ")
+            self.out.write(
+                f"\r  epoch {event.epoch + 1}/{self.epochs}  batch {event.step + 1}/"
+                f"{event.steps}  loss {event.loss:.4f}  acc {event.accuracy:.3f}  "
+                f"{event.images_per_second:.0f} img/s "
+            )
             self.out.flush()
         elif isinstance(event, EpochEnd):
             self._line(self._epoch_line(event))
@@ -154,11 +178,13 @@ class ProgressPrinter:
         logs = event.logs
         done = event.epoch + 1 - self.first_epoch
         remaining = (time.perf_counter() - self.started) / done * (self.epochs - event.epoch - 1)
-        return (f"Epoch {event.epoch + 1}/{event.epochs}  loss {logs.get('loss', 0):.4f}  "
-                f"acc {logs.get('accuracy', 0):.3f}  val_loss {logs.get('val_loss', 0):.4f}  "
-                f"val_acc {logs.get('val_accuracy', 0):.3f}  {event.seconds:.1f}s  "
-                f"{event.images_per_second:.0f} img/s  data wait {event.data_wait:.0%}  "
-                f"ETA {format_duration(remaining)}")
+        return (
+            f"Epoch {event.epoch + 1}/{event.epochs}  loss {logs.get('loss', 0):.4f}  "
+            f"acc {logs.get('accuracy', 0):.3f}  val_loss {logs.get('val_loss', 0):.4f}  "
+            f"val_acc {logs.get('val_accuracy', 0):.3f}  {event.seconds:.1f}s  "
+            f"{event.images_per_second:.0f} img/s  data wait {event.data_wait:.0%}  "
+            f"ETA {format_duration(remaining)}"
+        )
 
     def _finished(self, event) -> None:
         result = event.result
@@ -167,9 +193,11 @@ class ProgressPrinter:
         elif result.status == "cancelled":
             self._line("Stopped; the model trained so far is saved.")
         if result.best_epoch is not None:
-            self._line(f"Best epoch {result.best_epoch + 1}: val_accuracy "
-                       f"{result.best_val_accuracy:.3f}, val_loss {result.best_val_loss:.4f}; "
-                       f"{format_duration(result.duration_seconds)} in all")
+            self._line(
+                f"Best epoch {result.best_epoch + 1}: val_accuracy "
+                f"{result.best_val_accuracy:.3f}, val_loss {result.best_val_loss:.4f}; "
+                f"{format_duration(result.duration_seconds)} in all"
+            )
         self._line(f"Run folder: {result.run_dir}")
 
     def _line(self, text: str) -> None:
@@ -180,7 +208,7 @@ class ProgressPrinter:
 
 
 def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
     minutes, seconds = divmod(seconds, 60)
@@ -211,4 +239,3 @@ class _sigint_sets:
         self.cancel.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.stderr.write("\nStopping after this batch; press Ctrl-C again to quit at once.\n")
-

@@ -94,11 +94,11 @@ def list_classes(root: str) -> list[str]:
     if not os.path.exists(root):
         raise DatasetError(f"The folder {root} does not exist. Check the path.")
     if not os.path.isdir(root):
-        raise DatasetError(f"{root} is a file, not a folder. Choose the folder that holds the class subfolders.")
+        raise DatasetError(
+            f"{root} is a file, not a folder. Choose the folder that holds the class subfolders."
+        )
     names = sorted(
-        entry.name
-        for entry in os.scandir(root)
-        if entry.is_dir() and not entry.name.startswith(".")
+        entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith(".")
     )
     if not names:
         raise DatasetError(
@@ -225,7 +225,7 @@ def stratified_split(files: FileSet, fraction: float, seed: int) -> tuple[FileSe
     for label in range(len(files.class_names)):
         members = np.flatnonzero(files.labels == label)
         rng.shuffle(members)
-        n_val = int(round(len(members) * fraction))
+        n_val = round(len(members) * fraction)
         n_val = min(max(n_val, 1), len(members) - 1) if len(members) >= 2 else 0
         val_idx.extend(members[:n_val])
         train_idx.extend(members[n_val:])

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+
 
 def configure_gpus() -> None:
     """Lets TensorFlow take GPU memory as it needs it instead of all of it at start-up."""
     import tensorflow as tf
 
     for gpu in tf.config.list_physical_devices("GPU"):
-        try:
+        # RuntimeError: the GPU is already initialised and the setting no longer applies.
+        with contextlib.suppress(RuntimeError):
             tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:
-            pass  # the GPU is already initialised; the setting no longer applies
 
 
 def describe_compute_device() -> str:

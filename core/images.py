@@ -73,9 +73,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode to 8-bit RGB; transparency is composited on white like a viewer shows it."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         image = _scale_to_8bit(image)
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    )
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     if has_alpha:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -107,7 +105,9 @@ def _open(path: str) -> Image.Image:
     except UnidentifiedImageError:
         raise UnreadableImage("not an image (the content is not a format Pillow reads)") from None
     except OSError as exc:
-        raise UnreadableImage(f"cannot be opened: {exc.strerror or exc}") from None
+        if exc.errno is not None:  # the file system said no: permissions, a vanished file
+            raise UnreadableImage(f"cannot be opened: {exc.strerror}") from None
+        raise UnreadableImage(f"truncated or corrupt image data ({exc})") from None
 
 
 def _load_or_raise(image: Image.Image) -> None:

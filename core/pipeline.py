@@ -170,8 +170,7 @@ class ImageStream(keras.utils.PyDataset):
         size = self.image_size
         images = np.empty((len(indices), size, size, 3), dtype=np.uint8)
         futures = [
-            self._pool.submit(self._decode_into, images, slot, index)
-            for slot, index in enumerate(indices)
+            self._pool.submit(self._decode_into, images, slot, index) for slot, index in enumerate(indices)
         ]
         return _PendingBatch(indices, images, futures)
 

@@ -49,9 +49,7 @@ def train(
     unwritable = runs.check_writable(config.out_dir)
     if unwritable:
         raise ConfigError(unwritable)
-    train_files, val_files = load_split(
-        config.train_dir, config.val_dir, config.val_split, config.seed
-    )
+    train_files, val_files = load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
     run = _Run(config, train_files, val_files, emit, cancel)
     return run.execute()
 

@@ -1,11 +1,12 @@
-"""Remakes the bundled demo dataset: photo-like pictures of three kinds of objects.
+"""Remakes the bundled demo dataset: photo-like pictures of three kinds of fruit.
 
     python resources/make_demo.py [--out resources/demo] [--seed 7]
 
-Each picture is a shaded object (circle, square or triangle) of random colour, size, rotation and
+Each picture is a shaded fruit (apple, banana or lime) of varied colour, size, rotation and
 position, with a soft shadow, on a textured, unevenly lit background, slightly blurred and saved
 as JPEG at varied sizes, so the demo exercises the same decoding and resizing as real photos.
-The output is deterministic for a given seed.
+Like real photo datasets, colour is a strong cue and shape a second one, so a small CNN learns it
+from scratch in a few epochs on a laptop CPU. The output is deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ import shutil
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-CLASSES = ("circle", "square", "triangle")
+CLASSES = ("apple", "banana", "lime")
+# Hue ranges (0..1) and saturation of each fruit's skin.
+SKINS = {
+    "apple": ((-0.04, 0.03), (0.6, 0.9)),
+    "banana": ((0.11, 0.16), (0.6, 0.9)),
+    "lime": ((0.2, 0.3), (0.5, 0.85)),
+}
 TRAIN_PER_CLASS = 100
 VAL_PER_CLASS = 30
 JPEG_QUALITY = 78
@@ -39,8 +46,9 @@ def main() -> None:
     print(f"wrote {args.out}: {total / 1e6:.2f} MB")
 
 
-def make_dataset(out: str, seed: int, train_per_class: int = TRAIN_PER_CLASS,
-                 val_per_class: int = VAL_PER_CLASS) -> None:
+def make_dataset(
+    out: str, seed: int, train_per_class: int = TRAIN_PER_CLASS, val_per_class: int = VAL_PER_CLASS
+) -> None:
     shutil.rmtree(out, ignore_errors=True)
     rng = np.random.default_rng(seed)
     for split, count in (("train", train_per_class), ("val", val_per_class)):
@@ -52,17 +60,20 @@ def make_dataset(out: str, seed: int, train_per_class: int = TRAIN_PER_CLASS,
                 picture.save(os.path.join(folder, f"{name}_{i:03d}.jpg"), quality=JPEG_QUALITY)
 
 
-def render(shape: str, rng: np.random.Generator) -> Image.Image:
+def render(fruit: str, rng: np.random.Generator) -> Image.Image:
     width, height = int(rng.integers(144, 200)), int(rng.integers(120, 170))
     picture = background(width, height, rng)
-    size = rng.uniform(0.3, 0.55) * min(width, height)
-    centre = (rng.uniform(size * 0.7, width - size * 0.7), rng.uniform(size * 0.7, height - size * 0.7))
-    angle = rng.uniform(0, 2 * math.pi)
-    outline = polygon(shape, centre, size, angle)
-    hue = rng.uniform(0, 1)
-    shadow_offset = rng.uniform(2, 6, size=2)
-    picture = paste_shadow(picture, [(x + shadow_offset[0], y + shadow_offset[1]) for x, y in outline])
-    picture = paste_object(picture, outline, hue, rng)
+    size = rng.uniform(0.35, 0.6) * min(width, height)
+    margin = size * 0.6
+    centre = (rng.uniform(margin, width - margin), rng.uniform(margin, height - margin))
+    outline = fruit_outline(fruit, centre, size, rng.uniform(0, 2 * math.pi), rng)
+    shadow = rng.uniform(2, 6, size=2)
+    picture = paste_shadow(picture, [(x + shadow[0], y + shadow[1]) for x, y in outline])
+    (hue_low, hue_high), (sat_low, sat_high) = SKINS[fruit]
+    colour = colorsys.hsv_to_rgb(
+        rng.uniform(hue_low, hue_high) % 1.0, rng.uniform(sat_low, sat_high), rng.uniform(0.6, 0.95)
+    )
+    picture = paste_object(picture, outline, np.array(colour))
     picture = picture.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0)))
     noise = rng.normal(0, 4, (height, width, 3))
     pixels = np.clip(np.asarray(picture, dtype=np.float64) + noise, 0, 255).astype(np.uint8)
@@ -81,14 +92,30 @@ def background(width: int, height: int, rng: np.random.Generator) -> Image.Image
     return Image.fromarray(pixels)
 
 
-def polygon(shape: str, centre, size: float, angle: float) -> list[tuple[float, float]]:
-    corners = {"circle": 48, "square": 4, "triangle": 3}[shape]
-    radius = size * (0.5 if shape == "circle" else 0.62)
-    return [
-        (centre[0] + radius * math.cos(angle + 2 * math.pi * k / corners),
-         centre[1] + radius * math.sin(angle + 2 * math.pi * k / corners))
-        for k in range(corners)
+def fruit_outline(fruit: str, centre, size: float, angle: float, rng) -> list[tuple[float, float]]:
+    if fruit == "banana":
+        points = banana(size)
+    else:  # apples are wider than tall, limes a little oval
+        stretch = (1.1, 0.95) if fruit == "apple" else (1.2, 0.9)
+        radius = size * (0.5 if fruit == "apple" else 0.4) * rng.uniform(0.9, 1.1)
+        points = [
+            (radius * stretch[0] * math.cos(t), radius * stretch[1] * math.sin(t))
+            for t in np.linspace(0, 2 * math.pi, 48, endpoint=False)
+        ]
+    cos, sin = math.cos(angle), math.sin(angle)
+    return [(centre[0] + x * cos - y * sin, centre[1] + x * sin + y * cos) for x, y in points]
+
+
+def banana(size: float) -> list[tuple[float, float]]:
+    """A crescent: the outer arc, then the inner arc back, thickest in the middle."""
+    radius, sweep = size * 1.0, np.linspace(-0.8, 0.8, 24)
+    thickness = size * 0.32 * np.cos(sweep * 1.6) + size * 0.05
+    outer = [(radius * math.sin(t), radius * (1 - math.cos(t)) - radius * 0.3) for t in sweep]
+    inner = [
+        ((radius - w) * math.sin(t), (radius - w) * (1 - math.cos(t)) - radius * 0.3 + w)
+        for t, w in zip(sweep[::-1], thickness[::-1], strict=True)
     ]
+    return outer + inner
 
 
 def paste_shadow(picture: Image.Image, outline) -> Image.Image:
@@ -98,7 +125,7 @@ def paste_shadow(picture: Image.Image, outline) -> Image.Image:
     return Image.composite(Image.new("RGB", picture.size, (20, 20, 25)), picture, mask)
 
 
-def paste_object(picture: Image.Image, outline, hue: float, rng: np.random.Generator) -> Image.Image:
+def paste_object(picture: Image.Image, outline, colour: np.ndarray) -> Image.Image:
     width, height = picture.size
     xs = [x for x, _ in outline]
     ys = [y for _, y in outline]
@@ -108,7 +135,6 @@ def paste_object(picture: Image.Image, outline, hue: float, rng: np.random.Gener
     # A highlight towards the upper left makes the object look lit and round-edged.
     distance = np.hypot(grid_x - (cx - spread * 0.2), grid_y - (cy - spread * 0.2)) / spread
     brightness = np.clip(1.15 - 0.7 * distance, 0.35, 1.1)
-    colour = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.5, 0.95), rng.uniform(0.6, 0.95)))
     fill = np.clip(colour[None, None, :] * brightness[..., None] * 255, 0, 255).astype(np.uint8)
     mask = Image.new("L", picture.size, 0)
     ImageDraw.Draw(mask).polygon(outline, fill=255)

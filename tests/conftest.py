@@ -16,7 +16,9 @@ from PIL import Image
 COLOURS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (50, 70, 220), "yellow": (230, 200, 30)}
 
 
-def write_image(path: str, colour: tuple[int, int, int], size: int = 16, seed: int = 0, fmt: str | None = None):
+def write_image(
+    path: str, colour: tuple[int, int, int], size: int = 16, seed: int = 0, fmt: str | None = None
+):
     """A small image that is clearly its class's colour, with a little noise so no two are equal."""
     rng = np.random.default_rng(seed)
     pixels = np.clip(np.array(colour)[None, None, :] + rng.normal(0, 12, (size, size, 3)), 0, 255)

@@ -1,0 +1,166 @@
+"""train(): real Keras training on tiny images; the run folder; events; cancel; failures."""
+
+import csv
+import json
+import os
+import threading
+
+import keras
+import numpy as np
+import pytest
+
+from core import runs
+from core.config import Augmentation, TrainingConfig
+from core.errors import ConfigError, DatasetError
+from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted
+from core.training import train
+
+
+@pytest.fixture
+def config(tiny_dataset, tmp_path):
+    train_dir, val_dir = tiny_dataset
+    return TrainingConfig(
+        train_dir=train_dir,
+        val_dir=val_dir,
+        epochs=2,
+        batch_size=5,
+        image_size=16,
+        out_dir=str(tmp_path / "runs"),
+        seed=4,
+    )
+
+
+def run(config, cancel=None, on_event=None):
+    events = []
+
+    def record(event):
+        events.append(event)
+        if on_event:
+            on_event(event)
+
+    result = train(config, record, cancel)
+    return result, events
+
+
+def test_a_run_writes_a_complete_run_folder(config):
+    result, _events = run(config)
+    assert result.status == "completed" and result.epochs_completed == 2
+    folder = result.run_dir
+    assert os.path.basename(folder).endswith("-small-cnn")
+    assert sorted(os.listdir(folder)) == sorted(
+        ["config.json", "labels.txt", "history.csv", "model.keras", "last.keras", "report.json"]
+    )
+    assert TrainingConfig.from_dict(runs.read_json(os.path.join(folder, "config.json"))) == config
+    assert runs.read_labels(os.path.join(folder, "labels.txt")) == ["blue", "green", "red"]
+    with open(os.path.join(folder, "history.csv"), newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert [row[0] for row in rows[1:]] == ["0", "1"]
+    report = runs.read_json(os.path.join(folder, "report.json"))
+    assert report["status"] == "completed" and report["device"] == "CPU only"
+    assert report["counts"] == {
+        "train": {"blue": 8, "green": 8, "red": 8},
+        "val": {"blue": 4, "green": 4, "red": 4},
+    }
+    assert report["best"]["epoch"] in (0, 1) and report["pretrained_weights"] is None
+    assert [set(e) >= {"seconds", "images_per_second", "data_wait"} for e in report["epochs"]] == [True] * 2
+    model = keras.models.load_model(os.path.join(folder, "model.keras"), safe_mode=True)
+    raw_pixels = np.full((1, 16, 16, 3), 200, dtype=np.uint8)  # the model takes 0..255 pixels
+    assert model.predict(raw_pixels, verbose=0).shape == (1, 3)
+
+
+def test_events_tell_the_whole_story_in_order(config):
+    result, events = run(config)
+    kinds = [type(e) for e in events]
+    assert kinds.index(RunStarted) < kinds.index(BatchEnd) < kinds.index(EpochEnd)
+    assert isinstance(events[-1], RunFinished) and events[-1].result == result
+    started = next(e for e in events if isinstance(e, RunStarted))
+    assert (started.steps_per_epoch, started.validation_steps) == (5, 3)  # ceil(24/5), ceil(12/5)
+    batches = [e for e in events if isinstance(e, BatchEnd)]
+    assert [(b.epoch, b.step) for b in batches] == [(e, s) for e in range(2) for s in range(5)]
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert [e.epoch for e in epochs] == [0, 1]
+    assert set(epochs[0].logs) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert 0 <= epochs[0].data_wait <= 1 and epochs[0].images_per_second > 0
+    assert any("Run folder" in e.text for e in events if isinstance(e, Message))
+
+
+def test_cancel_stops_within_one_batch_and_keeps_the_model(config):
+    cancel = threading.Event()
+
+    def stop_after_second_batch(event):
+        if isinstance(event, BatchEnd) and event.step == 1:
+            cancel.set()
+
+    result, events = run(config.replace(epochs=50), cancel, stop_after_second_batch)
+    assert result.status == "cancelled"
+    assert len([e for e in events if isinstance(e, BatchEnd)]) == 2
+    assert result.epochs_completed == 0  # the interrupted epoch is not recorded as finished
+    for name in ("model.keras", "last.keras", "report.json"):
+        assert os.path.exists(os.path.join(result.run_dir, name))
+    assert runs.read_json(os.path.join(result.run_dir, "report.json"))["status"] == "cancelled"
+
+
+def test_a_failure_during_training_is_reported_and_the_model_kept(config, monkeypatch):
+    import tensorflow as tf
+
+    def out_of_memory(self, *args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    monkeypatch.setattr(keras.Model, "fit", out_of_memory)
+    result, events = run(config)
+    assert result.status == "failed" and "reduce batch size or image size" in result.message
+    assert isinstance(events[-1], RunFailed) and "ResourceExhausted" in events[-1].details
+    report = runs.read_json(os.path.join(result.run_dir, "report.json"))
+    assert report["status"] == "failed" and "reduce batch size" in report["message"]
+    assert os.path.exists(os.path.join(result.run_dir, "last.keras"))
+
+
+def test_unreadable_files_are_reported_in_events_and_report(config):
+    with open(os.path.join(config.train_dir, "red", "zero.jpg"), "wb"):
+        pass
+    result, events = run(config.replace(epochs=1))
+    assert result.status == "completed"
+    assert any("zero.jpg" in e.text for e in events if isinstance(e, Message) and e.level == "warning")
+    skipped = runs.read_json(os.path.join(result.run_dir, "report.json"))["skipped"]
+    assert [os.path.basename(s["path"]) for s in skipped] == ["zero.jpg"]
+
+
+def test_split_without_validation_folder_and_augmentation(config):
+    result, events = run(
+        config.replace(val_dir=None, val_split=0.25, epochs=1, augmentation=Augmentation.all_on())
+    )
+    started = next(e for e in events if isinstance(e, RunStarted))
+    assert started.val_counts == {"blue": 2, "green": 2, "red": 2}
+    assert result.status == "completed"
+
+
+def test_bad_settings_and_folders_fail_before_any_run_folder(config, tmp_path):
+    with pytest.raises(ConfigError, match="epochs"):
+        train(config.replace(epochs=0))
+    with pytest.raises(DatasetError, match="does not exist"):
+        train(config.replace(train_dir=str(tmp_path / "nowhere")))
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    with pytest.raises(ConfigError, match="file"):
+        train(config.replace(out_dir=str(blocked / "runs")))
+    assert not os.path.exists(config.out_dir)
+
+
+def test_config_round_trips_through_json(config):
+    tuned = config.replace(augmentation=Augmentation(flip=True, zoom=True), resize_mode="crop")
+    assert TrainingConfig.from_json(tuned.to_json()) == tuned
+    assert json.loads(tuned.to_json())["augmentation"] == {
+        "flip": True,
+        "rotation": False,
+        "zoom": True,
+        "contrast": False,
+    }
+    with pytest.raises(ConfigError, match="colour"):
+        TrainingConfig.from_dict({"colour": "red"})
+
+
+def test_the_bundled_demo_reaches_90_percent_in_five_epochs(tmp_path):
+    result = train(TrainingConfig(out_dir=str(tmp_path)))  # the defaults: the demo, small-cnn, 5 epochs
+    assert result.status == "completed" and result.epochs_completed == 5
+    assert result.best_val_accuracy >= 0.9
