@@ -59,6 +59,8 @@ class TrainingConfig:
     out_dir: str = "runs"
     resize_mode: str = "stretch"  # or "crop": centre-crop to the aspect ratio first
     decode_threads: int = 0  # 0: one per CPU core
+    cache: bool = True  # keep decoded images after the first epoch (memory, else a disk file)
+    cache_memory_mb: int = 0  # memory the cache may use; 0: a quarter of the machine's RAM
 
     def validate(self) -> TrainingConfig:
         for name, (low, high) in LIMITS.items():
@@ -69,8 +71,8 @@ class TrainingConfig:
             raise ConfigError(f"Unknown model '{self.model}'. Choose one of: {', '.join(MODEL_NAMES)}.")
         if self.resize_mode not in RESIZE_MODES:
             raise ConfigError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}.")
-        if self.decode_threads < 0:
-            raise ConfigError("decode_threads must be 0 (automatic) or more.")
+        if self.decode_threads < 0 or self.cache_memory_mb < 0:
+            raise ConfigError("decode_threads and cache_memory_mb must be 0 (automatic) or more.")
         return self
 
     def replace(self, **changes: Any) -> TrainingConfig:

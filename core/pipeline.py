@@ -6,14 +6,18 @@ releases the GIL while it decodes and resizes), a few batches ahead of what Kera
 the training loop only waits when decoding is slower than the model. The time it waits is
 measured: that is the data-wait meter.
 
-Only the file list is held; images exist only for the batches in flight, so memory stays bounded
-whatever the size of the dataset.
+Without a cache only the file list is held and images exist only for the batches in flight, so
+memory stays bounded whatever the size of the dataset. With a `DecodedCache`, each image is
+decoded and resized once, in the first epoch; later epochs gather batches from the cache (in
+memory within a budget, else a file on disk). Augmentation layers live in the model, so cached
+images are still augmented differently every epoch.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +35,53 @@ DEFAULT_PREFETCH_BATCHES = 4
 
 def default_decode_threads() -> int:
     return max(2, os.cpu_count() or 2)
+
+
+def total_memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume a small machine
+        return 8 * 1024**3
+
+
+def default_cache_budget_bytes() -> int:
+    return total_memory_bytes() // 4
+
+
+class DecodedCache:
+    """Decoded, resized images by file index: an array in memory when it fits `memory_budget`,
+    else a memory-mapped file on disk (deleted on close). Pages are only touched when written, so
+    a cache costs memory as it fills, not up front."""
+
+    def __init__(self, count: int, image_size: int, memory_budget: int, folder: str | None = None):
+        shape = (count, image_size, image_size, 3)
+        self.nbytes = math.prod(shape)
+        self.path: str | None = None
+        if self.nbytes <= memory_budget:
+            self.images = np.empty(shape, dtype=np.uint8)
+        else:
+            handle, self.path = tempfile.mkstemp(prefix="fitstudio-cache-", suffix=".u8", dir=folder)
+            os.close(handle)
+            self.images = np.memmap(self.path, dtype=np.uint8, mode="w+", shape=shape)
+        self.filled = np.zeros(count, dtype=bool)
+
+    @property
+    def on_disk(self) -> bool:
+        return self.path is not None
+
+    def batch(self, indices: np.ndarray) -> np.ndarray | None:
+        """The cached images of `indices`, or None unless every one of them is cached."""
+        return self.images[indices] if self.filled[indices].all() else None
+
+    def store(self, index: int, image: np.ndarray) -> None:
+        self.images[index] = image
+        self.filled[index] = True
+
+    def close(self) -> None:
+        if self.path is not None:
+            del self.images
+            os.remove(self.path)
+            self.path = None
 
 
 class BatchOrder:
@@ -90,6 +141,7 @@ class ImageStream(keras.utils.PyDataset):
         prefetch_batches: int = DEFAULT_PREFETCH_BATCHES,
         cancel: threading.Event | None = None,
         on_skip: Callable[[str, str], None] | None = None,
+        cache: DecodedCache | None = None,
     ):
         # workers=1: Keras's own enqueuer stays off; this class does its own threading.
         super().__init__(workers=1, use_multiprocessing=False)
@@ -102,6 +154,7 @@ class ImageStream(keras.utils.PyDataset):
         self.prefetch_batches = prefetch_batches
         self.cancel = cancel or threading.Event()
         self.on_skip = on_skip
+        self.cache = cache
         self.wait_seconds = 0.0  # time callers spent blocked on decoding, since the last reset
         self.unreadable: dict[int, str] = {}
         self._epoch = 0
@@ -126,6 +179,12 @@ class ImageStream(keras.utils.PyDataset):
                 self._epoch = epoch
 
     def __getitem__(self, batch: int):
+        if self.cache is not None:
+            with self._lock:
+                indices = self.order.indices(self._epoch, batch)
+            cached = self.cache.batch(indices)
+            if cached is not None:
+                return cached, self.files.labels[indices]
         with self._lock:
             last = min(batch + self.prefetch_batches, self.num_batches - 1)
             ahead = batch if self.cancel.is_set() else last
@@ -157,6 +216,8 @@ class ImageStream(keras.utils.PyDataset):
         with self._lock:
             self._drop_pending()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self.cache is not None:
+            self.cache.close()
 
     def _drop_pending(self) -> None:
         for pending in self._pending.values():
@@ -177,8 +238,13 @@ class ImageStream(keras.utils.PyDataset):
     def _decode_into(self, images: np.ndarray, slot: int, index: int) -> bool:
         if index in self.unreadable:
             return False
+        if self.cache is not None and self.cache.filled[index]:
+            images[slot] = self.cache.images[index]
+            return True
         try:
             images[slot] = decode_image(self.files.paths[index], self.image_size, self.resize_mode)
+            if self.cache is not None:
+                self.cache.store(index, images[slot])
             return True
         except UnreadableImage as exc:
             self.unreadable[index] = str(exc)

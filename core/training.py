@@ -121,9 +121,26 @@ class _Run:
             "cancel": self.cancel,
             "on_skip": self._skipped_while_training,
         }
-        train_stream = ImageStream(self.train_files, shuffle=True, **shared)
-        val_stream = ImageStream(self.val_files, shuffle=False, **shared)
+        train_cache, val_cache = self._caches()
+        train_stream = ImageStream(self.train_files, shuffle=True, cache=train_cache, **shared)
+        val_stream = ImageStream(self.val_files, shuffle=False, cache=val_cache, **shared)
         return train_stream, val_stream
+
+    def _caches(self):
+        """One decoded-image cache per stream, in memory while the budget lasts, else on disk."""
+        from core.pipeline import DecodedCache, default_cache_budget_bytes
+
+        if not self.config.cache:
+            return None, None
+        budget = self.config.cache_memory_mb * 1024**2 or default_cache_budget_bytes()
+        caches = []
+        for files in (self.train_files, self.val_files):
+            cache = DecodedCache(len(files), self.config.image_size, budget)
+            budget -= 0 if cache.on_disk else cache.nbytes
+            where = f"on disk ({cache.path})" if cache.on_disk else "in memory"
+            self.emit(Message(f"Caching {len(files)} decoded images {where}: {cache.nbytes / 1e6:.0f} MB"))
+            caches.append(cache)
+        return caches
 
     def _fit(self, train_stream, val_stream) -> None:
         import keras

@@ -122,3 +122,16 @@ def test_jpeg_with_data_after_its_end_is_still_readable(tmp_path):
     with open(path, "ab") as handle:
         handle.write(os.urandom(10_000))  # e.g. a motion photo's video after the JPEG
     assert probe_image(path).width == 32
+
+
+def test_reduced_scale_jpeg_decoding_looks_the_same_at_model_size(tmp_path):
+    """draft() decodes a 1600x1200 JPEG at 1/4 scale; after the resize to 224 px the result must be
+    indistinguishable from a full decode resized the same way."""
+    rng = np.random.default_rng(1)
+    coarse = Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    photo = coarse.resize((1600, 1200), Image.Resampling.BICUBIC)
+    path = save(tmp_path, "photo.jpg", photo, quality=92)
+    fast = decode_image(path, 224).astype(np.int16)
+    full = Image.open(path).convert("RGB").resize((224, 224), Image.Resampling.BILINEAR)
+    difference = np.abs(fast - np.asarray(full, dtype=np.int16))
+    assert difference.mean() < 1.5 and np.percentile(difference, 99) < 8

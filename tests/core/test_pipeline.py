@@ -1,6 +1,7 @@
 """The batch stream: every image exactly once per epoch, a new seeded order each epoch, bad files
 dropped and reported, and the count checked where it matters, inside a real `fit`."""
 
+import os
 import threading
 
 import keras
@@ -9,7 +10,7 @@ import pytest
 from conftest import make_class_folders
 
 from core.dataset import scan
-from core.pipeline import BatchOrder, ImageStream
+from core.pipeline import BatchOrder, DecodedCache, ImageStream
 
 
 @pytest.fixture
@@ -17,13 +18,21 @@ def files(tmp_path):
     return scan(make_class_folders(str(tmp_path), {"blue": 7, "green": 6, "red": 4}))[0]
 
 
+def make_cache(kind, files, folder):
+    if kind == "off":
+        return None
+    budget = 2**40 if kind == "memory" else 0  # a zero budget sends the cache to disk
+    return DecodedCache(len(files), 16, budget, folder=str(folder))
+
+
 def epoch_batches(stream, epoch):
     stream.set_epoch(epoch)
     return [stream[i] for i in range(len(stream))]
 
 
-def test_every_image_once_per_epoch_in_a_new_seeded_order(files):
-    stream = ImageStream(files, 16, 5, shuffle=True, seed=3)
+@pytest.mark.parametrize("cache", ["off", "memory", "disk"])
+def test_every_image_once_per_epoch_in_a_new_seeded_order(files, cache, tmp_path):
+    stream = ImageStream(files, 16, 5, shuffle=True, seed=3, cache=make_cache(cache, files, tmp_path))
     orders = []
     try:
         assert len(stream) == 4  # ceil(17 / 5), the last batch partial
@@ -42,13 +51,41 @@ def test_every_image_once_per_epoch_in_a_new_seeded_order(files):
     assert same_seed.permutation(1).tolist() == orders[1]  # seeded by (seed, epoch) alone
 
 
-def test_images_match_their_labels(files):
-    stream = ImageStream(files, 16, 4, shuffle=True, seed=0)
+@pytest.mark.parametrize("cache", ["off", "memory", "disk"])
+def test_images_match_their_labels_in_every_epoch(files, cache, tmp_path):
+    stream = ImageStream(files, 16, 4, shuffle=True, seed=0, cache=make_cache(cache, files, tmp_path))
     try:
-        for images, labels in epoch_batches(stream, 0):
-            dominant = images.reshape(len(images), -1, 3).mean(axis=1).argmax(axis=1)
-            # class order blue, green, red; colour channel order red, green, blue
-            assert dominant.tolist() == [{0: 2, 1: 1, 2: 0}[label] for label in labels]
+        for epoch in range(2):
+            for images, labels in epoch_batches(stream, epoch):
+                dominant = images.reshape(len(images), -1, 3).mean(axis=1).argmax(axis=1)
+                # class order blue, green, red; colour channel order red, green, blue
+                assert dominant.tolist() == [{0: 2, 1: 1, 2: 0}[label] for label in labels]
+    finally:
+        stream.close()
+
+
+def test_the_cache_fills_in_the_first_epoch_then_serves_without_decoding(files, tmp_path, monkeypatch):
+    cache = make_cache("disk", files, tmp_path)
+    stream = ImageStream(files, 16, 5, shuffle=True, cache=cache)
+    try:
+        epoch_batches(stream, 0)
+        assert cache.filled.all() and cache.on_disk and os.path.exists(cache.path)
+        monkeypatch.setattr("core.pipeline.decode_image", lambda *a: pytest.fail("decoded again"))
+        assert sum(len(y) for _, y in epoch_batches(stream, 1)) == 17
+    finally:
+        stream.close()
+    assert not [name for name in os.listdir(tmp_path) if name.startswith("fitstudio-cache-")]
+    assert cache.path is None  # the disk file is deleted on close
+
+
+def test_cancel_stops_decoding_ahead(files):
+    cancel = threading.Event()
+    cancel.set()
+    stream = ImageStream(files, 16, 2, shuffle=False, cancel=cancel, prefetch_batches=8)
+    try:
+        stream.set_epoch(0)
+        stream[0]
+        assert list(stream._pending) == [0]  # the batch asked for, nothing queued behind it
     finally:
         stream.close()
 

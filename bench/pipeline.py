@@ -1,0 +1,306 @@
+"""How fast FitStudio's input pipeline feeds Keras, against Keras's own loader and a textbook generator.
+
+    python bench/pipeline.py                 # 2,000 photo-sized JPEGs, 224 px, batch 32
+    python bench/pipeline.py --skip-memory   # without the two peak-memory runs (about 2 min less)
+
+Makes (or reuses) a synthetic dataset of photo-sized JPEGs under bench/data/, then measures in
+one run, on the same files, at the same input size and batch size:
+  1. images/s of iterating each stream alone, epoch 1 and epoch 2;
+  2. images/s of `fit` (small CNN) fed by each stream, and by numpy arrays already in memory;
+  3. peak resident memory of one FitStudio training epoch over 2,000 and 10,000 images, cache off.
+Numbers vary with the machine and its load: compare rows of the same run, not runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from multiprocessing import Pool
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+CLASSES = ("alpha", "bravo", "charlie", "delta", "echo")
+DATA = os.path.join(ROOT, "bench", "data")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-probe", help=argparse.SUPPRESS)  # internal: one training epoch
+    args = parser.parse_args()
+    if args.memory_probe:
+        return memory_probe(args.memory_probe, args.size, args.batch)
+    root = make_photos(os.path.join(DATA, f"photos-{args.images}"), args.images)
+    print(
+        f"dataset: {root}, {args.images} JPEGs 1024x768..2000x1500, input {args.size} px, "
+        f"batch {args.batch}, {os.cpu_count()} CPU cores\n"
+    )
+    streams = measure_streams(root, args.size, args.batch)
+    print_table("1. stream alone (images/s)", ["epoch 1", "epoch 2"], streams, "FitStudio")
+    fits = measure_fits(root, args.size, args.batch)
+    print_table("2. fit, small CNN (images/s)", ["epoch 1", "epoch 2"], fits, "FitStudio")
+    ratio_line(fits, "numpy arrays in memory (limit)", column=1)
+    if not args.skip_memory:
+        measure_memory(root, args.size, args.batch)
+
+
+# --- the dataset ----------------------------------------------------------------------------------
+
+
+def make_photos(root: str, count: int) -> str:
+    marker = os.path.join(root, ".complete")
+    if os.path.exists(marker):
+        return root
+    jobs = [(os.path.join(root, CLASSES[i % 5], f"img_{i:05d}.jpg"), i) for i in range(count)]
+    for name in CLASSES:
+        os.makedirs(os.path.join(root, name), exist_ok=True)
+    started = time.perf_counter()
+    with Pool(os.cpu_count() or 2) as pool:
+        pool.map(write_photo, jobs, chunksize=8)
+    with open(marker, "w"):
+        pass
+    print(f"made {count} photos in {time.perf_counter() - started:.0f} s")
+    return root
+
+
+def write_photo(job: tuple[str, int]) -> None:
+    """A photo-like JPEG: smooth colour fields, mid-frequency texture, sensor noise, and a class-coloured
+    object, so it compresses (and decodes) like a camera picture, about 2 bits per pixel."""
+    path, seed = job
+    rng = np.random.default_rng(seed)
+    width, height = int(rng.integers(1024, 2001)), int(rng.integers(768, 1501))
+    coarse = Image.fromarray(rng.integers(0, 256, (height // 64 + 2, width // 64 + 2, 3), dtype=np.uint8))
+    texture = Image.fromarray(rng.integers(0, 256, (height // 6 + 2, width // 6 + 2), dtype=np.uint8))
+    pixels = np.asarray(coarse.resize((width, height), Image.Resampling.BICUBIC), dtype=np.int16)
+    pixels += (
+        np.asarray(texture.resize((width, height), Image.Resampling.BILINEAR), dtype=np.int16)[..., None]
+        - 128
+    ) // 5
+    pixels += rng.integers(-6, 7, (height, width, 1), dtype=np.int16)
+    label = seed % 5
+    top, left = int(rng.integers(0, height // 2)), int(rng.integers(0, width // 2))
+    pixels[top : top + height // 3, left : left + width // 3] = (
+        np.array([[[60, 120, 180]]]) + 40 * label
+    ) % 256
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=90)
+
+
+# --- 1. streams alone -----------------------------------------------------------------------------
+
+
+def measure_streams(root, size, batch):
+    import keras
+    import tensorflow as tf
+
+    from core.dataset import scan
+    from core.pipeline import DecodedCache, ImageStream
+
+    files = scan(root)[0]
+    results = {}
+    stream = ImageStream(
+        files, size, batch, shuffle=True, seed=1, cache=DecodedCache(len(files), size, memory_budget=2**40)
+    )
+    results["FitStudio"] = [rate(len(files), lambda e=e: drain_stream(stream, e)) for e in (0, 1)]
+    stream.close()
+    keras_ds = keras.utils.image_dataset_from_directory(
+        root, image_size=(size, size), batch_size=batch, shuffle=True, seed=1, verbose=False
+    ).prefetch(tf.data.AUTOTUNE)
+    results["Keras image_dataset_from_directory"] = [
+        rate(len(files), lambda: drain(keras_ds)) for _ in (0, 1)
+    ]
+    textbook = [rate(len(files), lambda e=e: drain(textbook_epoch(files, size, batch, e))) for e in (0, 1)]
+    results["textbook Pillow generator"] = textbook
+    return results
+
+
+def drain(batches) -> None:
+    for _ in batches:
+        pass
+
+
+def drain_stream(stream, epoch: int) -> None:
+    stream.set_epoch(epoch)
+    for i in range(len(stream)):
+        stream[i]
+
+
+def textbook_epoch(files, size, batch, epoch):
+    """What the tutorials write: open, convert, resize, one image at a time, in the training thread."""
+    order = np.random.default_rng([1, epoch]).permutation(len(files))
+    for start in range(0, len(order), batch):
+        chosen = order[start : start + batch]
+        images = [np.asarray(Image.open(files.paths[i]).convert("RGB").resize((size, size))) for i in chosen]
+        yield np.stack(images), files.labels[chosen]
+
+
+def rate(count: int, work) -> float:
+    started = time.perf_counter()
+    work()
+    return count / (time.perf_counter() - started)
+
+
+# --- 2. fit ---------------------------------------------------------------------------------------
+
+
+def measure_fits(root, size, batch):
+    import keras
+    import tensorflow as tf
+
+    from core.dataset import scan
+    from core.pipeline import DecodedCache, ImageStream
+
+    files = scan(root)[0]
+    steps = math.ceil(len(files) / batch)
+    results = {}
+    stream = ImageStream(
+        files, size, batch, shuffle=True, seed=1, cache=DecodedCache(len(files), size, memory_budget=2**40)
+    )
+    results["FitStudio"] = fit_rates(stream, size, steps, stream)
+    in_memory = stream.cache.images.copy()
+    stream.close()
+    keras_ds = keras.utils.image_dataset_from_directory(
+        root, image_size=(size, size), batch_size=batch, shuffle=True, seed=1, verbose=False
+    ).prefetch(tf.data.AUTOTUNE)
+    results["Keras image_dataset_from_directory"] = fit_rates(keras_ds, size, None)
+
+    def forever():
+        for epoch in range(1_000_000):
+            yield from textbook_epoch(files, size, batch, epoch)
+
+    results["textbook Pillow generator"] = fit_rates(forever(), size, steps)
+    results["numpy arrays in memory (limit)"] = fit_rates((in_memory, files.labels, batch), size, None)
+    return {name: [len(files) / seconds for seconds in times] for name, times in results.items()}
+
+
+def fit_rates(data, size, steps, stream=None) -> list[float]:
+    """Seconds of each of two training epochs of a fresh small CNN (the same seed every time)."""
+    import keras
+
+    from core.models import build_model
+
+    keras.utils.set_random_seed(1)
+    model = build_model("small-cnn", len(CLASSES), size).model
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    seconds = []
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if stream is not None:
+                stream.set_epoch(epoch)
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.started)
+
+    if isinstance(data, tuple):
+        images, labels, batch = data
+        model.fit(images, labels, batch_size=batch, epochs=2, callbacks=[EpochTimer()], verbose=0)
+    else:
+        model.fit(data, epochs=2, steps_per_epoch=steps, callbacks=[EpochTimer()], verbose=0)
+    return seconds
+
+
+# --- 3. memory ------------------------------------------------------------------------------------
+
+
+def measure_memory(root, size, batch):
+    big = os.path.join(DATA, "photos-10000-links")
+    if not os.path.exists(os.path.join(big, ".complete")):
+        for name in CLASSES:
+            os.makedirs(os.path.join(big, name), exist_ok=True)
+            sources = sorted(os.listdir(os.path.join(root, name)))
+            for copy in range(5):  # the same decoding work as 10,000 distinct files
+                for source in sources:
+                    link = os.path.join(big, name, f"c{copy}_{source}")
+                    if not os.path.exists(link):
+                        os.symlink(os.path.join(root, name, source), link)
+        with open(os.path.join(big, ".complete"), "w"):
+            pass
+    print("\n3. peak resident memory of one FitStudio training epoch, cache off")
+    peaks = {}
+    for label, folder in (("2,000 images", root), ("10,000 images", big)):
+        done = subprocess.run(
+            [sys.executable, __file__, "--memory-probe", folder, "--size", str(size), "--batch", str(batch)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peaks[label] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(
+            f"   {label:<16} peak {peaks[label]['peak_mb']:7.0f} MB   "
+            f"({peaks[label]['images_per_second']:.0f} images/s, epoch {peaks[label]['seconds']:.0f} s)"
+        )
+    growth = peaks["10,000 images"]["peak_mb"] / peaks["2,000 images"]["peak_mb"] - 1
+    print(f"   growth from 2,000 to 10,000 images: {growth:+.1%} (target: under +20%)")
+
+
+def memory_probe(folder: str, size: int, batch: int) -> None:
+    import tempfile
+
+    from core.config import TrainingConfig
+    from core.training import train
+
+    with tempfile.TemporaryDirectory() as out:
+        config = TrainingConfig(
+            train_dir=folder,
+            val_dir=None,
+            val_split=0.01,
+            epochs=1,
+            batch_size=batch,
+            image_size=size,
+            cache=False,
+            out_dir=out,
+        )
+        result = train(config)
+        with open(os.path.join(result.run_dir, "report.json")) as handle:
+            epoch = json.load(handle)["epochs"][0]
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "peak_mb": peak_kb / 1024,
+                "seconds": epoch["seconds"],
+                "images_per_second": epoch["images_per_second"],
+            }
+        )
+    )
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+
+def print_table(title, columns, rows, reference):
+    print(title)
+    width = max(len(name) for name in rows) + 2
+    print(" " * (width + 3) + "".join(f"{c:>12}" for c in columns) + "   FitStudio is")
+    for name, values in rows.items():
+        ratios = (
+            ""
+            if name == reference
+            else "  ".join(f"{rows[reference][i] / v:5.2f}x" for i, v in enumerate(values))
+        )
+        print(f"   {name:<{width}}" + "".join(f"{v:12.0f}" for v in values) + f"   {ratios}")
+    print()
+
+
+def ratio_line(rows, limit, column):
+    share = rows["FitStudio"][column] / rows[limit][column]
+    print(f"   FitStudio fit, epoch {column + 1}: {share:.2f}x the in-memory limit (target: 0.90x or more)\n")
+
+
+if __name__ == "__main__":
+    main()
