@@ -33,6 +33,10 @@ def add_commands(subparsers) -> None:
     add_training_arguments(train_parser)
     train_parser.set_defaults(handler=run_train)
 
+    from core.model_cli import add_model_commands  # evaluate, predict, export
+
+    add_model_commands(subparsers)
+
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainingConfig()
