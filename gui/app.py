@@ -35,18 +35,24 @@ def seconds_since_process_start() -> float | None:
 def load_style_sheet() -> str:
     try:
         with open(resource_path("style.qss"), encoding="utf-8") as f:
-            return f.read()
+            text = f.read()
     except OSError:
         return ""  # the window works unstyled
+    # Style sheet URLs are relative to the working directory: point them at the bundled icons.
+    return text.replace("@ICONS@", resource_path("icons").replace(os.sep, "/"))
+
+
+def style_application(app: QApplication) -> None:
+    app.setStyle("Fusion")
+    app.setWindowIcon(QIcon(resource_path("icons", "fitstudio.svg")))
+    app.setStyleSheet(load_style_sheet())
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     app.setOrganizationName("FitStudio")
     app.setApplicationName("FitStudio")
-    app.setStyle("Fusion")
-    app.setWindowIcon(QIcon(resource_path("icons", "fitstudio.svg")))
-    app.setStyleSheet(load_style_sheet())
+    style_application(app)
     return app
 
 

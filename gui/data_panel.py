@@ -225,6 +225,8 @@ class DataPanel(QGroupBox):
         self.table.verticalHeader().setVisible(False)
         self.table.setShowGrid(False)
         self.table.setAlternatingRowColors(True)
+        self.table.setMinimumHeight(90)
+        self.table.setMaximumHeight(160)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for column in (1, 2):
@@ -395,7 +397,8 @@ class DataPanel(QGroupBox):
         if train and train.usable:
             found.extend(train.warnings)
         if self.use_val_folder.isChecked() and val and val.class_names:
-            found.extend(f"Validation: {w}" for w in val.warnings)
+            # few images per class is normal in a validation folder: only imbalance is worth saying
+            found.extend(f"Validation: {w}" for w in val.warnings if not w.startswith("Few images"))
             if val.error and not self.problem():
                 found.append(f"Validation: {val.error}")
         if train and train.usable and not self.use_val_folder.isChecked():

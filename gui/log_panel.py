@@ -19,7 +19,7 @@ class LogPanel(QPlainTextEdit):
         self.setMaximumBlockCount(5000)  # a long run with many skipped files must not grow without end
         font = QFont("DejaVu Sans Mono")
         font.setStyleHint(QFont.StyleHint.Monospace)
-        font.setPointSizeF(max(font.pointSizeF() - 1, 8))
+        font.setPointSizeF(8.5)
         self.setFont(font)
         self.setPlaceholderText("Messages from the training engine appear here.")
         self.lines: list[tuple[str, str]] = []  # (level, text): what was logged, for tests and copying

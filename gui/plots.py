@@ -101,24 +101,28 @@ class MetricPlot(pg.PlotWidget):
         item = self.getPlotItem()
         item.setClipToView(True)
         item.setDownsampling(auto=True, mode="peak")
-        legend = self.addLegend(
-            offset=(-8, 8), labelTextColor="#374151", brush=pg.mkBrush(255, 255, 255, 220)
-        )
-        legend.setColumnCount(2)
-        self.batch_raw = self.plot([], [], pen=pg.mkPen(TRAIN_COLOUR + "55", width=1), name="train (batch)")
-        self.batch_smooth = self.plot([], [], pen=pg.mkPen(TRAIN_COLOUR, width=1.5), name="train (smoothed)")
+        # The legend sits in its own row under the axis, so it never hides a curve.
+        legend = pg.LegendItem(labelTextColor="#374151", labelTextSize="8pt", verSpacing=-8, horSpacing=10)
+        item.layout.addItem(legend, 4, 1)
+        legend.setColumnCount(3)
+        self.batch_raw = self.plot([], [], pen=pg.mkPen(TRAIN_COLOUR + "55", width=1))
+        self.batch_smooth = self.plot([], [], pen=pg.mkPen(TRAIN_COLOUR, width=1.5))
         self.train_epoch = self.plot(
             [], [], pen=pg.mkPen(TRAIN_COLOUR, width=2, style=Qt.PenStyle.DashLine), symbol="o", symbolSize=7,
-            symbolBrush=TRAIN_COLOUR, symbolPen="w", name="train (epoch)",
+            symbolBrush=TRAIN_COLOUR, symbolPen="w",
         )
         self.val_epoch = self.plot(
             [], [], pen=pg.mkPen(VAL_COLOUR, width=2.5), symbol="s", symbolSize=8,
-            symbolBrush=VAL_COLOUR, symbolPen="w", name="validation",
+            symbolBrush=VAL_COLOUR, symbolPen="w",
         )
         self.best = pg.ScatterPlotItem(size=18, symbol="star", brush=BEST_COLOUR, pen=pg.mkPen("w", width=1))
         self.best.setZValue(10)
         self.addItem(self.best)
-        legend.addItem(self.best, "best epoch")
+        for curve, label in ((self.batch_raw, "batch"), (self.batch_smooth, "smoothed"),
+                             (self.train_epoch, "train"), (self.val_epoch, "validation"),
+                             (self.best, "best")):
+            legend.addItem(curve, label)
+        self.legend = legend
         best_pen = pg.mkPen(BEST_COLOUR, width=1, style=Qt.PenStyle.DotLine)
         self.best_line = pg.InfiniteLine(angle=90, pen=best_pen)
         self.best_line.hide()
@@ -197,7 +201,7 @@ class LivePlots(QWidget):
             smoother.reset()
         self.best_epoch = None
         if epochs:
-            self.plots["loss"].setXRange(0, epochs, padding=0.02)
+            self.plots["loss"].setXRange(0, epochs, padding=0.04)
         self._dirty = True
 
     def add_batch(self, epoch: int, step: int, steps: int, loss: float, accuracy: float) -> None:

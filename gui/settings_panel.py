@@ -137,6 +137,7 @@ class SettingsPanel(QGroupBox):
     def _build_layout(self) -> None:
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setVerticalSpacing(5)
         form.addRow("Model", self.model)
         form.addRow("Epochs", self.epochs)
         form.addRow("Batch size", self.batch_size)
@@ -146,7 +147,7 @@ class SettingsPanel(QGroupBox):
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         for index, box in enumerate(self.augment.values()):
-            grid.addWidget(box, index // 2, index % 2)
+            grid.addWidget(box, 0, index)
         augment = QWidget()
         augment.setLayout(grid)
         form.addRow("Augmentation", augment)

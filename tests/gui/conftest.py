@@ -24,7 +24,8 @@ def _load_shared_helpers():
     # pytest imports each conftest.py as the module "conftest", so after this file loads,
     # `from conftest import make_class_folders` (in any test) resolves here: re-export the shared
     # helpers of tests/conftest.py so that import keeps working everywhere.
-    spec = importlib.util.spec_from_file_location("fitstudio_shared_conftest", os.path.join(TESTS, "conftest.py"))
+    path = os.path.join(TESTS, "conftest.py")
+    spec = importlib.util.spec_from_file_location("fitstudio_shared_conftest", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -72,7 +73,8 @@ class FakeEngine:
     after the first epoch (like an out-of-memory error).
     """
 
-    def __init__(self, steps: int = 5, batch_delay: float = 0.0, fail: str | None = None, batch_size: int = 4):
+    def __init__(self, steps: int = 5, batch_delay: float = 0.0, fail: str | None = None,
+                 batch_size: int = 4):
         self.steps, self.batch_delay, self.fail, self.batch_size = steps, batch_delay, fail, batch_size
         self.batches_run = 0
         self.started = threading.Event()
@@ -101,10 +103,11 @@ class FakeEngine:
                     cancel.wait(self.batch_delay)
                 self.batches_run += 1
                 progress = epoch + (step + 1) / self.steps
-                on_event(BatchEnd(epoch, step, self.steps, 1.2 * math.exp(-progress / 2) + 0.05 * math.sin(step),
-                                  min(1.0, 0.3 + 0.15 * progress), 500.0))
+                loss = 1.2 * math.exp(-progress / 2) + 0.05 * math.sin(step)
+                on_event(BatchEnd(epoch, step, self.steps, loss, min(1.0, 0.3 + 0.15 * progress), 500.0))
             logs = {"loss": 1.0 / (epoch + 1), "accuracy": min(1.0, 0.4 + 0.1 * epoch),
-                    "val_loss": 1.1 / (epoch + 1) + 0.05 * (epoch == 2), "val_accuracy": min(1.0, 0.35 + 0.1 * epoch)}
+                    "val_loss": 1.1 / (epoch + 1) + 0.05 * (epoch == 2),
+                    "val_accuracy": min(1.0, 0.35 + 0.1 * epoch)}
             history.append({"epoch": epoch, **logs})
             if best is None or logs["val_loss"] < best["val_loss"]:
                 best = {"epoch": epoch, **logs}
@@ -132,14 +135,16 @@ def fake_engine():
 
 
 @pytest.fixture
-def make_window(qtbot, store, tmp_path):
+def make_window(qtbot, qapp, store, tmp_path):
     """make_window(train_fn=..., config=...) -> a shown MainWindow whose folder scans have finished.
 
     `config` is saved to the settings first (runs go to tmp_path unless it says otherwise). At
     teardown a running training is stopped and the window closed.
     """
+    from gui.app import style_application
     from gui.main_window import MainWindow
 
+    style_application(qapp)  # screenshots look like the real app
     windows = []
 
     def make(train_fn=None, config: TrainingConfig | None = None, device_fn=lambda: "CPU only (test)"):

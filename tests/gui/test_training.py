@@ -18,7 +18,8 @@ def tiny_config(tmp_path, tiny_dataset, **changes) -> TrainingConfig:
     return config.replace(**changes)
 
 
-def test_fake_run_fills_the_plots_and_locks_the_settings(make_window, qtbot, tmp_path, tiny_dataset, fake_engine):
+def test_fake_run_fills_the_plots_and_locks_the_settings(make_window, qtbot, tmp_path, tiny_dataset,
+                                                         fake_engine):
     engine = fake_engine(steps=6)
     window = make_window(train_fn=engine, config=tiny_config(tmp_path, tiny_dataset, epochs=4))
     page = window.training
@@ -65,7 +66,8 @@ def test_stop_ends_a_fake_run_and_keeps_it(make_window, qtbot, tmp_path, tiny_da
 
 def test_engine_failure_shows_the_error_and_reenables_train(make_window, qtbot, tmp_path, tiny_dataset,
                                                            fake_engine):
-    window = make_window(train_fn=fake_engine(steps=3, fail="run"), config=tiny_config(tmp_path, tiny_dataset))
+    config = tiny_config(tmp_path, tiny_dataset)
+    window = make_window(train_fn=fake_engine(steps=3, fail="run"), config=config)
     page = window.training
     errors = []
     page.show_error = lambda title, message, details="": errors.append((title, message, details))

@@ -1,0 +1,88 @@
+"""Live plots: fractional epochs, smoothing, best-epoch marker, read-out, and throttled redraws."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from gui.plots import MAX_REDRAWS_PER_SECOND, EmaSmoother, LivePlots, SeriesBuffer
+
+
+def test_series_buffer_grows_by_doubling():
+    buffer = SeriesBuffer(capacity=4)
+    for i in range(10):
+        buffer.append(i, 2 * i)
+    assert len(buffer) == 10 and buffer.x.dtype == np.float64
+    assert list(buffer.y) == [2 * i for i in range(10)]
+
+
+def test_ema_matches_tensorboard_and_skips_nan():
+    smoother = EmaSmoother(0.5)
+    assert smoother.add(1.0) == 1.0  # debiased: the first value is itself
+    assert smoother.add(3.0) == (0.25 * 1 + 0.5 * 3) / 0.75
+    before = smoother.add(float("nan"))
+    assert math.isfinite(before)
+    assert list(EmaSmoother(0.0).smooth(np.array([1.0, 2.0, 3.0]))) == [1.0, 2.0, 3.0]
+
+
+def test_batch_and_epoch_points_and_best_marker(qtbot):
+    plots = LivePlots()
+    qtbot.addWidget(plots)
+    plots.reset(epochs=2)
+    for epoch in range(2):
+        for step in range(4):
+            plots.add_batch(epoch, step, 4, loss=1.0 / (step + 1), accuracy=0.25 * step)
+        logs = {"loss": 0.5, "accuracy": 0.6, "val_loss": 0.7 - epoch / 10, "val_accuracy": 0.5}
+        plots.add_epoch(epoch, logs, best_epoch=epoch)
+    plots.redraw()
+    loss = plots.plots["loss"]
+    x, _ = loss.batch_raw.getData()
+    assert list(x) == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    assert list(loss.val_epoch.getData()[0]) == [1.0, 2.0]
+    best_x, best_y = loss.best.getData()
+    assert list(best_x) == [2.0] and math.isclose(best_y[0], 0.6)
+    text = plots.show_values_at(1.0)
+    assert "epoch 1.00" in text and "val@1 0.7" in text
+
+
+def test_smoothing_slider_changes_the_smoothed_curve_only(qtbot):
+    plots = LivePlots()
+    qtbot.addWidget(plots)
+    values = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+    for step, value in enumerate(values):
+        plots.add_batch(0, step, len(values), loss=value, accuracy=value)
+    plots.smoothing.setValue(0)
+    plots.redraw()
+    assert not len(plots.plots["loss"].batch_smooth.getData()[0] or [])
+    plots.smoothing.setValue(90)
+    plots.redraw()
+    smoothed = plots.plots["loss"].batch_smooth.getData()[1]
+    assert len(smoothed) == len(values) and np.ptp(smoothed[2:]) < 0.5
+    assert list(plots.plots["loss"].batch_raw.getData()[1]) == values
+
+
+def test_100k_batch_points_redraw_is_throttled_and_fast(qtbot):
+    plots = LivePlots()
+    qtbot.addWidget(plots)
+    plots.resize(1000, 500)
+    plots.show()
+    plots.reset(epochs=100)
+    start_count = plots.redraw_count
+    started = time.monotonic()
+    steps = 1000
+    for epoch in range(100):
+        for step in range(steps):
+            plots.add_batch(epoch, step, steps, loss=1.0 / (1 + epoch + step / steps), accuracy=0.5)
+        qtbot.wait(1)  # let the timer run as it would while training
+    qtbot.waitUntil(lambda: not plots._dirty, timeout=2_000)
+    elapsed = time.monotonic() - started
+    redraws = plots.redraw_count - start_count
+    assert plots.point_counts()["batch"] == 100_000
+    assert redraws <= elapsed * MAX_REDRAWS_PER_SECOND + 2, (redraws, elapsed)
+    assert elapsed < 30
+    redraw_started = time.monotonic()
+    plots.redraw()
+    plots.plots["loss"].grab()  # paint it, with downsampling and clipping to the view
+    assert time.monotonic() - redraw_started < 2.0

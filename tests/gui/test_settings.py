@@ -1,0 +1,80 @@
+"""Settings: ranges from core.config.LIMITS, 1:1 mapping onto TrainingConfig, persistence with QSettings."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings
+
+from core.config import LIMITS, Augmentation, TrainingConfig
+from gui.settings_panel import ScientificSpinBox, SettingsPanel
+from gui.settings_store import SettingsStore
+
+
+def test_spin_boxes_use_the_engine_limits(qtbot):
+    panel = SettingsPanel()
+    qtbot.addWidget(panel)
+    for name in ("epochs", "batch_size", "image_size", "seed"):
+        box = getattr(panel, name)
+        assert (box.minimum(), box.maximum()) == LIMITS[name]
+    panel.epochs.setValue(0)
+    assert panel.epochs.value() == 1
+    assert (panel.learning_rate.minimum(), panel.learning_rate.maximum()) == LIMITS["learning_rate"]
+
+
+def test_learning_rate_box_steps_1_2_5_and_parses_scientific(qtbot):
+    box = ScientificSpinBox(1e-7, 1.0)
+    qtbot.addWidget(box)
+    box.setValue(1e-3)
+    box.stepBy(1)
+    assert box.value() == 2e-3
+    box.stepBy(-2)
+    assert box.value() == 5e-4
+    assert box.valueFromText("3e-5") == 3e-5 and box.textFromValue(3e-5) == "3e-05"
+    assert box.validate("abc", 0)[0].name == "Invalid"
+    assert box.validate("5", 0)[0].name == "Intermediate"  # out of range cannot be accepted
+
+
+def test_panel_maps_one_to_one_onto_training_config(qtbot):
+    panel = SettingsPanel()
+    qtbot.addWidget(panel)
+    config = TrainingConfig(epochs=7, batch_size=8, image_size=64, model="mobilenetv2", learning_rate=3e-4,
+                            augmentation=Augmentation(flip=True, zoom=True), seed=42, out_dir="/tmp/x",
+                            resize_mode="crop", decode_threads=3)
+    panel.set_config(config)
+    assert panel.apply_to(TrainingConfig()) == config.replace(train_dir=TrainingConfig().train_dir)
+
+
+def test_store_round_trip_and_bad_values(tmp_path):
+    store = SettingsStore(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    assert store.load_config() == TrainingConfig()  # nothing saved: the demo defaults
+    config = TrainingConfig(val_dir=None, val_split=0.3, epochs=9, augmentation=Augmentation.all_on(),
+                            learning_rate=1e-5)
+    store.save_config(config)
+    reloaded = SettingsStore(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)).load_config()
+    assert reloaded == config
+    store.settings.setValue("training/epochs", "many")
+    store.settings.setValue("training/batch_size", 0)  # out of range: the whole config falls back
+    assert store.load_config().epochs == TrainingConfig().epochs
+
+
+def test_recent_folders_are_most_recent_first_and_bounded(store):
+    for i in range(12):
+        store.add_recent_folder(f"/data/{i}")
+    store.add_recent_folder("/data/5")
+    recent = store.recent_folders()
+    assert recent[0] == "/data/5" and len(recent) == 10 and recent.count("/data/5") == 1
+
+
+def test_settings_persist_between_launches(make_window, tmp_path):
+    window = make_window()
+    page = window.training
+    page.settings.epochs.setValue(12)
+    page.settings.model.setCurrentIndex(page.settings.model.findData("efficientnetb0"))
+    page.settings.augment["flip"].setChecked(True)
+    page.data.use_split.setChecked(True)
+    page.data.split_percent.setValue(25)
+    window.close()
+    again = make_window()
+    config = again.training.current_config()
+    assert (config.epochs, config.model, config.augmentation.flip) == (12, "efficientnetb0", True)
+    assert config.val_dir is None and config.val_split == 0.25
+    assert again.training.data.use_split.isChecked()
