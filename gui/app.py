@@ -82,6 +82,7 @@ class _FirstPaintProbe(QObject):
 
 def run_app() -> int:
     started = time.perf_counter()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter is not for users
     probing = os.environ.get(PROBE_ENV) == "1"
     app = create_application()
     from gui.main_window import MainWindow

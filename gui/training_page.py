@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QSize, Qt, QThread, QTimer, QUrl, Signal
+from PySide6.QtCore import QSize, Qt, QThread, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -207,8 +207,9 @@ class TrainingPage(QWidget):
         self.worker.run_finished.connect(self._on_run_finished)
         self.worker.run_failed.connect(self._on_run_failed)
         self.worker.start_failed.connect(self._on_start_failed)
-        self.thread = start_worker(self.worker, "FitStudio training")
-        self.thread.finished.connect(self._on_thread_finished)
+        self.thread = start_worker(
+            self.worker, "FitStudio training", on_thread_finished=self._on_thread_finished
+        )
         self.run_status.preparing()
         self._clock.start()
         self._tick()
@@ -225,6 +226,7 @@ class TrainingPage(QWidget):
         self.status_message.emit("Stopping…")
         self._update_buttons()
 
+    @Slot()
     def _on_thread_finished(self) -> None:
         if self.thread is not None:
             self.thread.wait()  # finished is emitted just before the thread returns

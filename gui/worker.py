@@ -57,8 +57,14 @@ def _forget_stopped() -> None:
     ]
 
 
-def start_worker(worker: QObject, name: str, relay: QObject | None = None) -> QThread:
-    """Moves `worker` (which has `run()` and a `finished` signal) to a new thread and starts it."""
+def start_worker(
+    worker: QObject, name: str, relay: QObject | None = None, on_thread_finished: Callable | None = None
+) -> QThread:
+    """Moves `worker` (which has `run()` and a `finished` signal) to a new thread and starts it.
+
+    `on_thread_finished` (a slot of a GUI-thread QObject) is connected before the thread starts, so
+    it cannot miss a thread that ends at once.
+    """
     thread = QThread()
     thread.setObjectName(name)
     worker.moveToThread(thread)
@@ -66,6 +72,8 @@ def start_worker(worker: QObject, name: str, relay: QObject | None = None) -> QT
     # Direct: QThread.quit is thread-safe, and a queued call would never run while the GUI thread
     # is blocked in wait_for_threads().
     worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    if on_thread_finished is not None:
+        thread.finished.connect(on_thread_finished)
     _forget_stopped()
     _registry.append(_Entry(thread, worker, relay))
     thread.start()

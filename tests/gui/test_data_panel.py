@@ -47,8 +47,9 @@ def test_importing_the_window_does_not_import_tensorflow():
     assert out.stdout.strip() == "False", out.stderr
 
 
-def test_window_is_shown_before_tensorflow_is_imported():
-    env = {**os.environ, "FITSTUDIO_STARTUP_PROBE": "1", "QT_QPA_PLATFORM": "offscreen"}
+def test_window_is_shown_before_tensorflow_is_imported(tmp_path):
+    env = {**os.environ, "FITSTUDIO_STARTUP_PROBE": "1", "QT_QPA_PLATFORM": "offscreen",
+           "XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}  # not the user's settings
     out = subprocess.run([sys.executable, "main.py"], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
