@@ -1,7 +1,195 @@
-"""Command-line commands that use a trained model: evaluate, predict, export."""
+"""Command-line commands that use a trained model: evaluate, predict, export.
+
+    evaluate --model RUN_OR_FILE --data DIR [--json] [--csv OUT]
+    predict  --model RUN_OR_FILE PATH... [--csv OUT] [--top-k K]
+    export   --model RUN_OR_FILE --format keras|savedmodel|tflite|tflite-quant --out DIR
+
+Exit codes as in core/cli.py: 0 success, 2 a bad model, folder or argument (the message goes to
+stderr, no traceback), 130 stopped by Ctrl-C. The heavy modules (TensorFlow) are imported inside
+the handlers, so `--help` and the other commands stay fast.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import sys
+from typing import TextIO
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+EXPORT_FORMATS = ("keras", "savedmodel", "tflite", "tflite-quant")  # core.export.FORMATS, without TF
+
+_MODEL_HELP = "a run folder (with model.keras and labels.txt) or a .keras file"
+
 
 def add_model_commands(subparsers) -> None:
-    """Registers `evaluate`, `predict` and `export` (filled in by the evaluation work)."""
+    """Registers `evaluate`, `predict` and `export`."""
+    evaluate_parser = subparsers.add_parser(
+        "evaluate", help="accuracy, per-class metrics and confusion matrix of a model on a folder"
+    )
+    evaluate_parser.add_argument("--model", required=True, metavar="RUN_OR_FILE", help=_MODEL_HELP)
+    evaluate_parser.add_argument(
+        "--data", required=True, metavar="DIR", help="a folder with one subfolder per class of the model"
+    )
+    evaluate_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate_parser.add_argument("--csv", metavar="OUT", help="also write one row per image to this CSV")
+    evaluate_parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="N")
+    evaluate_parser.set_defaults(handler=run_evaluate)
+
+    predict_parser = subparsers.add_parser("predict", help="classify image files or folders")
+    predict_parser.add_argument("--model", required=True, metavar="RUN_OR_FILE", help=_MODEL_HELP)
+    predict_parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="image files, or folders searched recursively"
+    )
+    predict_parser.add_argument("--csv", metavar="OUT", help="write the results to this CSV file")
+    predict_parser.add_argument(
+        "--top-k", type=_positive_int, default=3, metavar="K", help="classes listed per image (default 3)"
+    )
+    predict_parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="N")
+    predict_parser.set_defaults(handler=run_predict)
+
+    export_parser = subparsers.add_parser("export", help="write a model as .keras, SavedModel or TFLite")
+    export_parser.add_argument("--model", required=True, metavar="RUN_OR_FILE", help=_MODEL_HELP)
+    export_parser.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    export_parser.add_argument(
+        "--out", required=True, metavar="DIR", help="folder to write the model and labels.txt into"
+    )
+    export_parser.set_defaults(handler=run_export)
+
+
+def run_evaluate(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    _quiet_tensorflow()
+    from core.evaluation import evaluate
+
+    progress = _Progress(err, "Evaluating") if not args.json else None
+    try:
+        result = evaluate(args.model, args.data, batch_size=args.batch_size, on_progress=progress)
+    except KeyboardInterrupt:
+        err.write("\nStopped.\n")
+        return EXIT_INTERRUPTED
+    finally:
+        if progress:
+            progress.done()
+    if args.csv:
+        result.write_csv(args.csv)
+    if args.json:
+        out.write(json.dumps(result.to_json()) + "\n")
+        if args.csv:
+            err.write(f"Per-image results: {args.csv}\n")
+        return EXIT_OK
+    names = result.class_names
+    out.write(f"Model {result.model_path} on {result.data_dir}: {result.total} images\n")
+    out.write(f"Accuracy {result.accuracy:.4f}   loss {result.loss:.4f}\n\n")
+    width = max(9, *(len(name) for name in names))
+    out.write(f"{'class':<{width}}  precision  recall     f1  support\n")
+    for name in names:
+        row = result.per_class[name]
+        out.write(
+            f"{name:<{width}}  {row['precision']:>9.3f}  {row['recall']:>6.3f}  {row['f1']:>5.3f}  "
+            f"{row['support']:>7d}\n"
+        )
+    macro = result.macro_average
+    out.write(
+        f"{'macro avg':<{width}}  {macro['precision']:>9.3f}  {macro['recall']:>6.3f}  "
+        f"{macro['f1']:>5.3f}  {result.total:>7d}\n\n"
+    )
+    out.write("Confusion matrix (rows: true class, columns: predicted class)\n")
+    cell = max(5, *(len(str(v)) for v in result.confusion_matrix.flat), *(len(n) for n in names))
+    out.write(" " * width + "  " + " ".join(f"{name:>{cell}}" for name in names) + "\n")
+    for name, row in zip(names, result.confusion_matrix, strict=True):
+        out.write(f"{name:<{width}}  " + " ".join(f"{int(v):>{cell}}" for v in row) + "\n")
+    for note in result.notes:
+        out.write(f"Note: {note}\n")
+    _report_skipped(result.skipped, out)
+    if args.csv:
+        out.write(f"Per-image results: {args.csv}\n")
+    return EXIT_OK
+
+
+def run_predict(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    _quiet_tensorflow()
+    from core.prediction import predict
+
+    try:
+        result = predict(args.model, args.paths, batch_size=args.batch_size)
+    except KeyboardInterrupt:
+        err.write("\nStopped.\n")
+        return EXIT_INTERRUPTED
+    _report_skipped(result.skipped, err)
+    if not result.predictions:
+        err.write("fitstudio predict: no readable image among the given paths.\n")
+        return EXIT_USAGE
+    if args.csv:
+        result.write_csv(args.csv, args.top_k)
+        out.write(f"Wrote {len(result.predictions)} predictions to {args.csv}\n")
+    else:
+        out.write(result.format_table(args.top_k))
+    return EXIT_OK
+
+
+def run_export(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    _quiet_tensorflow()
+    from core.export import export_model
+
+    written = export_model(args.model, args.format, args.out, on_message=lambda text: err.write(text + "\n"))
+    for path in written:
+        out.write(f"{path}  ({_size(path)})\n")
+    return EXIT_OK
+
+
+def _report_skipped(skipped, stream: TextIO) -> None:
+    if skipped:
+        stream.write(f"Skipped {len(skipped)} unreadable files:\n")
+        for item in skipped:
+            stream.write(f"  {item.path}: {item.reason}\n")
+
+
+class _Progress:
+    """A live "done/total" line on a terminal; silent when stderr is not one."""
+
+    def __init__(self, stream: TextIO, label: str):
+        self.stream = stream
+        self.label = label
+        self.live = stream.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.live:
+            self.stream.write(f"\r{self.label} {done}/{total} images")
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.live:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _quiet_tensorflow() -> None:
+    # TensorFlow's C++ INFO lines would bury the results; a user can still set it to 0.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _size(path: str) -> str:
+    if os.path.isdir(path):
+        total = sum(
+            os.path.getsize(os.path.join(parent, name))
+            for parent, _, names in os.walk(path)
+            for name in names
+        )
+    else:
+        total = os.path.getsize(path)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if total < 1024 or unit == "GB":
+            return f"{total} {unit}" if unit == "bytes" else f"{total:.1f} {unit}"
+        total /= 1024
+    return f"{total}"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value

@@ -179,12 +179,20 @@ class ImageStream(keras.utils.PyDataset):
                 self._epoch = epoch
 
     def __getitem__(self, batch: int):
+        images, labels, _ = self.batch_with_indices(batch)
+        return images, labels
+
+    def batch_with_indices(self, batch: int, allow_empty: bool = False):
+        """(images, labels, indices) of batch `batch`: `indices` are the positions in `files` of
+        the images actually returned, so results can be traced to their paths even when unreadable
+        files were dropped from the batch. With `allow_empty`, a batch whose every image is
+        unreadable comes back empty instead of raising `UnreadableImage`."""
         if self.cache is not None:
             with self._lock:
                 indices = self.order.indices(self._epoch, batch)
             cached = self.cache.batch(indices)
             if cached is not None:
-                return cached, self.files.labels[indices]
+                return cached, self.files.labels[indices], indices
         with self._lock:
             last = min(batch + self.prefetch_batches, self.num_batches - 1)
             ahead = batch if self.cancel.is_set() else last
@@ -199,14 +207,15 @@ class ImageStream(keras.utils.PyDataset):
         decoded = [future.result() for future in pending.futures]
         self.wait_seconds += time.perf_counter() - started
         keep = np.asarray(decoded, dtype=bool)
-        if not keep.any():
+        if not keep.any() and not allow_empty:
             raise UnreadableImage(
                 f"every image of batch {batch} became unreadable during training "
                 "(did the files change on disk?)"
             )
         if keep.all():
-            return pending.images, self.files.labels[pending.indices]
-        return pending.images[keep], self.files.labels[pending.indices[keep]]
+            return pending.images, self.files.labels[pending.indices], pending.indices
+        kept = pending.indices[keep]
+        return pending.images[keep], self.files.labels[kept], kept
 
     def take_wait_seconds(self) -> float:
         waited, self.wait_seconds = self.wait_seconds, 0.0

@@ -1,0 +1,224 @@
+"""Exporting a trained model for use elsewhere, each format with `labels.txt` beside it.
+
+    keras         model.keras          the file as trained (Keras 3)
+    savedmodel    saved_model/         TensorFlow SavedModel, endpoint `serve` (TF Serving, TF.js)
+    tflite        model.tflite         TensorFlow Lite, float32
+    tflite-quant  model_quant.tflite   TensorFlow Lite, dynamic-range quantised weights (~4x smaller)
+
+Every format takes float32 RGB pixels 0..255 of shape (batch, size, size, 3), resized as in
+training: rescaling is inside the model. The SavedModel and TFLite graphs are traced in inference
+mode (`training=False`): augmentation layers are identity and BatchNorm uses its moving statistics.
+`model.export()` is not used because in Keras 3.15 it traces `__call__` without `training=False`
+and the exported graph runs augmentation and batch-statistics BatchNorm (different answers on
+every call, and ops TFLite cannot convert).
+
+`load_exported(path)` runs any exported format on a batch of images, for tests and checks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from core import runs
+from core.errors import FitStudioError
+from core.model_io import LoadedModel, as_loaded
+
+FORMATS = ("keras", "savedmodel", "tflite", "tflite-quant")
+OUTPUT_NAMES = {
+    "keras": "model.keras",
+    "savedmodel": "saved_model",
+    "tflite": "model.tflite",
+    "tflite-quant": "model_quant.tflite",
+}
+SERVE_ENDPOINT = "serve"
+
+
+class ExportError(FitStudioError):
+    """The model could not be exported: a bad format, an unwritable folder, a failed conversion."""
+
+
+def export_model(
+    model: str | LoadedModel,
+    fmt: str,
+    out_dir: str,
+    on_message: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Writes `model` in format `fmt` into `out_dir` (created if needed), with labels.txt.
+
+    Returns the written paths (the model file or folder first, then labels.txt). An existing
+    export of the same format in `out_dir` is replaced.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(FORMATS)}.")
+    loaded = as_loaded(model)
+    say = on_message or (lambda text: None)
+    _prepare_folder(out_dir)
+    target = os.path.join(out_dir, OUTPUT_NAMES[fmt])
+    try:
+        if fmt == "keras":
+            _copy_keras(loaded, target)
+        elif fmt == "savedmodel":
+            _write_folder(target, lambda path: write_saved_model(loaded, path))
+        else:
+            say("Converting to TensorFlow Lite (this takes a few seconds)...")
+            data = tflite_bytes(loaded, quantize=fmt == "tflite-quant")
+            runs.write_atomic(target, lambda path: _write_bytes(path, data))
+    except FitStudioError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"Exporting to {fmt} failed: {_first_line(exc)}") from exc
+    labels = os.path.join(out_dir, runs.LABELS_FILE)
+    runs.write_text(labels, "".join(f"{name}\n" for name in loaded.class_names))
+    say(f"Wrote {target} and {labels}")
+    return [target, labels]
+
+
+def write_saved_model(loaded: LoadedModel, path: str) -> None:
+    """A SavedModel whose `serve` endpoint (and `serving_default` signature) runs the model in
+    inference mode on float32 images of the model's input size."""
+    import keras
+
+    model = loaded.model
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    size = loaded.image_size
+    archive.add_endpoint(
+        SERVE_ENDPOINT,
+        lambda images: model(images, training=False),
+        input_signature=[keras.InputSpec(shape=(None, size, size, 3), dtype="float32", name="image")],
+    )
+    archive.write_out(path, verbose=False)
+
+
+def tflite_bytes(loaded: LoadedModel, quantize: bool = False) -> bytes:
+    """The model as a TFLite flatbuffer (float32, or dynamic-range quantised weights)."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory(prefix="fitstudio-export-") as folder:
+        saved = os.path.join(folder, "saved_model")
+        write_saved_model(loaded, saved)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        if quantize:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        try:
+            return converter.convert()
+        except Exception as exc:
+            raise ExportError(
+                f"TensorFlow Lite cannot convert this model: {_first_line(exc)}. "
+                "The SavedModel and .keras exports still work."
+            ) from exc
+
+
+def detect_format(path: str) -> str:
+    """The format of an exported model path, from its name (a .tflite is run the same either way)."""
+    if os.path.isdir(path):
+        return "savedmodel"
+    lower = path.lower()
+    if lower.endswith(".keras"):
+        return "keras"
+    if lower.endswith(".tflite"):
+        return "tflite"
+    raise ExportError(f"{path} is not an exported model (.keras, .tflite or a SavedModel folder).")
+
+
+def load_exported(path: str, fmt: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """A function (n, size, size, 3) images 0..255 (uint8 or float) -> (n, classes) float32
+    probabilities, running the exported model at `path` with its own runtime."""
+    fmt = fmt or detect_format(path)
+    if fmt == "keras":
+        from core.model_io import load_model
+
+        loaded = load_model(path)
+        return loaded.predict
+    if fmt == "savedmodel":
+        import tensorflow as tf
+
+        serve = getattr(tf.saved_model.load(path), SERVE_ENDPOINT)
+
+        def run_saved_model(images: np.ndarray) -> np.ndarray:
+            return np.asarray(serve(tf.constant(np.asarray(images, dtype=np.float32))), dtype=np.float32)
+
+        return run_saved_model
+    if fmt in ("tflite", "tflite-quant"):
+        return _tflite_runner(path)
+    raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(FORMATS)}.")
+
+
+def _tflite_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    interpreter = _tflite_interpreter(path)
+    input_index = interpreter.get_input_details()[0]["index"]
+    output_index = interpreter.get_output_details()[0]["index"]
+    lock = threading.Lock()  # an interpreter is not thread-safe
+    shape: list[tuple] = [()]
+
+    def run_tflite(images: np.ndarray) -> np.ndarray:
+        batch = np.asarray(images, dtype=np.float32)
+        with lock:
+            if shape[0] != batch.shape:
+                interpreter.resize_tensor_input(input_index, list(batch.shape))
+                interpreter.allocate_tensors()
+                shape[0] = batch.shape
+            interpreter.set_tensor(input_index, batch)
+            interpreter.invoke()
+            return np.array(interpreter.get_tensor(output_index), dtype=np.float32)
+
+    return run_tflite
+
+
+def _tflite_interpreter(path: str):
+    try:  # LiteRT, the successor of tf.lite, when installed
+        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found]
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "tf.lite.Interpreter is deprecated"
+        return Interpreter(model_path=path)
+
+
+def _prepare_folder(out_dir: str) -> None:
+    if not out_dir:
+        raise ExportError("No output folder was given.")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ExportError(f"{out_dir} is a file; choose a folder to export into.")
+    problem = runs.check_writable(out_dir)
+    if problem:
+        raise ExportError(problem)
+    os.makedirs(out_dir, exist_ok=True)
+
+
+def _copy_keras(loaded: LoadedModel, target: str) -> None:
+    if os.path.exists(target) and os.path.samefile(loaded.model_path, target):
+        return
+    runs.write_atomic(target, lambda path: shutil.copyfile(loaded.model_path, path))
+
+
+def _write_folder(target: str, write: Callable[[str], None]) -> None:
+    """Writes a folder beside `target`, then swaps it in, so a failed export leaves the old one."""
+    partial = target + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        write(partial)
+        if os.path.exists(target):
+            shutil.rmtree(target)
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
