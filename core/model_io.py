@@ -134,7 +134,7 @@ def _safe_load(path: str):
 
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
-    except ValueError as exc:
+    except Exception as exc:  # ValueError, TypeError (wrapped), zip and JSON errors...
         text = str(exc)
         if "safe_mode" in text:  # Keras: "...override this error by passing `safe_mode=False`"
             raise ModelLoadError(
@@ -142,15 +142,16 @@ def _safe_load(path: str):
                 "have to be run to load it. FitStudio never runs code from a model file. Rebuild "
                 "the model without Lambda layers, or use a model trained by FitStudio."
             ) from None
-        raise ModelLoadError(_unreadable(path, exc)) from None
-    except Exception as exc:  # zip, JSON, HDF5, TypeError from unknown classes...
+        if "Could not locate" in text:
+            raise ModelLoadError(
+                f"{path} uses custom layers or functions that are not part of Keras, so FitStudio "
+                f"cannot rebuild it ({_first_line(text)})."
+            ) from None
         raise ModelLoadError(_unreadable(path, exc)) from None
 
 
 def _unreadable(path: str, exc: BaseException) -> str:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if len(reason) > 300:
-        reason = reason[:300] + "..."
+    reason = _first_line(str(exc)) or type(exc).__name__
     return (
         f"{path} could not be loaded as a Keras model (corrupt, or made by an incompatible "
         f"program or custom layers): {reason}"
@@ -211,3 +212,8 @@ def _image_size(model, config: dict[str, Any], path: str) -> int:
         f"{path} accepts any image size and no config.json says which one it was trained on. "
         "Open it from its run folder."
     )
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit] + "..."
