@@ -140,9 +140,10 @@ def load_exported(path: str, fmt: str | None = None) -> Callable[[np.ndarray], n
     if fmt == "savedmodel":
         import tensorflow as tf
 
-        serve = getattr(tf.saved_model.load(path), SERVE_ENDPOINT)
+        artifact = tf.saved_model.load(path)  # keep it referenced: it owns the variables
 
         def run_saved_model(images: np.ndarray) -> np.ndarray:
+            serve = getattr(artifact, SERVE_ENDPOINT)
             return np.asarray(serve(tf.constant(np.asarray(images, dtype=np.float32))), dtype=np.float32)
 
         return run_saved_model

@@ -1,0 +1,133 @@
+"""Export: each format, written by the command, gives the Keras model's top-1 class on the demo
+validation set (dynamic-range quantised TFLite: at least 95%); augmentation and BatchNorm export in
+inference mode."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import make_class_folders
+
+from core.config import Augmentation, TrainingConfig
+from core.dataset import scan
+from core.errors import FitStudioError
+from core.export import FORMATS, OUTPUT_NAMES, ExportError, export_model, load_exported
+from core.images import decode_image
+from core.model_io import load_model
+from core.paths import demo_val_dir
+from core.runs import read_labels
+from core.training import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def decoded(folder, size, resize_mode="stretch"):
+    files, _ = scan(folder)
+    return np.stack([decode_image(path, size, resize_mode) for path in files.paths])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo model (5 epochs, ~8 s), its validation images and its own probabilities."""
+    base = tmp_path_factory.mktemp("export")
+    result = train(TrainingConfig(out_dir=str(base / "runs")))
+    assert result.status == "completed"
+    loaded = load_model(result.run_dir)
+    images = decoded(demo_val_dir(), loaded.image_size, loaded.resize_mode)
+    assert len(images) == 90
+    return loaded, images, loaded.predict(images), base
+
+
+@pytest.fixture(scope="module")
+def exported(demo):
+    """Every format written by `python main.py export`, into one folder."""
+    loaded, _, _, base = demo
+    out = base / "exported"
+    outputs = {}
+    for fmt in FORMATS:  # one after the other: they share labels.txt
+        command = ["export", "--model", loaded.run_dir, "--format", fmt, "--out", str(out)]
+        done = subprocess.run(
+            [sys.executable, "main.py", *command], cwd=ROOT, capture_output=True, text=True, timeout=240
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        path = str(out / OUTPUT_NAMES[fmt])
+        assert done.stdout.splitlines()[0].startswith(path)
+        outputs[fmt] = path
+    return outputs
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_export_gives_the_keras_top1_class(demo, exported, fmt):
+    loaded, images, keras_probabilities, _ = demo
+    path = exported[fmt]
+    assert os.path.exists(path)
+    assert read_labels(os.path.join(os.path.dirname(path), "labels.txt")) == loaded.class_names
+    run = load_exported(path)
+    probabilities = np.concatenate([run(images[i : i + 32]) for i in range(0, len(images), 32)])
+    agreement = np.mean(probabilities.argmax(axis=1) == keras_probabilities.argmax(axis=1))
+    if fmt == "tflite-quant":
+        assert agreement >= 0.95
+    else:
+        assert agreement == 1.0
+        assert np.allclose(probabilities, keras_probabilities, atol=1e-4)
+    assert run(images[:1].astype(np.float32)).shape == (1, 3)  # float input, another batch size
+
+
+def test_export_sizes(exported):
+    sizes = {fmt: _size(path) for fmt, path in exported.items()}
+    assert sizes["tflite-quant"] < sizes["tflite"] / 2  # the weights became int8
+    print("export sizes (bytes):", sizes)
+
+
+def test_augmentation_and_batchnorm_export_in_inference_mode(tmp_path):
+    classes = dict.fromkeys(("blue", "green", "red"), 8)
+    train_dir = make_class_folders(str(tmp_path / "train"), classes)
+    val_dir = make_class_folders(str(tmp_path / "val"), dict.fromkeys(classes, 4))
+    config = TrainingConfig(
+        train_dir=train_dir,
+        val_dir=val_dir,
+        epochs=2,
+        batch_size=8,
+        image_size=16,
+        augmentation=Augmentation.all_on(),
+        out_dir=str(tmp_path / "runs"),
+    )
+    result = train(config)
+    assert result.status == "completed"
+    loaded = load_model(result.run_dir)
+    images = decoded(val_dir, 16)
+    expected = loaded.predict(images)
+    for fmt in ("savedmodel", "tflite"):
+        written = export_model(loaded, fmt, str(tmp_path / "out"))
+        assert written == [str(tmp_path / "out" / OUTPUT_NAMES[fmt]), str(tmp_path / "out" / "labels.txt")]
+        run = load_exported(written[0])
+        first, second = run(images), run(images)
+        # Random augmentation or batch statistics would change the answers between calls.
+        assert np.array_equal(first, second)
+        assert np.allclose(first, expected, atol=1e-4)
+
+
+def test_bad_export_requests_are_explained(demo, tmp_path):
+    loaded = demo[0]
+    with pytest.raises(ExportError, match="Unknown export format 'onnx'"):
+        export_model(loaded, "onnx", str(tmp_path))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ExportError, match="is a file"):
+        export_model(loaded, "keras", str(tmp_path / "file"))
+    with pytest.raises(FitStudioError, match="does not exist"):
+        export_model(str(tmp_path / "no-model"), "keras", str(tmp_path / "out"))
+
+
+def test_exporting_keras_into_its_own_folder_keeps_the_file(demo):
+    loaded = demo[0]
+    before = os.path.getsize(loaded.model_path)
+    written = export_model(loaded, "keras", loaded.run_dir)
+    assert written[0] == loaded.model_path and os.path.getsize(loaded.model_path) == before
+
+
+def _size(path):
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(p, f)) for p, _, files in os.walk(path) for f in files)
+    return os.path.getsize(path)
