@@ -8,9 +8,10 @@
 Every format takes float32 RGB pixels 0..255 of shape (batch, size, size, 3), resized as in
 training: rescaling is inside the model. The SavedModel and TFLite graphs are traced in inference
 mode (`training=False`): augmentation layers are identity and BatchNorm uses its moving statistics.
-`model.export()` is not used because in Keras 3.15 it traces `__call__` without `training=False`
-and the exported graph runs augmentation and batch-statistics BatchNorm (different answers on
-every call, and ops TFLite cannot convert).
+`model.export()` is not used: in Keras 3.15 it traces `__call__` without `training=False`, and
+for a model with augmentation layers (whose `call` defaults to training=True) the exported graph
+runs the random augmentation and BatchNorm with batch statistics, so its answers change on every
+call and TFLite cannot convert it (StatelessRandomUniformV2, ImageProjectiveTransformV3...).
 
 `load_exported(path)` runs any exported format on a batch of images, for tests and checks.
 """
