@@ -51,6 +51,7 @@ class EngineCallback(keras.callbacks.Callback):
             )
         )
         self._report_new_skips()
+        self.run.trained_since_checkpoint = True
         if self.run.cancel.is_set():
             self.model.stop_training = True
 
@@ -77,7 +78,8 @@ class EngineCallback(keras.callbacks.Callback):
             "data_wait": min(1.0, waited / train_seconds),
         }
         epoch_logs = {key: float(value) for key, value in (logs or {}).items()}
-        self.run.epoch_finished(epoch, epoch_logs, stats)
+        if self.run.epoch_finished(epoch, epoch_logs, stats):
+            self.model.stop_training = True
         best = self.run.best["epoch"] if self.run.best else None
         self.run.emit(
             EpochEnd(

@@ -50,7 +50,12 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"fraction of each class held out for validation when there is no --val "
         f"(default {defaults.val_split})",
     )
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, metavar="N")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        metavar="N",
+        help=f"epochs to train (default {defaults.epochs}); with --resume, the new total",
+    )
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, metavar="N")
     parser.add_argument(
         "--image-size",
@@ -80,6 +85,26 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default=defaults.out_dir, metavar="DIR", help="folder the run folder is created in"
     )
+    parser.add_argument(
+        "--early-stopping",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop when val_loss has not improved for N epochs (default: off)",
+    )
+    parser.add_argument(
+        "--reduce-lr",
+        type=int,
+        default=0,
+        metavar="N",
+        help="halve the learning rate when val_loss has not improved for N epochs (default: off)",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a stopped, failed or killed run from its last checkpoint (other settings "
+        "come from the run; --epochs sets a new total)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
@@ -91,7 +116,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         train_dir=train_dir,
         val_dir=val_dir,
         val_split=args.val_split if args.val_split is not None else TrainingConfig.val_split,
-        epochs=args.epochs,
+        epochs=TrainingConfig.epochs if args.epochs is None else args.epochs,
         batch_size=args.batch_size,
         image_size=args.image_size,
         model=args.model,
@@ -100,6 +125,8 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         seed=args.seed,
         out_dir=args.out,
         resize_mode=args.resize,
+        early_stopping_patience=args.early_stopping,
+        reduce_lr_patience=args.reduce_lr,
     ).validate()
 
 
@@ -133,13 +160,15 @@ def run_inspect(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 
 def run_train(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    from core.training import train
+    from core.training import resume, train
 
-    config = config_from_args(args)
     cancel = threading.Event()
     printer = ProgressPrinter(out)
     with _sigint_sets(cancel):
-        result = train(config, printer, cancel)
+        if args.resume:
+            result = resume(args.resume, printer, cancel, epochs=args.epochs)
+        else:
+            result = train(config_from_args(args), printer, cancel)
     if result.status == "failed":
         return EXIT_FAILED
     return EXIT_INTERRUPTED if result.status == "cancelled" else EXIT_OK

@@ -23,6 +23,9 @@ LIMITS = {
     "learning_rate": (1e-7, 1.0),
     "val_split": (0.01, 0.9),
     "seed": (0, 2**31 - 1),
+    "early_stopping_patience": (0, 1000),
+    "reduce_lr_patience": (0, 1000),
+    "reduce_lr_factor": (0.05, 0.95),
 }
 
 
@@ -61,6 +64,9 @@ class TrainingConfig:
     decode_threads: int = 0  # 0: one per CPU core
     cache: bool = True  # keep decoded images after the first epoch (memory, else a disk file)
     cache_memory_mb: int = 0  # memory the cache may use; 0: a quarter of the machine's RAM
+    early_stopping_patience: int = 0  # stop after this many epochs without a better val_loss; 0: off
+    reduce_lr_patience: int = 0  # multiply the learning rate by reduce_lr_factor after this many; 0: off
+    reduce_lr_factor: float = 0.5
 
     def validate(self) -> TrainingConfig:
         for name, (low, high) in LIMITS.items():

@@ -32,6 +32,7 @@ class RunStarted:
     batch_size: int
     device: str
     pretrained: bool | None  # None for models trained from scratch
+    history: list[dict[str, float]] = field(default_factory=list)  # earlier epochs of a resumed run
 
 
 @dataclass(frozen=True)

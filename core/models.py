@@ -53,7 +53,7 @@ def build_model(
         features, pretrained, note = _frozen_backbone(name, x, image_size, weights_dir)
     else:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
-    x = layers.Dropout(0.2, seed=seed, name="head_dropout")(features)
+    x = layers.Dropout(0.2, seed=seed + 10, name="head_dropout")(features)  # apart from augmentation
     outputs = layers.Dense(num_classes, activation="softmax", name="classes")(x)
     return BuiltModel(keras.Model(inputs, outputs, name=name.replace("-", "_")), pretrained, note)
 

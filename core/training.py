@@ -1,15 +1,16 @@
-"""train(config, on_event, cancel): one training from folders to a complete run folder.
+"""train(config, on_event, cancel) and resume(run_dir, ...): from folders to a complete run folder.
 
 The engine knows nothing of its listeners: it calls `on_event` with the plain dataclasses of
 `core.events`, always from the thread that called `train`. Setting `cancel` stops the run within
-one batch; the model trained so far is saved. TensorFlow is imported here lazily, so importing
-this module (for TrainingConfig) costs nothing.
+one batch; the model trained so far is saved. After every epoch a checkpoint is written from which
+`resume` continues exactly as if the run had never stopped. TensorFlow is imported lazily, so
+importing this module (for TrainingConfig) costs nothing.
 """
 
 from __future__ import annotations
 
-import math
 import os
+import shutil
 import threading
 import time
 import traceback
@@ -17,20 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import runs
+from core import checkpoints, runs
+from core.checkpoints import Checkpoint
 from core.config import TrainingConfig
 from core.dataset import FileSet, SkippedFile, load_split
-from core.errors import ConfigError
-from core.events import (
-    Event,
-    Message,
-    RunFailed,
-    RunFinished,
-    RunResult,
-    RunStarted,
-)
+from core.errors import ConfigError, DatasetError
+from core.events import Event, Message, RunFailed, RunFinished, RunResult, RunStarted
 
-__all__ = ["TrainingConfig", "train"]
+__all__ = ["TrainingConfig", "resume", "train"]
+MIN_LEARNING_RATE = 1e-7
 
 
 def train(
@@ -43,15 +39,50 @@ def train(
     Raises DatasetError or ConfigError (with a message for the user) when the run cannot start;
     once the run folder exists, every failure is caught, reported and saved in report.json.
     """
-    emit = on_event or (lambda event: None)
-    cancel = cancel or threading.Event()
+    train_files, val_files = _prepare(config, config.out_dir)
+    return _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event()).execute()
+
+
+def resume(
+    run_dir: str,
+    on_event: Callable[[Event], None] | None = None,
+    cancel: threading.Event | None = None,
+    epochs: int | None = None,
+) -> RunResult:
+    """Continues a cancelled, failed or killed run from its last checkpoint, in the same run folder;
+    `epochs` (the new total) extends a finished run."""
+    checkpoint = checkpoints.read(run_dir)
+    config = TrainingConfig.from_dict(checkpoint.config)
+    if epochs is not None:
+        config = config.replace(epochs=epochs)
+    done = checkpoint.epoch + 1
+    if config.epochs <= done:
+        raise ConfigError(
+            f"This run has already trained {done} epochs of {config.epochs}. "
+            f"Ask for more epochs to continue it (for example {done + 5})."
+        )
+    train_files, val_files = _prepare(config, run_dir)
+    labels = runs.read_labels(os.path.join(run_dir, runs.LABELS_FILE))
+    if train_files.class_names != labels:
+        raise DatasetError(
+            f"The training folder's classes ({', '.join(train_files.class_names)}) are no longer the "
+            f"run's classes ({', '.join(labels)}). Restore the folder or start a new run."
+        )
+    run = _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event())
+    run.run_dir, run.resume_from = run_dir, checkpoint
+    return run.execute()
+
+
+def _prepare(config: TrainingConfig, out_dir: str) -> tuple[FileSet, FileSet]:
     config.validate()
-    unwritable = runs.check_writable(config.out_dir)
+    unwritable = runs.check_writable(out_dir)
     if unwritable:
         raise ConfigError(unwritable)
-    train_files, val_files = load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
-    run = _Run(config, train_files, val_files, emit, cancel)
-    return run.execute()
+    return load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
+
+
+def _ignore(event: Event) -> None:
+    pass
 
 
 @dataclass
@@ -62,6 +93,7 @@ class _Run:
     emit: Callable[[Event], None]
     cancel: threading.Event
     run_dir: str = ""
+    resume_from: Checkpoint | None = None
     device: str = ""
     pretrained: bool | None = None
     weights_note: str = ""
@@ -70,6 +102,13 @@ class _Run:
     best: dict[str, float] | None = None
     skipped: list[SkippedFile] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+    earlier_seconds: float = 0.0  # training time of the sessions before a resume
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+    last_lr_change_epoch: int = -1
+    checkpoint_path: str | None = None
+    trained_since_checkpoint: bool = False
+    stopped_early: str = ""
+    write_failure: str = ""
     model: Any = None
 
     def execute(self) -> RunResult:
@@ -81,19 +120,13 @@ class _Run:
         keras.utils.set_random_seed(self.config.seed)
         self.device = describe_compute_device()
         self.skipped = list(self.train_files.skipped)
-        self.run_dir = runs.create_run_dir(self.config.out_dir, self.config.model)
-        runs.write_json(os.path.join(self.run_dir, runs.CONFIG_FILE), self.config.to_dict())
-        runs.write_labels(self.run_dir, self.train_files.class_names)
-        self.emit(Message(f"Run folder: {os.path.abspath(self.run_dir)}"))
-        for skipped in self.skipped:
-            self.emit(Message(f"Skipped {skipped.path}: {skipped.reason}", "warning"))
+        self._open_run_dir()
         status, message, details = "completed", "", ""
         streams = []
         try:
             streams = self._streams()
             self._fit(*streams)
-            if self.cancel.is_set():
-                status, message = "cancelled", "Stopped by the user."
+            status, message = self._outcome()
         except Exception as exc:
             status, message, details = "failed", describe_failure(exc), traceback.format_exc()
         finally:
@@ -105,9 +138,37 @@ class _Run:
             status, message = "failed", f"{message} The final model could not be saved: {exc}".strip()
             details = details or traceback.format_exc()
         result = self._result(status, message)
-        runs.write_json(os.path.join(self.run_dir, runs.REPORT_FILE), self._report(result))
+        self._write_report(result)
         self.emit(RunFailed(message, details, result) if status == "failed" else RunFinished(result))
         return result
+
+    def _open_run_dir(self) -> None:
+        if self.resume_from is None:
+            self.run_dir = runs.create_run_dir(self.config.out_dir, self.config.model)
+            runs.write_labels(self.run_dir, self.train_files.class_names)
+        else:
+            self._restore(self.resume_from)
+        runs.write_json(os.path.join(self.run_dir, runs.CONFIG_FILE), self.config.to_dict())
+        self.emit(Message(f"Run folder: {os.path.abspath(self.run_dir)}"))
+        for skipped in self.skipped:
+            self.emit(Message(f"Skipped {skipped.path}: {skipped.reason}", "warning"))
+
+    def _restore(self, checkpoint: Checkpoint) -> None:
+        self.history, self.epoch_stats, self.best = (
+            checkpoint.history,
+            checkpoint.epoch_stats,
+            checkpoint.best,
+        )
+        self.earlier_seconds, self.last_lr_change_epoch = (
+            checkpoint.elapsed_seconds,
+            checkpoint.last_lr_change_epoch,
+        )
+        self.pretrained, self.weights_note = checkpoint.pretrained, checkpoint.weights_note
+        self.checkpoint_path = os.path.join(self.run_dir, checkpoint.model_file)
+        self.resumes = [*checkpoint.resumes, {"from_epoch": checkpoint.epoch + 1, "at": _now_iso()}]
+        # A killed run may have written history.csv a moment after its checkpoint: the checkpoint wins.
+        runs.write_history(self.run_dir, self.history)
+        self.emit(Message(f"Resuming after epoch {checkpoint.epoch + 1} of {self.config.epochs}"))
 
     def _streams(self):
         from core.pipeline import ImageStream
@@ -143,25 +204,10 @@ class _Run:
         return caches
 
     def _fit(self, train_stream, val_stream) -> None:
-        import keras
-
         from core.callbacks import EngineCallback
-        from core.models import build_model
 
-        built = build_model(
-            self.config.model,
-            len(self.train_files.class_names),
-            self.config.image_size,
-            self.config.augmentation,
-            self.config.seed,
-        )
-        self.model, self.pretrained, self.weights_note = built.model, built.pretrained, built.note
-        self.emit(Message(built.note, "warning" if built.pretrained is False else "info"))
-        self.model.compile(
-            optimizer=keras.optimizers.Adam(self.config.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+        self.model = self._model()
+        initial_epoch = len(self.history)
         self.emit(
             RunStarted(
                 run_dir=self.run_dir,
@@ -171,47 +217,151 @@ class _Run:
                 steps_per_epoch=len(train_stream),
                 validation_steps=len(val_stream),
                 epochs=self.config.epochs,
-                initial_epoch=0,
+                initial_epoch=initial_epoch,
                 batch_size=self.config.batch_size,
                 device=self.device,
                 pretrained=self.pretrained,
+                history=list(self.history),
             )
         )
         self.model.fit(
             train_stream,
             validation_data=val_stream,
+            initial_epoch=initial_epoch,
             epochs=self.config.epochs,
+            # The stream shuffles images itself, seeded by epoch. Keras would also shuffle the batch
+            # order with Python's global random state, which a resumed process cannot reproduce.
+            shuffle=False,
             steps_per_epoch=len(train_stream),
             validation_steps=len(val_stream),
             callbacks=[EngineCallback(self, train_stream, val_stream)],
             verbose=0,
         )
 
+    def _model(self):
+        import keras
+
+        from core.models import build_model
+
+        if self.resume_from is not None:
+            return checkpoints.load_model(self.run_dir, self.resume_from)
+        built = build_model(
+            self.config.model,
+            len(self.train_files.class_names),
+            self.config.image_size,
+            self.config.augmentation,
+            self.config.seed,
+        )
+        self.pretrained, self.weights_note = built.pretrained, built.note
+        self.emit(Message(built.note, "warning" if built.pretrained is False else "info"))
+        built.model.compile(
+            optimizer=keras.optimizers.Adam(self.config.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return built.model
+
     def _skipped_while_training(self, path: str, reason: str) -> None:
         # Called on a decode thread: only record here; the callback reports it from the
         # training thread at the end of the batch.
         self.skipped.append(SkippedFile(path, reason))
 
-    def epoch_finished(self, epoch: int, logs: dict[str, float], stats: dict[str, float]) -> None:
-        saving_started = time.perf_counter()
+    def epoch_finished(self, epoch: int, logs: dict[str, float], stats: dict[str, float]) -> bool:
+        """Records a finished epoch and writes its checkpoint; True asks training to stop."""
+        if self.config.reduce_lr_patience:
+            logs = {**logs, "learning_rate": self._learning_rate()}
         self.history.append({"epoch": epoch, **logs})
-        val_loss = logs.get("val_loss", math.inf)
-        if self.best is None or val_loss < self.best["val_loss"]:
+        improved = self.best is None or logs.get("val_loss", float("inf")) < self.best["val_loss"]
+        if improved:
             self.best = {"epoch": epoch, **logs}
-            runs.save_model(self.model, os.path.join(self.run_dir, runs.BEST_MODEL_FILE))
-        runs.save_model(self.model, os.path.join(self.run_dir, runs.LAST_MODEL_FILE))
+        stop = self._react_to_plateau(epoch)
+        self.epoch_stats.append({"epoch": epoch, **stats})
+        saving_started = time.perf_counter()
+        try:
+            self._write_checkpoint(epoch, improved)
+        except OSError as exc:
+            self.write_failure = (
+                f"Could not write the checkpoint of epoch {epoch + 1} ({exc}). Training stopped; "
+                + (f"the checkpoint of epoch {epoch} is kept." if epoch else "no epoch could be saved.")
+            )
+            self.emit(Message(self.write_failure, "warning"))
+            return True
+        self.epoch_stats[-1]["save_seconds"] = time.perf_counter() - saving_started
+        self._write_report(self._result("running", ""))
+        return stop
+
+    def _write_checkpoint(self, epoch: int, improved: bool) -> None:
+        state = Checkpoint(
+            epoch=epoch,
+            model_file="",
+            config=self.config.to_dict(),
+            history=self.history,
+            epoch_stats=self.epoch_stats,
+            best=self.best,
+            seed_states={},
+            elapsed_seconds=self._elapsed(),
+            last_lr_change_epoch=self.last_lr_change_epoch,
+            pretrained=self.pretrained,
+            weights_note=self.weights_note,
+            resumes=self.resumes,
+        )
+        self.checkpoint_path = checkpoints.write(self.run_dir, self.model, state)
+        self.trained_since_checkpoint = False
+        if improved:
+            _copy_atomic(self.checkpoint_path, os.path.join(self.run_dir, runs.BEST_MODEL_FILE))
         runs.write_history(self.run_dir, self.history)
-        save_seconds = time.perf_counter() - saving_started
-        self.epoch_stats.append({"epoch": epoch, **stats, "save_seconds": save_seconds})
-        result = self._result("running", "")
-        runs.write_json(os.path.join(self.run_dir, runs.REPORT_FILE), self._report(result))
+
+    def _react_to_plateau(self, epoch: int) -> bool:
+        """Learning-rate reduction and early stopping, both decided from the history alone, so a
+        resumed run decides exactly as an uninterrupted one would."""
+        waited = epoch - self.best["epoch"]
+        patience = self.config.reduce_lr_patience
+        if patience and waited >= patience and epoch - self.last_lr_change_epoch >= patience:
+            old = self._learning_rate()
+            new = max(old * self.config.reduce_lr_factor, MIN_LEARNING_RATE)
+            if new < old:
+                self.model.optimizer.learning_rate = new
+                self.last_lr_change_epoch = epoch
+                self.emit(
+                    Message(
+                        f"val_loss has not improved for {waited} epochs: learning rate {old:.3g} -> {new:.3g}"
+                    )
+                )
+        patience = self.config.early_stopping_patience
+        if patience and waited >= patience:
+            self.stopped_early = (
+                f"Stopped early after epoch {epoch + 1}: val_loss has not improved for {waited} epochs "
+                f"(best: epoch {self.best['epoch'] + 1})."
+            )
+            self.emit(Message(self.stopped_early))
+            return True
+        return False
+
+    def _learning_rate(self) -> float:
+        import keras
+
+        return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def _outcome(self) -> tuple[str, str]:
+        if self.write_failure:
+            return "failed", self.write_failure
+        if self.cancel.is_set():
+            return "cancelled", "Stopped by the user."
+        return "completed", self.stopped_early
 
     def _save_final_models(self) -> None:
         if self.model is None:
             return
-        runs.save_model(self.model, os.path.join(self.run_dir, runs.LAST_MODEL_FILE))
+        last = os.path.join(self.run_dir, runs.LAST_MODEL_FILE)
+        if self.trained_since_checkpoint or self.checkpoint_path is None:
+            runs.save_model(self.model, last)
+        else:
+            _copy_atomic(self.checkpoint_path, last)
         if self.best is None:  # no epoch finished: the best we have is what was trained so far
-            runs.save_model(self.model, os.path.join(self.run_dir, runs.BEST_MODEL_FILE))
+            _copy_atomic(last, os.path.join(self.run_dir, runs.BEST_MODEL_FILE))
+
+    def _elapsed(self) -> float:
+        return self.earlier_seconds + time.time() - self.started
 
     def _result(self, status: str, message: str) -> RunResult:
         best = self.best or {}
@@ -223,10 +373,16 @@ class _Run:
             best_val_accuracy=best.get("val_accuracy"),
             best_val_loss=best.get("val_loss"),
             final_logs={k: v for k, v in (self.history[-1] if self.history else {}).items() if k != "epoch"},
-            duration_seconds=time.time() - self.started,
+            duration_seconds=self._elapsed(),
             message=message,
             history=list(self.history),
         )
+
+    def _write_report(self, result: RunResult) -> None:
+        try:
+            runs.write_json(os.path.join(self.run_dir, runs.REPORT_FILE), self._report(result))
+        except OSError as exc:  # a full disk must not turn a saved run into a crash
+            self.emit(Message(f"Could not write report.json: {exc}", "warning"))
 
     def _report(self, result: RunResult) -> dict[str, Any]:
         return {
@@ -239,7 +395,7 @@ class _Run:
             "model": self.config.model,
             "pretrained_weights": self.pretrained,
             "weights_note": self.weights_note,
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
+            "started_at": _now_iso(self.started),
             "duration_seconds": round(result.duration_seconds, 3),
             "epochs_completed": result.epochs_completed,
             "best": {
@@ -248,9 +404,22 @@ class _Run:
                 "val_accuracy": result.best_val_accuracy,
             },
             "final": result.final_logs,
+            "stopped_early": self.stopped_early or None,
+            "resumes": self.resumes,
+            "checkpoint": os.path.relpath(self.checkpoint_path, self.run_dir)
+            if self.checkpoint_path
+            else None,
             "epochs": self.epoch_stats,
             "config": self.config.to_dict(),
         }
+
+
+def _copy_atomic(source: str, target: str) -> None:
+    runs.write_atomic(target, lambda partial: shutil.copyfile(source, partial))
+
+
+def _now_iso(moment: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(moment))
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -48,7 +48,8 @@ def test_a_run_writes_a_complete_run_folder(config):
     folder = result.run_dir
     assert os.path.basename(folder).endswith("-small-cnn")
     assert sorted(os.listdir(folder)) == sorted(
-        ["config.json", "labels.txt", "history.csv", "model.keras", "last.keras", "report.json"]
+        ["config.json", "labels.txt", "history.csv", "model.keras", "last.keras", "report.json",
+         "checkpoint.json", "checkpoints"]
     )
     assert TrainingConfig.from_dict(runs.read_json(os.path.join(folder, "config.json"))) == config
     assert runs.read_labels(os.path.join(folder, "labels.txt")) == ["blue", "green", "red"]

@@ -1,0 +1,104 @@
+"""Per-epoch checkpoints: everything needed to continue a run as if it had never stopped.
+
+    checkpoints/epoch-0007.keras   weights and optimizer state (Adam moments, iteration count)
+    checkpoint.json                the commit point: epoch, history, timings, best epoch, the states
+                                   of the model's random generators, learning-rate bookkeeping
+
+The model file is written first under a new name, then checkpoint.json is replaced in one rename,
+then older model files are deleted. A process killed at any moment leaves checkpoint.json pointing
+at a complete model file. The data order needs no saving: it is seeded by (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from core import runs
+from core.errors import FitStudioError
+
+CHECKPOINT_FILE = "checkpoint.json"
+CHECKPOINT_DIR = "checkpoints"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    epoch: int  # the last finished epoch, 0-based
+    model_file: str  # relative to the run folder
+    config: dict[str, Any]
+    history: list[dict[str, float]]
+    epoch_stats: list[dict[str, float]]
+    best: dict[str, float] | None
+    seed_states: dict[str, list[int]]
+    elapsed_seconds: float  # training time of all sessions so far
+    last_lr_change_epoch: int = -1
+    pretrained: bool | None = None
+    weights_note: str = ""
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+    format: int = FORMAT_VERSION
+
+
+def model_path(run_dir: str, epoch: int) -> str:
+    return os.path.join(run_dir, CHECKPOINT_DIR, f"epoch-{epoch + 1:04d}.keras")
+
+
+def write(run_dir: str, model: Any, checkpoint: Checkpoint) -> str:
+    """Saves the model and the state; returns the model file's path."""
+    path = model_path(run_dir, checkpoint.epoch)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    runs.save_model(model, path)
+    checkpoint.model_file = os.path.relpath(path, run_dir)
+    checkpoint.seed_states = seed_states(model)
+    runs.write_json(os.path.join(run_dir, CHECKPOINT_FILE), asdict(checkpoint))
+    for name in os.listdir(os.path.dirname(path)):
+        if name != os.path.basename(path):
+            os.remove(os.path.join(os.path.dirname(path), name))
+    return path
+
+
+def read(run_dir: str) -> Checkpoint:
+    """The run's last checkpoint; raises FitStudioError saying why a run cannot be resumed."""
+    path = os.path.join(run_dir, CHECKPOINT_FILE)
+    if not os.path.isdir(run_dir):
+        raise FitStudioError(f"{run_dir} is not a run folder. Choose a folder under runs/.")
+    if not os.path.exists(path):
+        raise FitStudioError(
+            f"{run_dir} has no checkpoint: the run ended before its first epoch finished, or it was "
+            "made by an older version. Start a new run instead."
+        )
+    try:
+        checkpoint = Checkpoint(**runs.read_json(path))
+    except (ValueError, TypeError) as exc:
+        raise FitStudioError(f"The checkpoint of {run_dir} is unreadable ({exc}).") from None
+    if not os.path.exists(os.path.join(run_dir, checkpoint.model_file)):
+        raise FitStudioError(f"The checkpoint's model file {checkpoint.model_file} is missing in {run_dir}.")
+    return checkpoint
+
+
+def load_model(run_dir: str, checkpoint: Checkpoint) -> Any:
+    """The checkpoint's model, compiled, with its optimizer and random-generator states restored."""
+    import keras
+
+    model = keras.models.load_model(os.path.join(run_dir, checkpoint.model_file), safe_mode=True)
+    restore_seed_states(model, checkpoint.seed_states)
+    return model
+
+
+def seed_states(model: Any) -> dict[str, list[int]]:
+    """Keras does not save the state of seeded random layers (dropout, augmentation); without it a
+    resumed run would draw different random numbers than an uninterrupted one."""
+    return {name: [int(v) for v in generator.state.numpy()] for name, generator in _seed_generators(model)}
+
+
+def restore_seed_states(model: Any, states: dict[str, list[int]]) -> None:
+    for name, generator in _seed_generators(model):
+        if name in states:
+            generator.state.assign(states[name])
+
+
+def _seed_generators(model: Any):
+    for layer in model._flatten_layers():
+        for index, generator in enumerate(getattr(layer, "_seed_generators", None) or []):
+            yield f"{layer.name}/{index}", generator
