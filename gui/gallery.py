@@ -1,0 +1,400 @@
+"""A gallery of image thumbnails with captions and probability bars (evaluation mistakes, predictions).
+
+Thumbnails are decoded with Pillow on a worker thread (gui.worker.run_in_thread), only when a card
+is first painted, in small batches; the GUI thread turns the returned arrays into pixmaps and keeps
+them in a bounded cache. Double click (or Enter) emits `open_requested(path)`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QFont,
+    QFontMetrics,
+    QGuiApplication,
+    QImage,
+    QPainter,
+    QPen,
+    QPixmap,
+)
+from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QStyle, QStyledItemDelegate, QWidget
+
+from gui.worker import run_in_thread
+
+THUMBNAIL_SIZE = 120
+ITEM_ROLE = Qt.ItemDataRole.UserRole + 1
+BATCH = 24
+CACHE_LIMIT = 3000
+
+GREEN, RED, BLUE, GREY = "#12b76a", "#f04438", "#2563eb", "#98a2b3"
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float  # 0..1
+    colour: str = BLUE
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    path: str
+    title: str
+    bars: tuple[Bar, ...] = ()
+    tooltip: str = ""
+    accent: str = ""  # the card's border colour; "" for the neutral one
+    data: object = field(default=None, compare=False)  # what the page wants back (an ImageResult...)
+
+
+def load_thumbnails(
+    paths: list[str], size: int, cancel: threading.Event
+) -> list[tuple[str, np.ndarray | None]]:
+    """(path, RGB uint8 array at most size x size, or None when unreadable) for each path (worker thread)."""
+    from PIL import Image, ImageOps
+
+    out: list[tuple[str, np.ndarray | None]] = []
+    for path in paths:
+        if cancel.is_set():
+            break
+        try:
+            with Image.open(path) as image:
+                image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale
+                image = ImageOps.exif_transpose(image)
+                image.thumbnail((size, size))
+                out.append((path, np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))))
+        except Exception:
+            out.append((path, None))
+    return out
+
+
+def pixmap_from_array(array: np.ndarray) -> QPixmap:
+    height, width = array.shape[:2]
+    image = QImage(array.data, width, height, array.strides[0], QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(image.copy())  # copy: the QImage must not point into the numpy buffer
+
+
+class ThumbnailLoader(QObject):
+    """Loads thumbnails on request, one worker thread at a time, in batches; caches the pixmaps."""
+
+    loaded = Signal(str)  # path: its thumbnail (or its failure) is now known
+
+    def __init__(self, size: int = THUMBNAIL_SIZE, parent: QObject | None = None):
+        super().__init__(parent)
+        self.size = size
+        self._cache: OrderedDict[str, QPixmap | None] = OrderedDict()
+        self._pending: list[str] = []
+        self._queued: set[str] = set()
+        self._running = False
+        self._cancel = threading.Event()
+
+    @property
+    def idle(self) -> bool:
+        return not self._running and not self._pending
+
+    def get(self, path: str) -> QPixmap | None:
+        """The cached thumbnail; None while loading (a load is then queued) or when unreadable."""
+        if path in self._cache:
+            self._cache.move_to_end(path)
+            return self._cache[path]
+        if path not in self._queued:
+            self._queued.add(path)
+            self._pending.append(path)
+            self._start()
+        return None
+
+    def known(self, path: str) -> bool:
+        return path in self._cache
+
+    def failed(self, path: str) -> bool:
+        return path in self._cache and self._cache[path] is None
+
+    def clear_pending(self) -> None:
+        """Forgets the requests not yet started (the gallery was refilled)."""
+        for path in self._pending:
+            self._queued.discard(path)
+        self._pending.clear()
+
+    def stop(self) -> None:
+        self.clear_pending()
+        self._cancel.set()
+
+    def _start(self) -> None:
+        if self._running or not self._pending or self._cancel.is_set():
+            return
+        batch, self._pending = self._pending[-BATCH:], self._pending[:-BATCH]  # newest first: in view
+        self._running = True
+        run_in_thread(
+            load_thumbnails,
+            batch,
+            self.size,
+            self._cancel,
+            on_result=self._store,
+            on_done=self._done,
+            name="FitStudio thumbnails",
+        )
+
+    def _store(self, results: list[tuple[str, np.ndarray | None]]) -> None:
+        for path, array in results:
+            self._queued.discard(path)
+            self._cache[path] = pixmap_from_array(array) if array is not None else None
+            self.loaded.emit(path)
+        while len(self._cache) > CACHE_LIMIT:
+            self._cache.popitem(last=False)
+
+    def _done(self) -> None:
+        self._running = False
+        self._start()
+
+
+class GalleryModel(QAbstractListModel):
+    def __init__(self, loader: ThumbnailLoader, parent: QObject | None = None):
+        super().__init__(parent)
+        self.loader = loader
+        self.items: list[GalleryItem] = []
+        self._rows: dict[str, list[int]] = {}
+        loader.loaded.connect(self._thumbnail_loaded)
+
+    def set_items(self, items: list[GalleryItem]) -> None:
+        self.beginResetModel()
+        self.loader.clear_pending()
+        self.items = list(items)
+        self._rows = {}
+        for row, item in enumerate(self.items):
+            self._rows.setdefault(item.path, []).append(row)
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self.items)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self.items):
+            return None
+        item = self.items[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return item.title
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self.loader.get(item.path)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return item.tooltip or item.path
+        if role == ITEM_ROLE:
+            return item
+        return None
+
+    def _thumbnail_loaded(self, path: str) -> None:
+        for row in self._rows.get(path, ()):
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+class GalleryDelegate(QStyledItemDelegate):
+    """A card: the thumbnail, a title, and one labelled bar per probability."""
+
+    PAD, TITLE_H, BAR_H, BAR_GAP = 6, 18, 15, 3
+
+    def __init__(self, thumbnail_size: int, bars: int, parent: QObject | None = None):
+        super().__init__(parent)
+        self.thumb, self.bars = thumbnail_size, bars
+
+    def sizeHint(self, option, index) -> QSize:
+        height = self.PAD + self.thumb + 4 + self.TITLE_H + self.bars * (self.BAR_H + self.BAR_GAP) + self.PAD
+        return QSize(self.thumb + 2 * self.PAD + 16, height)
+
+    def paint(self, painter: QPainter, option, index: QModelIndex) -> None:
+        item: GalleryItem | None = index.data(ITEM_ROLE)
+        if item is None:
+            return
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        card = QRect(option.rect).adjusted(2, 2, -2, -2)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
+        border = QColor(BLUE if selected else (item.accent or ("#b2c5f0" if hovered else "#e4e7ec")))
+        painter.setPen(QPen(border, 2 if selected else 1))
+        painter.setBrush(QColor("#eff4ff" if selected else "#ffffff"))
+        painter.drawRoundedRect(card, 6, 6)
+        inner = card.adjusted(self.PAD, self.PAD, -self.PAD, -self.PAD)
+        image_rect = QRect(inner.left(), inner.top(), inner.width(), self.thumb)
+        self._paint_thumbnail(painter, image_rect, index, item)
+        y = image_rect.bottom() + 5
+        font = QFont(option.font)
+        font.setBold(True)
+        painter.setFont(font)
+        painter.setPen(QColor("#101828"))
+        metrics = QFontMetrics(font)
+        title_rect = QRect(inner.left(), y, inner.width(), self.TITLE_H)
+        painter.drawText(
+            title_rect,
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            metrics.elidedText(item.title, Qt.TextElideMode.ElideMiddle, inner.width()),
+        )
+        y += self.TITLE_H
+        small = QFont(option.font)
+        small.setPointSizeF(max(6.5, option.font.pointSizeF() * 0.85))
+        painter.setFont(small)
+        for bar in item.bars:
+            self._paint_bar(painter, QRect(inner.left(), y, inner.width(), self.BAR_H), bar, small)
+            y += self.BAR_H + self.BAR_GAP
+        painter.restore()
+
+    def _paint_thumbnail(self, painter: QPainter, rect: QRect, index: QModelIndex, item: GalleryItem) -> None:
+        pixmap = index.data(Qt.ItemDataRole.DecorationRole)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor("#f2f4f7"))
+        painter.drawRoundedRect(rect, 4, 4)
+        if isinstance(pixmap, QPixmap) and not pixmap.isNull():
+            scaled = pixmap.scaled(
+                rect.size(),
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation
+                if max(pixmap.width(), pixmap.height()) >= 48
+                else Qt.TransformationMode.FastTransformation,
+            )
+            top_left = QPoint(
+                rect.left() + (rect.width() - scaled.width()) // 2,
+                rect.top() + (rect.height() - scaled.height()) // 2,
+            )
+            painter.drawPixmap(top_left, scaled)
+            return
+        model = index.model()
+        failed = isinstance(model, GalleryModel) and model.loader.failed(item.path)
+        painter.setPen(QColor(RED if failed else GREY))
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "cannot show" if failed else "loading…")
+
+    def _paint_bar(self, painter: QPainter, rect: QRect, bar: Bar, font: QFont) -> None:
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor("#f2f4f7"))
+        painter.drawRoundedRect(rect, 3, 3)
+        fill = QColor(bar.colour)
+        fill.setAlpha(70)
+        width = int(rect.width() * max(0.0, min(1.0, bar.value)))
+        if width > 0:
+            painter.setBrush(fill)
+            painter.drawRoundedRect(QRect(rect.left(), rect.top(), max(width, 4), rect.height()), 3, 3)
+        metrics = QFontMetrics(font)
+        percent = f"{bar.value:.1%}"
+        text_rect = rect.adjusted(4, 0, -4, 0)
+        label_width = text_rect.width() - metrics.horizontalAdvance(percent) - 6
+        painter.setPen(QColor(bar.colour).darker(150))
+        painter.drawText(
+            text_rect,
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            metrics.elidedText(bar.label, Qt.TextElideMode.ElideRight, label_width),
+        )
+        painter.setPen(QColor("#344054"))
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, percent)
+
+
+class Gallery(QListView):
+    """Thumbnail cards in a wrapping grid. `open_requested(path)` on double click or Enter."""
+
+    open_requested = Signal(str)
+    item_selected = Signal(object)  # GalleryItem or None
+
+    def __init__(
+        self,
+        bars: int = 2,
+        placeholder: str = "",
+        thumbnail_size: int = THUMBNAIL_SIZE,
+        loader: ThumbnailLoader | None = None,
+        parent: QWidget | None = None,
+    ):
+        super().__init__(parent)
+        self.setObjectName("gallery")
+        self.loader = loader or ThumbnailLoader(thumbnail_size, self)
+        self.gallery_model = GalleryModel(self.loader, self)
+        self.setModel(self.gallery_model)
+        self.setItemDelegate(GalleryDelegate(thumbnail_size, bars, self))
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setMovement(QListView.Movement.Static)
+        self.setUniformItemSizes(True)
+        self.setSpacing(4)
+        self.setMouseTracking(True)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._context_menu)
+        self.doubleClicked.connect(self._activated)
+        self.placeholder = placeholder
+        self.drop_target = False  # when empty, draw the placeholder as a place to drop files
+        self.selectionModel().currentChanged.connect(
+            lambda index, _old: self.item_selected.emit(index.data(ITEM_ROLE) if index.isValid() else None)
+        )
+
+    def set_items(self, items: list[GalleryItem]) -> None:
+        self.gallery_model.set_items(items)
+        self.scrollToTop()
+        self.viewport().update()
+
+    def items(self) -> list[GalleryItem]:
+        return list(self.gallery_model.items)
+
+    def count(self) -> int:
+        return len(self.gallery_model.items)
+
+    def clear(self) -> None:
+        self.set_items([])
+
+    def set_placeholder(self, text: str) -> None:
+        self.placeholder = text
+        self.viewport().update()
+
+    def _activated(self, index: QModelIndex) -> None:
+        item = index.data(ITEM_ROLE)
+        if item is not None:
+            self.open_requested.emit(item.path)
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():
+            self._activated(self.currentIndex())
+            return
+        super().keyPressEvent(event)
+
+    def _context_menu(self, position: QPoint) -> None:
+        index = self.indexAt(position)
+        item: GalleryItem | None = index.data(ITEM_ROLE) if index.isValid() else None
+        if item is None:
+            return
+        menu = QMenu(self)
+        open_action = QAction("Open image", menu)
+        open_action.triggered.connect(lambda: self.open_requested.emit(item.path))
+        folder_action = QAction("Open containing folder", menu)
+        folder_action.triggered.connect(lambda: self.open_requested.emit(os.path.dirname(item.path)))
+        copy_action = QAction("Copy path", menu)
+        copy_action.triggered.connect(lambda: QGuiApplication.clipboard().setText(item.path))
+        for action in (open_action, folder_action, copy_action):
+            menu.addAction(action)
+        menu.popup(self.viewport().mapToGlobal(position))
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self.gallery_model.rowCount() == 0 and self.placeholder:
+            painter = QPainter(self.viewport())
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            area = self.viewport().rect().adjusted(16, 16, -16, -16)
+            if self.drop_target:
+                pen = QPen(QColor("#b2c5f0"), 2, Qt.PenStyle.DashLine)
+                painter.setPen(pen)
+                painter.setBrush(QColor("#f8faff"))
+                painter.drawRoundedRect(area, 10, 10)
+                font = QFont(self.font())
+                font.setPointSizeF(font.pointSizeF() * 1.25)
+                painter.setFont(font)
+            painter.setPen(QColor("#475467"))
+            painter.drawText(
+                area.adjusted(24, 24, -24, -24),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self.placeholder,
+            )
+            painter.end()
+
+    def shutdown(self) -> None:
+        self.loader.stop()
