@@ -1,7 +1,8 @@
-"""The main window: tabs (Train now; evaluation, predict and export later), menus, status bar, drops.
+"""The main window: tabs (Train, Evaluate, Predict, Export), menus, status bar, drops.
 
 It composes panels and owns no training logic: the Train tab runs the engine, this window only asks
-before closing during a run and waits for the run's thread before it closes.
+before closing during a run and waits for the run's thread before it closes. The Evaluate, Predict and
+Export tabs share one opened model (gui.model_worker.ModelService, its own thread).
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWid
 from core.dataset import inspect
 from core.paths import resource_path
 from gui.data_panel import local_folder_from_urls
+from gui.evaluation_page import EvaluationPage
+from gui.export_page import ExportPage
+from gui.model_worker import ModelService
+from gui.predict_page import PredictPage, local_paths_from_urls
 from gui.settings_store import SettingsStore
 from gui.training_page import TrainingPage, default_train_fn
 from gui.worker import run_in_thread
@@ -44,6 +49,13 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.training, "Train")
+        self.models = ModelService(parent=self)
+        self.evaluation = EvaluationPage(self.models, self.store.settings)
+        self.predict = PredictPage(self.models, self.store.settings)
+        self.export = ExportPage(self.models, self.store.settings)
+        self.tabs.addTab(self.evaluation, "Evaluate")
+        self.tabs.addTab(self.predict, "Predict")
+        self.tabs.addTab(self.export, "Export")
         self.setCentralWidget(self.tabs)
         self._close_when_idle = False
         self._build_status_bar()
@@ -51,6 +63,9 @@ class MainWindow(QMainWindow):
         self.training.status_message.connect(self.statusBar().showMessage)
         self.training.device_seen.connect(self._show_device)
         self.training.idle.connect(self._on_training_idle)
+        self.training.summary.evaluate_requested.connect(self.evaluate_run)
+        for page in (self.evaluation, self.predict, self.export):
+            page.status_message.connect(self.statusBar().showMessage)
         self._restore_geometry()
         if device_fn is not None:
             # After the first paint, so loading TensorFlow never delays the window.
@@ -84,6 +99,12 @@ class MainWindow(QMainWindow):
         self.stop_action.triggered.connect(self.training.stop_training)
         run_menu.addAction(self.train_action)
         run_menu.addAction(self.stop_action)
+
+    def evaluate_run(self, run_dir: str) -> None:
+        """The summary's "Evaluate this model": the Evaluate tab, the run's model, its validation folder."""
+        if run_dir:
+            self.tabs.setCurrentWidget(self.evaluation)
+            self.evaluation.evaluate_run(run_dir)
 
     def _restore_geometry(self) -> None:
         geometry = self.store.window_state("geometry")
@@ -120,10 +141,16 @@ class MainWindow(QMainWindow):
     # --- drag and drop of folders anywhere on the window ------------------------------------------
 
     def dragEnterEvent(self, event) -> None:
-        if not self.training.is_running and local_folder_from_urls(event.mimeData().urls()):
+        if self.tabs.currentWidget() is self.predict:
+            self.predict.dragEnterEvent(event)
+        elif not self.training.is_running and local_folder_from_urls(event.mimeData().urls()):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
+        if self.tabs.currentWidget() is self.predict:
+            self.predict.add_paths(local_paths_from_urls(event.mimeData().urls()))
+            event.acceptProposedAction()
+            return
         folder = local_folder_from_urls(event.mimeData().urls())
         if folder and not self.training.is_running:
             self.training.data.drop_folder(folder)
@@ -153,6 +180,11 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage("Stopping the run before closing…")
             return
         self._save_state()
+        for page in (self.evaluation, self.predict, self.export):
+            page.shutdown()
+        if self.models.busy:
+            self.statusBar().showMessage("Finishing the model's work before closing…")
+        self.models.shutdown()  # evaluation/prediction stop within a batch; an export is finished
         event.accept()
 
     def _on_training_idle(self) -> None:

@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from core.events import RunResult
+from core.runs import BEST_MODEL_FILE
 
 
 def format_duration(seconds: float | None) -> str:
@@ -68,6 +69,7 @@ class RunSummary(QFrame):
     """How the last run ended, its best validation accuracy and epoch, duration, and its folder."""
 
     open_folder_requested = Signal(str)
+    evaluate_requested = Signal(str)  # the run folder: open its model in the Evaluate tab
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -79,6 +81,10 @@ class RunSummary(QFrame):
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.open_button = QPushButton("Open run folder")
         self.open_button.clicked.connect(lambda: self.open_folder_requested.emit(self.run_dir))
+        self.evaluate_button = QPushButton("Evaluate this model")
+        self.evaluate_button.setToolTip("Open this run's model in the Evaluate tab and evaluate it on its "
+                                        "validation folder")
+        self.evaluate_button.clicked.connect(lambda: self.evaluate_requested.emit(self.run_dir))
         self.run_dir = ""
         text = QVBoxLayout()
         text.setSpacing(2)
@@ -86,6 +92,7 @@ class RunSummary(QFrame):
         text.addWidget(self.details)
         layout = QHBoxLayout(self)
         layout.addLayout(text, 1)
+        layout.addWidget(self.evaluate_button)
         layout.addWidget(self.open_button)
         self.hide()
 
@@ -112,4 +119,9 @@ class RunSummary(QFrame):
             lines += f"<br><span style='color:#475467'>{folder}</span>"
         self.details.setText(lines)
         self.open_button.setEnabled(bool(result.run_dir) and os.path.isdir(result.run_dir))
+        has_model = bool(result.run_dir) and os.path.isfile(os.path.join(result.run_dir, BEST_MODEL_FILE))
+        self.evaluate_button.setEnabled(has_model)
+        self.evaluate_button.setToolTip(
+            "Open this run's model in the Evaluate tab and evaluate it on its validation folder" if has_model
+            else "This run saved no model to evaluate")
         self.show()

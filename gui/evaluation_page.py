@@ -1,0 +1,546 @@
+"""The Evaluate tab: a model over a folder of labelled images -> accuracy, per-class table, confusion
+matrix heatmap, and the images behind every number (mistakes, one cell, skipped files).
+
+Evaluation runs on the model thread (gui.model_worker) through core.evaluation.evaluate; this page
+only shows the plain EvaluationResult it returns.
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.paths import demo_val_dir
+from gui.confusion_heatmap import ConfusionHeatmap
+from gui.data_panel import FolderField
+from gui.gallery import GREEN, GREY, RED, Bar, Gallery, GalleryItem, ThumbnailLoader
+from gui.model_bar import MODEL_PAGES_QSS, MessageBanner, ModelBar, escape, stat_card
+from gui.model_worker import JobHandle, ModelInfo, ModelService
+
+PER_CLASS_COLUMNS = ("Class", "Precision", "Recall", "F1", "Support")
+
+
+def _class_folders(folder: str) -> set[str]:
+    try:
+        return {
+            entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith(".")
+        }
+    except OSError:
+        return set()
+
+
+def default_evaluation_folder(info: ModelInfo) -> str | None:
+    """The run's validation folder when it still exists; else the demo validation folder when the
+    model's classes are the demo's; else None."""
+    if info.val_dir and os.path.isdir(info.val_dir):
+        return info.val_dir
+    demo = demo_val_dir()
+    if os.path.isdir(demo) and _class_folders(demo) == set(info.class_names):
+        return demo
+    return None
+
+
+class EvaluationPage(QWidget):
+    status_message = Signal(str)
+    evaluation_done = Signal(bool)  # True with a result, False when it failed or was stopped
+
+    def __init__(self, service: ModelService, settings=None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.service = service
+        self.result = None  # core.evaluation.EvaluationResult of the last evaluation
+        self.job: JobHandle | None = None
+        self._evaluate_when_loaded = False
+        self._folder_chosen_by_user = False
+        self.setStyleSheet(MODEL_PAGES_QSS)
+        self.model_bar = ModelBar(service, settings)
+        self.folder = FolderField("Choose the folder of images to evaluate")
+        self.folder.combo.lineEdit().setPlaceholderText(
+            "Folder with one subfolder per class, as for training"
+        )
+        self.folder.chosen.connect(self._folder_chosen)
+        self.evaluate_button = QPushButton("Evaluate")
+        self.evaluate_button.setObjectName("primaryButton")
+        self.evaluate_button.setMinimumHeight(32)
+        self.evaluate_button.clicked.connect(self.evaluate)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("stopButton")
+        self.stop_button.setMinimumHeight(32)
+        self.stop_button.clicked.connect(self.stop)
+        self.progress = QProgressBar()
+        self.progress.setFixedWidth(200)
+        self.progress.setFormat("%v of %m images")
+        self.progress.hide()
+        self.banner = MessageBanner()
+        self.banner.details_requested.connect(
+            lambda message, details: self.show_error("Evaluation failed", message, details)
+        )
+        self.csv_button = QPushButton("Export results to CSV…")
+        self.csv_button.setToolTip("One row per image: path, true and predicted class, every probability")
+        self.csv_button.clicked.connect(lambda: self.export_csv())
+        self.table = QTableWidget(0, len(PER_CLASS_COLUMNS))
+        self.heatmap = ConfusionHeatmap()
+        self.heatmap.cell_clicked.connect(self.show_cell)
+        loader = ThumbnailLoader(parent=self)
+        self.mistakes = Gallery(
+            bars=2,
+            loader=loader,
+            placeholder="The images the model got wrong appear here after an evaluation, "
+            "the most confident mistakes first.",
+        )
+        self.cell_gallery = Gallery(
+            bars=2, loader=loader, placeholder="Click a cell of the confusion matrix to see its images."
+        )
+        self.cell_title = QLabel("")
+        self.cell_title.setObjectName("sectionHint")
+        self.skipped_table = QTableWidget(0, 2)
+        for gallery in (self.mistakes, self.cell_gallery):
+            gallery.open_requested.connect(lambda path: self.open_image(path))
+        self._build_layout()
+        service.loaded.connect(self._on_model_loaded)
+        service.loading.connect(lambda _source: self._update_buttons())
+        service.load_failed.connect(self._on_model_failed)
+        service.busy_changed.connect(lambda _busy: self._update_buttons())
+        self._show_empty()
+        self._update_buttons()
+
+    # --- construction ------------------------------------------------------------------------
+
+    def _build_layout(self) -> None:
+        folder_row = QHBoxLayout()
+        folder_label = QLabel("Images")
+        folder_label.setObjectName("modelBarTitle")
+        folder_row.addWidget(folder_label)
+        folder_row.addWidget(self.folder, 1)
+        folder_row.addWidget(self.evaluate_button)
+        folder_row.addWidget(self.stop_button)
+        folder_row.addWidget(self.progress)
+
+        stats = QHBoxLayout()
+        stats.setSpacing(8)
+        self.stat_values: dict[str, QLabel] = {}
+        for key, caption in (
+            ("accuracy", "accuracy"),
+            ("loss", "loss"),
+            ("f1", "macro F1"),
+            ("images", "images evaluated"),
+            ("mistakes", "mistakes"),
+        ):
+            card, value = stat_card(caption)
+            self.stat_values[key] = value
+            stats.addWidget(card)
+        self.skipped_button = QPushButton("No files skipped")
+        self.skipped_button.setObjectName("linkButton")
+        self.skipped_button.setToolTip("Files that could not be read as images")
+        self.skipped_button.clicked.connect(lambda: self.image_tabs.setCurrentWidget(self.skipped_page))
+        side = QVBoxLayout()
+        side.addStretch(1)
+        side.addWidget(self.csv_button)
+        side.addWidget(self.skipped_button, 0, Qt.AlignmentFlag.AlignRight)
+        stats.addStretch(1)
+        stats.addLayout(side)
+        self.notes = QLabel()
+        self.notes.setObjectName("sectionHint")
+        self.notes.setWordWrap(True)
+        self.notes.hide()
+
+        self.table.setObjectName("classTable")
+        self.table.setHorizontalHeaderLabels(list(PER_CLASS_COLUMNS))
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.setShowGrid(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, len(PER_CLASS_COLUMNS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        table_box = QGroupBox("Per class")
+        table_layout = QVBoxLayout(table_box)
+        table_layout.addWidget(self.table)
+        heatmap_box = QGroupBox("Confusion matrix")
+        heatmap_layout = QVBoxLayout(heatmap_box)
+        hint = QLabel(
+            "Rows are the true classes, columns the predictions; colour is the share of each row. "
+            "Click a cell to see its images."
+        )
+        hint.setObjectName("sectionHint")
+        hint.setWordWrap(True)
+        heatmap_layout.addWidget(hint)
+        heatmap_layout.addWidget(self.heatmap, 1)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(table_box)
+        left_layout.addWidget(heatmap_box, 1)
+
+        self.skipped_table.setObjectName("resultTable")
+        self.skipped_table.setHorizontalHeaderLabels(["File", "Why it was skipped"])
+        self.skipped_table.verticalHeader().hide()
+        self.skipped_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.skipped_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.skipped_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.skipped_table.setWordWrap(False)
+        cell_page = QWidget()
+        cell_layout = QVBoxLayout(cell_page)
+        cell_layout.setContentsMargins(0, 6, 0, 0)
+        cell_layout.addWidget(self.cell_title)
+        cell_layout.addWidget(self.cell_gallery, 1)
+        self.cell_page = cell_page
+        self.skipped_page = self.skipped_table
+        self.image_tabs = QTabWidget()
+        self.image_tabs.setObjectName("imageTabs")
+        self.image_tabs.setDocumentMode(True)
+        self.image_tabs.addTab(self.mistakes, "Mistakes")
+        self.image_tabs.addTab(cell_page, "Selected cell")
+        self.image_tabs.addTab(self.skipped_table, "Skipped")
+        images_box = QGroupBox("Images")
+        images_layout = QVBoxLayout(images_box)
+        gallery_hint = QLabel("Double click an image to open it.")
+        gallery_hint.setObjectName("sectionHint")
+        images_layout.addWidget(self.image_tabs, 1)
+        images_layout.addWidget(gallery_hint)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(images_box)
+        self.splitter.setStretchFactor(0, 4)
+        self.splitter.setStretchFactor(1, 5)
+        self.splitter.setSizes([560, 760])
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setSpacing(8)
+        layout.addWidget(self.model_bar)
+        layout.addLayout(folder_row)
+        layout.addWidget(self.banner)
+        layout.addLayout(stats)
+        layout.addWidget(self.notes)
+        layout.addWidget(self.splitter, 1)
+
+    # --- state -------------------------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        return self.job is not None
+
+    def _update_buttons(self) -> None:
+        ready = self.service.info is not None and not self.service.busy
+        self.evaluate_button.setEnabled(ready and bool(self.folder.path()))
+        self.evaluate_button.setToolTip(
+            "Classify every image of the folder and compare with its class folder"
+            if ready
+            else "Open a model first"
+            if self.service.info is None
+            else "Busy with the model…"
+        )
+        self.stop_button.setEnabled(self.is_running and not self.job.cancel_requested)
+        self.folder.setEnabled(not self.is_running)
+        self.csv_button.setEnabled(self.result is not None)
+
+    def _folder_chosen(self, path: str) -> None:
+        self._folder_chosen_by_user = bool(path)
+        self._update_buttons()
+
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        folder = default_evaluation_folder(info)
+        if folder and (info.val_dir == folder or not self._folder_chosen_by_user or not self.folder.path()):
+            self.folder.set_path(folder, emit=False)
+            self.folder.combo.setToolTip(folder)
+            self._folder_chosen_by_user = False
+        if self.result is not None and self.result.model_path != info.model_path:
+            self._show_empty()
+        self.banner.clear()
+        self._update_buttons()
+        if self._evaluate_when_loaded:
+            self._evaluate_when_loaded = False
+            self.evaluate()
+
+    def _on_model_failed(self, _source: str, _message: str) -> None:
+        self._evaluate_when_loaded = False
+        self._update_buttons()
+
+    # --- running -----------------------------------------------------------------------------
+
+    def evaluate_run(self, run_dir: str, start: bool = True) -> None:
+        """Opens a run's model and, once loaded, evaluates it on its validation folder."""
+        self._evaluate_when_loaded = start
+        self._folder_chosen_by_user = False
+        if (
+            self.service.info is not None
+            and os.path.normpath(self.service.info.source) == os.path.normpath(os.path.abspath(run_dir))
+            and not self.service.busy
+        ):
+            self._on_model_loaded(self.service.info)
+            return
+        self.service.load(run_dir)
+
+    def evaluate(self) -> bool:
+        if self.is_running or self.service.info is None or self.service.busy:
+            return False
+        folder = self.folder.path()
+        if not folder or not os.path.isdir(folder):
+            self.banner.show_message(
+                f"The folder {escape(folder or '(none)')} does not exist. "
+                "Choose a folder with one subfolder per class."
+            )
+            return False
+        self.banner.clear()
+        self._show_empty()
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.status_message.emit(f"Evaluating {self.service.info.name} on {folder}…")
+
+        def job(context):
+            from core.evaluation import evaluate
+
+            return evaluate(context.model, folder, on_progress=context.progress, cancel=context.cancel)
+
+        self.job = self.service.submit(
+            "evaluate", job, on_result=self._on_result, on_error=self._on_error, on_progress=self._on_progress
+        )
+        self._update_buttons()
+        return True
+
+    def stop(self) -> None:
+        if self.job is not None and not self.job.cancel_requested:
+            self.job.cancel()
+            self.status_message.emit("Stopping the evaluation…")
+            self._update_buttons()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def _finish(self) -> None:
+        self.job = None
+        self.progress.hide()
+        self._update_buttons()
+
+    def _on_result(self, result) -> None:
+        self._finish()
+        self.show_result(result)
+        self.status_message.emit(f"Evaluated {result.total} images: accuracy {result.accuracy:.1%}.")
+        self.evaluation_done.emit(True)
+
+    def _on_error(self, message: str, details: str, cancelled: bool) -> None:
+        self._finish()
+        if cancelled:
+            self.banner.show_message(
+                "The evaluation was stopped; nothing is shown for a partial run.", "info"
+            )
+            self.status_message.emit("Evaluation stopped.")
+        else:
+            self.banner.show_message(escape(message), "error", details)
+            self.status_message.emit("Evaluation failed.")
+        self.evaluation_done.emit(False)
+
+    # --- showing a result --------------------------------------------------------------------
+
+    def _show_empty(self) -> None:
+        self.result = None
+        for value in self.stat_values.values():
+            value.setText("\u2014")
+        self.table.setRowCount(0)
+        self._fit_table_height()
+        self.heatmap.clear()
+        self.mistakes.clear()
+        self.cell_gallery.clear()
+        self.cell_title.setText("")
+        self.skipped_table.setRowCount(0)
+        self.skipped_button.setText("No files skipped")
+        self.skipped_button.setEnabled(False)
+        self.notes.hide()
+        self._set_tab_titles(None, None, 0)
+        self._update_buttons()
+
+    def show_result(self, result) -> None:
+        self.result = result
+        mistakes = result.misclassified()
+        macro = result.macro_average
+        self.stat_values["accuracy"].setText(f"{result.accuracy:.1%}")
+        self.stat_values["loss"].setText(f"{result.loss:.3f}")
+        self.stat_values["f1"].setText(f"{macro['f1']:.1%}")
+        self.stat_values["images"].setText(f"{result.total:,}")
+        self.stat_values["mistakes"].setText(f"{len(mistakes):,}")
+        skipped = len(result.skipped)
+        self.skipped_button.setText(
+            f"{skipped} file{'s' if skipped != 1 else ''} skipped: show" if skipped else "No files skipped"
+        )
+        self.skipped_button.setEnabled(bool(skipped))
+        if result.notes:
+            self.notes.setText("  ".join(result.notes))
+            self.notes.show()
+        else:
+            self.notes.hide()
+        self._fill_table(result, macro)
+        self._fit_table_height()
+        self.heatmap.set_matrix(result.confusion_matrix, result.class_names)
+        self.mistakes.set_items([self._item(image, result.class_names) for image in mistakes])
+        self.mistakes.set_placeholder("No mistakes: every image was classified correctly.")
+        self.cell_gallery.clear()
+        self.cell_title.setText("")
+        self.skipped_table.setRowCount(skipped)
+        for row, item in enumerate(result.skipped):
+            self.skipped_table.setItem(row, 0, QTableWidgetItem(item.path))
+            self.skipped_table.setItem(row, 1, QTableWidgetItem(item.reason))
+            self.skipped_table.item(row, 0).setToolTip(item.path)
+        self._set_tab_titles(len(mistakes), None, skipped)
+        self.image_tabs.setCurrentWidget(self.mistakes)
+        self._update_buttons()
+
+    def _fit_table_height(self, max_rows: int = 9) -> None:
+        """All rows in view up to max_rows (then it scrolls), so the heatmap gets the rest."""
+        rows = max(self.table.rowCount(), 3)
+        row_height = self.table.verticalHeader().defaultSectionSize()
+        height = self.table.horizontalHeader().sizeHint().height() + min(rows, max_rows) * row_height
+        self.table.setFixedHeight(height + 2 * self.table.frameWidth() + 2)
+
+    def _fill_table(self, result, macro: dict[str, float]) -> None:
+        names = list(result.class_names)
+        self.table.setRowCount(len(names) + 1)
+        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        for row, name in enumerate([*names, "Macro average"]):
+            values = result.per_class.get(name) if row < len(names) else {**macro, "support": result.total}
+            cells = [
+                name,
+                f"{values['precision']:.1%}",
+                f"{values['recall']:.1%}",
+                f"{values['f1']:.1%}",
+                f"{int(values['support']):,}",
+            ]
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if column:
+                    item.setTextAlignment(right)
+                if row == len(names):
+                    font = QFont(item.font())
+                    font.setBold(True)
+                    item.setFont(font)
+                elif column in (1, 2, 3) and values[PER_CLASS_COLUMNS[column].lower()] < 0.5:
+                    item.setForeground(Qt.GlobalColor.darkRed)
+                self.table.setItem(row, column, item)
+
+    def _set_tab_titles(self, mistakes: int | None, cell: int | None, skipped: int) -> None:
+        self.image_tabs.setTabText(0, "Mistakes" if mistakes is None else f"Mistakes ({mistakes})")
+        self.image_tabs.setTabText(1, "Selected cell" if cell is None else f"Selected cell ({cell})")
+        self.image_tabs.setTabText(2, f"Skipped ({skipped})" if skipped else "Skipped")
+
+    @staticmethod
+    def _item(image, class_names: list[str]) -> GalleryItem:
+        true_name, predicted_name = class_names[image.true_label], class_names[image.predicted_label]
+        probabilities = "<br>".join(
+            f"{name}: {float(p):.1%}"
+            for name, p in sorted(
+                zip(class_names, image.probabilities, strict=True), key=lambda pair: -float(pair[1])
+            )
+        )
+        tooltip = (
+            f"<b>{escape(os.path.basename(image.path))}</b><br>true class {escape(true_name)}, "
+            f"predicted {escape(predicted_name)}<br>{probabilities}<br>"
+            f"<span style='color:#667085'>{escape(image.path)}</span>"
+        )
+        if image.correct:
+            bars = (Bar(predicted_name, image.confidence, GREEN),)
+            second = max(
+                (i for i in range(len(class_names)) if i != image.predicted_label),
+                key=lambda i: float(image.probabilities[i]),
+                default=None,
+            )
+            if second is not None:
+                bars += (Bar(class_names[second], float(image.probabilities[second]), GREY),)
+            title = f"{true_name} ✓"
+        else:
+            bars = (
+                Bar(f"→ {predicted_name}", image.confidence, RED),
+                Bar(true_name, image.true_probability, GREEN),
+            )
+            title = f"{true_name} → {predicted_name}"
+        return GalleryItem(image.path, title, bars, tooltip, data=image)
+
+    def show_cell(self, true_label: int, predicted_label: int) -> None:
+        if self.result is None:
+            return
+        names = self.result.class_names
+        images = self.result.images_in_cell(true_label, predicted_label)
+        self.heatmap.select(true_label, predicted_label)
+        self.cell_gallery.set_items([self._item(image, names) for image in images])
+        count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
+        if true_label == predicted_label:
+            self.cell_title.setText(
+                f"{names[true_label]} recognised correctly: {count}, most confident first."
+            )
+        else:
+            self.cell_title.setText(
+                f"{names[true_label]} predicted as {names[predicted_label]}: {count}, most confident first."
+            )
+        self.cell_gallery.set_placeholder("No image in this cell.")
+        self._set_tab_titles(len(self.result.misclassified()), len(images), len(self.result.skipped))
+        self.image_tabs.setCurrentWidget(self.cell_page)
+
+    # --- exporting and opening ---------------------------------------------------------------
+
+    def choose_csv_path(self, suggested: str) -> str:
+        """The save dialog; a method so tests can replace it."""
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export evaluation results", suggested, "CSV files (*.csv);;All files (*)"
+        )
+        return path
+
+    def export_csv(self) -> str | None:
+        if self.result is None:
+            return None
+        base = self.service.info.export_dir if self.service.info else os.path.expanduser("~")
+        suggested = os.path.join(os.path.dirname(base), "evaluation.csv")
+        path = self.choose_csv_path(suggested)
+        if not path:
+            return None
+        if not os.path.splitext(path)[1]:
+            path += ".csv"
+        try:
+            self.result.write_csv(path)
+        except OSError as exc:
+            self.banner.show_message(
+                f"Could not write {escape(path)}: {escape(exc.strerror or str(exc))}"
+            )
+            return None
+        self.status_message.emit(f"Wrote {self.result.total} rows to {path}")
+        self.banner.show_message(
+            f"Saved the results of {self.result.total} images to {escape(path)}.", "info"
+        )
+        return path
+
+    def open_image(self, path: str) -> None:
+        """Opens an image (or folder) with the desktop's viewer; a method so tests can replace it."""
+        QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.abspath(path)))
+
+    def show_error(self, title: str, message: str, details: str = "") -> None:
+        """A window-modal message box that does not block the event loop; tests replace it."""
+        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
+        if details:
+            box.setDetailedText(details)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        self._error_box = box
+        box.open()
+
+    def shutdown(self) -> None:
+        self.stop()
+        self.mistakes.shutdown()
