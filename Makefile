@@ -5,9 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
+PACKAGE_STAMP := $(VENV)/.installed-package
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench package clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,10 @@ $(RUN_STAMP): requirements.txt | $(PY)
 
 $(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+$(PACKAGE_STAMP): $(RUN_STAMP) requirements-package.txt
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt -r requirements-package.txt
 	touch $@
 
 run: $(RUN_STAMP)
@@ -31,6 +36,14 @@ test: lint
 
 bench: $(RUN_STAMP)
 	$(PY) bench/pipeline.py
+
+# The standalone program: dist/FitStudio/FitStudio (onedir; see packaging/fitstudio.spec).
+package: $(PACKAGE_STAMP)
+	$(VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
+		packaging/fitstudio.spec
+	@# TensorFlow ships its libraries with symbol tables: ~0.3 GB that nothing at run time reads.
+	-command -v strip >/dev/null && strip --strip-unneeded dist/FitStudio/_internal/tensorflow/libtensorflow*.so.2
+	@echo "Bundle: dist/FitStudio, $$(du -sh dist/FitStudio | cut -f1)"
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -23,6 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fitstudio",
         description="Train image classifiers from folders of images: a window, or headless commands.",
     )
+    parser.add_argument(
+        "--self-test", action="store_true",
+        help="train one epoch on the demo dataset through the window, offscreen, and report",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_commands(subparsers)
     return parser
@@ -31,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     multiprocessing.freeze_support()  # first, for the frozen build
     args = build_parser().parse_args(argv)
+    if args.self_test:
+        from gui.self_test import run_self_test
+
+        return run_self_test()
     if args.command is None:
         from gui.app import run_app
 

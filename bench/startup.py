@@ -1,6 +1,7 @@
 """Start-up time of the window: from spawning `python main.py` to the window's first paint.
 
     python bench/startup.py [--runs 5]
+    python bench/startup.py --frozen dist/FitStudio/FitStudio   # the standalone build instead
 
 Each run starts main.py with FITSTUDIO_STARTUP_PROBE=1 (offscreen Qt unless QT_QPA_PLATFORM is set
 otherwise); the app prints "shown <s since process start> main=<s in run_app> tensorflow=<bool>" at
@@ -22,11 +23,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_SECONDS = 2.0
 
 
-def one_run(python: str) -> tuple[float, float, bool]:
+def one_run(command: list[str]) -> tuple[float, float, bool]:
     env = {**os.environ, "FITSTUDIO_STARTUP_PROBE": "1"}
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
     started = time.perf_counter()
-    child = subprocess.Popen([python, "main.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True)
     try:
         for line in child.stdout:
@@ -34,7 +35,7 @@ def one_run(python: str) -> tuple[float, float, bool]:
                 wall = time.perf_counter() - started
                 fields = dict(part.split("=") for part in line.split()[2:])
                 return wall, float(line.split()[1]), fields["tensorflow"] == "True"
-        raise RuntimeError(f"main.py exited with {child.wait()} before showing the window")
+        raise RuntimeError(f"{command[0]} exited with {child.wait()} before showing the window")
     finally:
         child.wait(timeout=60)
 
@@ -43,9 +44,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--frozen", metavar="EXECUTABLE", help="time this standalone build instead")
     args = parser.parse_args()
-    one_run(args.python)  # warm the file cache, as a second launch would be
-    rows = [one_run(args.python) for _ in range(args.runs)]
+    command = [os.path.abspath(args.frozen)] if args.frozen else [args.python, "main.py"]
+    print(f"launching: {' '.join(command)}")
+    one_run(command)  # warm the file cache, as a second launch would be
+    rows = [one_run(command) for _ in range(args.runs)]
     print(f"{'run':>4}  {'spawn->shown (s)':>16}  {'child clock (s)':>15}  tensorflow imported")
     for index, (wall, own, tf_loaded) in enumerate(rows, start=1):
         print(f"{index:>4}  {wall:>16.3f}  {own:>15.3f}  {tf_loaded}")

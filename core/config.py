@@ -12,7 +12,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.images import RESIZE_MODES
-from core.paths import demo_train_dir, demo_val_dir
+from core.paths import default_runs_dir, demo_train_dir, demo_val_dir
 
 MODEL_NAMES = ("small-cnn", "mobilenetv2", "efficientnetb0")
 # Limits that keep a run meaningful and inside memory; the window's spin boxes use the same.
@@ -59,7 +59,7 @@ class TrainingConfig:
     learning_rate: float = 1e-3
     augmentation: Augmentation = Augmentation()
     seed: int = 1337
-    out_dir: str = "runs"
+    out_dir: str = field(default_factory=default_runs_dir)
     resize_mode: str = "stretch"  # or "crop": centre-crop to the aspect ratio first
     decode_threads: int = 0  # 0: one per CPU core
     cache: bool = True  # keep decoded images after the first epoch (memory, else a disk file)

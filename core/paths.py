@@ -24,6 +24,24 @@ def resource_path(*parts: str) -> str:
     return os.path.join(app_root(), "resources", *parts)
 
 
+def user_data_dir() -> str:
+    """Where a frozen FitStudio keeps its runs: the per-user application data folder, the same
+    place Qt's QStandardPaths.AppDataLocation names (core stays free of Qt, so it is spelled out)."""
+    home = os.path.expanduser("~")
+    if sys.platform == "win32":
+        base = os.environ.get("APPDATA") or os.path.join(home, "AppData", "Roaming")
+    elif sys.platform == "darwin":
+        base = os.path.join(home, "Library", "Application Support")
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
+    return os.path.join(base, "FitStudio", "FitStudio")
+
+
+def default_runs_dir() -> str:
+    """`runs` beside the sources; in the user's data folder when frozen, never inside the bundle."""
+    return os.path.join(user_data_dir(), "runs") if is_frozen() else "runs"
+
+
 def demo_train_dir() -> str:
     return resource_path("demo", "train")
 
