@@ -159,7 +159,8 @@ def run_in_thread(
 
 
 class TrainingWorker(QObject):
-    """Calls the engine's train() and re-emits its events as signals carrying plain data.
+    """Runs one engine job (train, or resume of a run folder) and re-emits its events as signals
+    carrying plain data.
 
     Nothing here touches a widget: every slot connected to these signals runs on the GUI thread.
     """
@@ -187,10 +188,14 @@ class TrainingWorker(QObject):
     def cancel_requested(self) -> bool:
         return self._cancel.is_set()
 
+    def _job(self, on_event: Callable[[Any], None], cancel: threading.Event) -> Any:
+        """The engine call, on this worker's thread."""
+        return self._train_fn(self._config, on_event, cancel)
+
     @Slot()
     def run(self) -> None:
         try:
-            self._train_fn(self._config, self._on_event, self._cancel)
+            self._job(self._on_event, self._cancel)
         except FitStudioError as exc:
             self.start_failed.emit(str(exc), "")
         except Exception as exc:  # the engine promises not to raise, but the window must survive
@@ -212,3 +217,15 @@ class TrainingWorker(QObject):
             self.run_finished.emit(event.result)
         elif isinstance(event, RunFailed):
             self.run_failed.emit(event.message, event.details, event.result)
+
+
+class ResumeWorker(TrainingWorker):
+    """Continues a run folder: calls resume_fn(run_dir, on_event, cancel, epochs) with the same
+    signals, cancellation and error handling as a training."""
+
+    def __init__(self, run_dir: str, resume_fn: Callable[..., Any], epochs: int | None = None):
+        super().__init__(config=None, train_fn=resume_fn)
+        self.run_dir, self.epochs = run_dir, epochs
+
+    def _job(self, on_event: Callable[[Any], None], cancel: threading.Event) -> Any:
+        return self._train_fn(self.run_dir, on_event, cancel, self.epochs)

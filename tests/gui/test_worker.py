@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import threading
 
+from core.errors import ConfigError
 from core.events import BatchEnd, Message
-from gui.worker import TrainingWorker, run_in_thread, running_threads, start_worker, wait_for_threads
+from gui.worker import (
+    ResumeWorker,
+    TrainingWorker,
+    run_in_thread,
+    running_threads,
+    start_worker,
+    wait_for_threads,
+)
 
 
 def test_run_in_thread_calls_back_on_the_gui_thread(qtbot):
@@ -56,3 +64,29 @@ def test_training_worker_reemits_engine_events_and_cancels(qtbot):
     assert messages == [("hello", "warning"), ("stopped", "info")]
     assert batches[0].loss == 0.5
     assert wait_for_threads(5_000)
+
+
+def test_resume_worker_calls_resume_with_the_run_folder_and_reports_refusals(qtbot):
+    calls = []
+
+    def resume(run_dir, on_event, cancel, epochs):
+        calls.append((run_dir, epochs, threading.current_thread() is not threading.main_thread()))
+        on_event(Message("Resuming after epoch 2 of 5"))
+        if epochs == 2:
+            raise ConfigError("This run has already trained 2 epochs of 2. Ask for more epochs...")
+
+    worker = ResumeWorker("runs/a", resume, epochs=None)
+    messages = []
+    worker.message.connect(lambda text, level: messages.append(text))
+    with qtbot.waitSignal(worker.finished, timeout=5_000):
+        start_worker(worker, "resume test")
+    assert wait_for_threads(5_000)
+    assert calls == [("runs/a", None, True)] and messages == ["Resuming after epoch 2 of 5"]
+
+    refused = ResumeWorker("runs/a", resume, epochs=2)
+    errors = []
+    refused.start_failed.connect(lambda message, details: errors.append((message, details)))
+    with qtbot.waitSignal(refused.finished, timeout=5_000):
+        start_worker(refused, "resume test")
+    assert wait_for_threads(5_000)
+    assert errors == [("This run has already trained 2 epochs of 2. Ask for more epochs...", "")]
