@@ -36,6 +36,7 @@ MODEL_HINTS = {
 }
 RESIZE_LABELS = {"stretch": "Stretch to square", "crop": "Centre crop to square"}
 _ONE_TWO_FIVE = (1.0, 2.0, 5.0)
+CACHE_MEMORY_MAX_MB = 1024 * 1024  # 1 TB: the engine has no upper limit; a spin box needs one
 
 
 class ScientificSpinBox(QDoubleSpinBox):
@@ -119,6 +120,22 @@ class SettingsPanel(QGroupBox):
         self.decode_threads = QSpinBox()
         self.decode_threads.setRange(0, 64)
         self.decode_threads.setSpecialValueText("Automatic (one per core)")
+        self.early_stopping_patience = _int_spin("early_stopping_patience", " epochs")
+        self.early_stopping_patience.setSpecialValueText("Off")
+        self.reduce_lr_patience = _int_spin("reduce_lr_patience", " epochs")
+        self.reduce_lr_patience.setSpecialValueText("Off")
+        self.reduce_lr_factor = QDoubleSpinBox()
+        self.reduce_lr_factor.setRange(*LIMITS["reduce_lr_factor"])
+        self.reduce_lr_factor.setDecimals(2)
+        self.reduce_lr_factor.setSingleStep(0.05)
+        self.reduce_lr_factor.setPrefix("\u00d7 ")
+        self.cache = QCheckBox("Keep decoded images")
+        self.cache_memory_mb = QSpinBox()
+        self.cache_memory_mb.setRange(0, CACHE_MEMORY_MAX_MB)
+        self.cache_memory_mb.setSingleStep(256)
+        self.cache_memory_mb.setSuffix(" MB")
+        self.cache_memory_mb.setSpecialValueText("Automatic (¼ of RAM)")
+        self.cache_memory_mb.setAccelerated(True)
         self.augment = {
             "flip": QCheckBox("Flip"),
             "rotation": QCheckBox("Rotate"),
@@ -144,6 +161,11 @@ class SettingsPanel(QGroupBox):
         form.addRow("Image size", self.image_size)
         form.addRow("Resize", self.resize_mode)
         form.addRow("Learning rate", self.learning_rate)
+        form.addRow("Early stopping", self.early_stopping_patience)
+        lr_row = QHBoxLayout()
+        lr_row.addWidget(self.reduce_lr_patience, 3)
+        lr_row.addWidget(self.reduce_lr_factor, 2)
+        form.addRow("Reduce LR", lr_row)
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         for index, box in enumerate(self.augment.values()):
@@ -153,6 +175,8 @@ class SettingsPanel(QGroupBox):
         form.addRow("Augmentation", augment)
         form.addRow("Seed", self.seed)
         form.addRow("Decode threads", self.decode_threads)
+        form.addRow("Image cache", self.cache)
+        form.addRow("Cache memory", self.cache_memory_mb)
         out_row = QHBoxLayout()
         out_row.addWidget(self.out_dir, 1)
         out_row.addWidget(self.out_browse)
@@ -168,11 +192,35 @@ class SettingsPanel(QGroupBox):
         self.learning_rate.setToolTip("Step size of the Adam optimizer (arrow keys step 1-2-5 per decade)")
         self.seed.setToolTip("Same seed, same data and settings: same shuffling and initial weights")
         self.decode_threads.setToolTip("Threads that decode images while the model trains")
+        self.early_stopping_patience.setToolTip(
+            "Stop when the validation loss has not improved for this many epochs "
+            "(the best epoch is kept as model.keras). Off: always train every epoch."
+        )
+        self.reduce_lr_patience.setToolTip(
+            "Reduce the learning rate on a plateau: multiply it by the factor when the validation loss "
+            "has not improved for this many epochs. Off: keep the learning rate."
+        )
+        self.reduce_lr_factor.setToolTip("What the learning rate is multiplied by on a plateau")
+        self.cache.setToolTip(
+            "Decode every image once and keep the pixels for the following epochs: in memory while "
+            "the budget lasts, else in a temporary file on disk"
+        )
+        self.cache_memory_mb.setToolTip(
+            "Memory the decoded-image cache may use; what does not fit goes to a disk file. "
+            "Automatic: a quarter of this computer's memory"
+        )
         self.out_dir.setToolTip("Each run creates a new folder here with the model, history and report")
 
     def _connect_changes(self) -> None:
-        for box in (self.epochs, self.batch_size, self.image_size, self.seed, self.decode_threads):
+        for box in (self.epochs, self.batch_size, self.image_size, self.seed, self.decode_threads,
+                    self.early_stopping_patience, self.reduce_lr_patience, self.reduce_lr_factor,
+                    self.cache_memory_mb):
             box.valueChanged.connect(self.changed)
+        self.cache.toggled.connect(self.changed)
+        # A setting that does nothing in the current state is shown disabled, not hidden.
+        self.reduce_lr_patience.valueChanged.connect(
+            lambda value: self.reduce_lr_factor.setEnabled(value > 0))
+        self.cache.toggled.connect(self.cache_memory_mb.setEnabled)
         self.learning_rate.valueChanged.connect(self.changed)
         self.model.currentIndexChanged.connect(self.changed)
         self.resize_mode.currentIndexChanged.connect(self.changed)
@@ -203,6 +251,13 @@ class SettingsPanel(QGroupBox):
             box.setChecked(getattr(config.augmentation, name))
         self.out_dir.setText(config.out_dir)
         self.decode_threads.setValue(config.decode_threads)
+        self.early_stopping_patience.setValue(config.early_stopping_patience)
+        self.reduce_lr_patience.setValue(config.reduce_lr_patience)
+        self.reduce_lr_factor.setValue(config.reduce_lr_factor)
+        self.reduce_lr_factor.setEnabled(config.reduce_lr_patience > 0)
+        self.cache.setChecked(config.cache)
+        self.cache_memory_mb.setValue(config.cache_memory_mb)
+        self.cache_memory_mb.setEnabled(config.cache)
 
     def apply_to(self, config: TrainingConfig) -> TrainingConfig:
         """`config` with every field this panel edits replaced by the panel's values."""
@@ -217,4 +272,9 @@ class SettingsPanel(QGroupBox):
             augmentation=Augmentation(**{name: box.isChecked() for name, box in self.augment.items()}),
             out_dir=self.out_dir.text().strip() or "runs",
             decode_threads=self.decode_threads.value(),
+            early_stopping_patience=self.early_stopping_patience.value(),
+            reduce_lr_patience=self.reduce_lr_patience.value(),
+            reduce_lr_factor=round(float(self.reduce_lr_factor.value()), 2),
+            cache=self.cache.isChecked(),
+            cache_memory_mb=self.cache_memory_mb.value(),
         )

@@ -12,7 +12,8 @@ from gui.settings_store import SettingsStore
 def test_spin_boxes_use_the_engine_limits(qtbot):
     panel = SettingsPanel()
     qtbot.addWidget(panel)
-    for name in ("epochs", "batch_size", "image_size", "seed"):
+    for name in ("epochs", "batch_size", "image_size", "seed", "early_stopping_patience",
+                 "reduce_lr_patience", "reduce_lr_factor"):
         box = getattr(panel, name)
         assert (box.minimum(), box.maximum()) == LIMITS[name]
     panel.epochs.setValue(0)
@@ -38,19 +39,53 @@ def test_panel_maps_one_to_one_onto_training_config(qtbot):
     qtbot.addWidget(panel)
     config = TrainingConfig(epochs=7, batch_size=8, image_size=64, model="mobilenetv2", learning_rate=3e-4,
                             augmentation=Augmentation(flip=True, zoom=True), seed=42, out_dir="/tmp/x",
-                            resize_mode="crop", decode_threads=3)
+                            resize_mode="crop", decode_threads=3, early_stopping_patience=4,
+                            reduce_lr_patience=2, reduce_lr_factor=0.25, cache=False, cache_memory_mb=768)
     panel.set_config(config)
     assert panel.apply_to(TrainingConfig()) == config.replace(train_dir=TrainingConfig().train_dir)
+    panel.set_config(TrainingConfig())  # and back: every field is set, none keeps an old value
+    assert panel.apply_to(config) == TrainingConfig().replace(train_dir=config.train_dir,
+                                                              val_dir=config.val_dir)
+
+
+def test_plateau_and_cache_settings_read_as_off_and_automatic(qtbot):
+    panel = SettingsPanel()
+    qtbot.addWidget(panel)
+    panel.set_config(TrainingConfig())
+    assert panel.early_stopping_patience.text() == "Off" and panel.reduce_lr_patience.text() == "Off"
+    assert panel.cache.isChecked() and panel.cache_memory_mb.text().startswith("Automatic")
+    assert not panel.reduce_lr_factor.isEnabled()  # the factor means nothing while LR reduction is off
+    changes = []
+    panel.changed.connect(lambda: changes.append(True))
+    panel.reduce_lr_patience.setValue(3)
+    assert panel.reduce_lr_factor.isEnabled()
+    panel.reduce_lr_factor.stepBy(-1)
+    panel.early_stopping_patience.setValue(5)
+    assert panel.early_stopping_patience.text() == "5 epochs"
+    panel.cache.setChecked(False)
+    assert not panel.cache_memory_mb.isEnabled()
+    panel.cache_memory_mb.setValue(512)
+    assert len(changes) == 5
+    config = panel.apply_to(TrainingConfig())
+    plateau = (config.reduce_lr_patience, config.reduce_lr_factor, config.early_stopping_patience)
+    assert plateau == (3, 0.45, 5)
+    assert (config.cache, config.cache_memory_mb) == (False, 512)
+    assert config.validate() is config
 
 
 def test_store_round_trip_and_bad_values(tmp_path):
     store = SettingsStore(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
     assert store.load_config() == TrainingConfig()  # nothing saved: the demo defaults
     config = TrainingConfig(val_dir=None, val_split=0.3, epochs=9, augmentation=Augmentation.all_on(),
-                            learning_rate=1e-5)
+                            learning_rate=1e-5, early_stopping_patience=6, reduce_lr_patience=3,
+                            reduce_lr_factor=0.2, cache=False, cache_memory_mb=2048)
     store.save_config(config)
     reloaded = SettingsStore(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)).load_config()
     assert reloaded == config
+    assert isinstance(reloaded.cache, bool) and isinstance(reloaded.reduce_lr_factor, float)
+    store.settings.setValue("training/reduce_lr_factor", 5.0)  # out of LIMITS: the defaults
+    assert store.load_config() == TrainingConfig()
+    store.save_config(config)
     store.settings.setValue("training/epochs", "many")
     store.settings.setValue("training/batch_size", 0)  # out of range: the whole config falls back
     assert store.load_config().epochs == TrainingConfig().epochs
@@ -72,9 +107,17 @@ def test_settings_persist_between_launches(make_window, tmp_path):
     page.settings.augment["flip"].setChecked(True)
     page.data.use_split.setChecked(True)
     page.data.split_percent.setValue(25)
+    page.settings.early_stopping_patience.setValue(4)
+    page.settings.reduce_lr_patience.setValue(2)
+    page.settings.reduce_lr_factor.setValue(0.3)
+    page.settings.cache.setChecked(False)
+    page.settings.cache_memory_mb.setValue(1024)
     window.close()
     again = make_window()
     config = again.training.current_config()
     assert (config.epochs, config.model, config.augmentation.flip) == (12, "efficientnetb0", True)
+    assert (config.early_stopping_patience, config.reduce_lr_patience, config.reduce_lr_factor) == (4, 2, 0.3)
+    assert (config.cache, config.cache_memory_mb) == (False, 1024)
+    assert not again.training.settings.cache_memory_mb.isEnabled()
     assert config.val_dir is None and config.val_split == 0.25
     assert again.training.data.use_split.isChecked()
