@@ -9,6 +9,7 @@ epoch `e` sits at e + (step + 1) / steps, and the end of epoch e at e + 1.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import pyqtgraph as pg
@@ -19,6 +20,9 @@ MAX_REDRAWS_PER_SECOND = 20
 TRAIN_COLOUR = "#2563eb"
 VAL_COLOUR = "#ea580c"
 BEST_COLOUR = "#16a34a"
+LR_COLOUR = "#7c3aed"
+EARLY_STOP_COLOUR = "#dc2626"
+RESUME_COLOUR = "#6b7280"
 pg.setConfigOptions(antialias=True, background="w", foreground="#374151")
 
 METRICS = (("loss", "Loss", "val_loss"), ("accuracy", "Accuracy", "val_accuracy"))
@@ -134,6 +138,31 @@ class MetricPlot(pg.PlotWidget):
             curve.setClipToView(True)
             curve.setDownsampling(auto=True, method="peak")
             curve.setSkipFiniteCheck(False)  # loss can be NaN
+        self.markers: list[pg.InfiniteLine] = []
+
+    def add_marker(self, x: float, text: str, colour: str, style: Qt.PenStyle, position: float,
+                   kind: str, left: bool = False) -> pg.InfiniteLine:
+        """A labelled vertical line at epoch `x`; `position` (0 bottom .. 1 top) places the label,
+        right of the line, or left of it with `left`."""
+        anchor = (1.0, 0.5) if left else (0.0, 0.5)
+        line = pg.InfiniteLine(
+            pos=x, angle=90, pen=pg.mkPen(colour, width=1.5, style=style), movable=False, label=text,
+            labelOpts={"position": position, "color": colour, "anchors": [anchor, anchor],
+                       "fill": pg.mkBrush(255, 255, 255, 210)},
+        )
+        line.kind = kind
+        line.label.setZValue(20)
+        self.addItem(line, ignoreBounds=True)
+        self.markers.append(line)
+        return line
+
+    def clear_markers(self) -> None:
+        for line in self.markers:
+            self.removeItem(line)
+        self.markers.clear()
+
+    def marker_texts(self, kind: str | None = None) -> list[str]:
+        return [line.label.format for line in self.markers if kind is None or line.kind == kind]
 
 
 class LivePlots(QWidget):
@@ -152,7 +181,11 @@ class LivePlots(QWidget):
         self.smoothers = {name: EmaSmoother() for name, _, _ in METRICS}
         self.train_epochs = {name: SeriesBuffer(64) for name, _, _ in METRICS}
         self.val_epochs = {name: SeriesBuffer(64) for name, _, _ in METRICS}
+        self.learning_rates = SeriesBuffer(64)  # per epoch, when the engine tracks it
         self.best_epoch: int | None = None
+        self.lr_changes: list[tuple[float, float, float]] = []  # (x, old, new)
+        self.early_stop_x: float | None = None
+        self.resumed_at: float | None = None
         self.redraw_count = 0
         self._dirty = False
         self._resmooth = False
@@ -199,7 +232,12 @@ class LivePlots(QWidget):
                 buffer.clear()
         for smoother in self.smoothers.values():
             smoother.reset()
+        self.learning_rates.clear()
         self.best_epoch = None
+        self.lr_changes.clear()
+        self.early_stop_x = self.resumed_at = None
+        for plot in self.plots.values():
+            plot.clear_markers()
         if epochs:
             self.plots["loss"].setXRange(0, epochs, padding=0.04)
         self._dirty = True
@@ -218,9 +256,63 @@ class LivePlots(QWidget):
                 self.train_epochs[name].append(x, float(logs[name]))
             if val_name in logs:
                 self.val_epochs[name].append(x, float(logs[val_name]))
+        if "learning_rate" in logs:
+            rate = float(logs["learning_rate"])
+            rates = self.learning_rates
+            if len(rates) and rates.x[-1] == x - 1 and rate < rates.y[-1] * (1 - 1e-6):
+                # Epoch `epoch` trained with a lower rate: it was reduced at the end of the one before.
+                self.mark_lr_change(epoch - 1, float(rates.y[-1]), rate)
+            rates.append(x, rate)
         if best_epoch is not None:
             self.best_epoch = best_epoch
         self._dirty = True
+
+    def load_history(self, rows: Iterable[dict[str, float]]) -> None:
+        """The epochs a resumed run trained before: epoch points (and their markers), best epoch."""
+        rows = sorted(rows, key=lambda row: row["epoch"])
+        for row in rows:
+            self.add_epoch(int(row["epoch"]), row)
+        losses = [(row["val_loss"], int(row["epoch"])) for row in rows
+                  if math.isfinite(row.get("val_loss", math.nan))]
+        if losses:
+            self.best_epoch = min(losses)[1]
+        self._dirty = True
+
+    # --- markers ------------------------------------------------------------------------------------
+
+    def mark_lr_change(self, epoch: int, old: float, new: float) -> None:
+        """The learning rate went from `old` to `new` at the end of 0-based `epoch`; once per epoch."""
+        x = float(epoch + 1)
+        if any(abs(x - seen) < 1e-9 for seen, _, _ in self.lr_changes):
+            return
+        self.lr_changes.append((x, old, new))
+        # Alternate the label height so neighbouring reductions do not cover each other.
+        position = 0.94 if len(self.lr_changes) % 2 else 0.84
+        for plot in self.plots.values():
+            plot.add_marker(x, f"lr → {new:.3g}", LR_COLOUR, Qt.PenStyle.DashLine, position, "lr")
+
+    def mark_early_stop(self, epoch: int) -> None:
+        """Early stopping ended the run after 0-based `epoch`."""
+        x = float(epoch + 1)
+        if self.early_stop_x == x:
+            return
+        self.early_stop_x = x
+        for plot in self.plots.values():
+            plot.add_marker(x, "early stop", EARLY_STOP_COLOUR, Qt.PenStyle.SolidLine, 0.62, "early_stop",
+                            left=True)
+
+    def mark_resume(self, initial_epoch: int) -> None:
+        """This session continues a run that had finished `initial_epoch` epochs."""
+        x = float(initial_epoch)
+        if self.resumed_at == x or initial_epoch <= 0:
+            return
+        self.resumed_at = x
+        for plot in self.plots.values():
+            plot.add_marker(x, "resumed", RESUME_COLOUR, Qt.PenStyle.DotLine, 0.08, "resume")
+
+    def marker_texts(self, kind: str | None = None) -> list[str]:
+        """The labels of the markers on the loss plot (the accuracy plot has the same)."""
+        return self.plots["loss"].marker_texts(kind)
 
     def set_best_epoch(self, epoch: int | None) -> None:
         self.best_epoch = epoch
@@ -307,6 +399,9 @@ class LivePlots(QWidget):
                     values.append(f"{label}@{epoch} {series.y[found[0]]:.4g}")
             if values:
                 parts.append(f"{name}: " + ", ".join(values))
+        found = np.flatnonzero(self.learning_rates.x == round(x))
+        if len(found):
+            parts.append(f"lr@{round(x)} {self.learning_rates.y[found[0]]:.3g}")
         text = " &nbsp;·&nbsp; ".join(parts)
         self.readout.setText(text)
         return text

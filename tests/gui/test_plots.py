@@ -86,3 +86,41 @@ def test_100k_batch_points_redraw_is_throttled_and_fast(qtbot):
     plots.redraw()
     plots.plots["loss"].grab()  # paint it, with downsampling and clipping to the view
     assert time.monotonic() - redraw_started < 2.0
+
+
+def test_history_of_a_resumed_run_markers_and_continuation(qtbot):
+    plots = LivePlots()
+    qtbot.addWidget(plots)
+    plots.reset(epochs=6)
+    keys = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+    history = [dict(zip(keys, row, strict=True)) for row in ((0, 1.0, 0.4, 1.1, 0.3, 1e-3),
+                                                             (1, 0.8, 0.5, 0.9, 0.4, 1e-3),
+                                                             (2, 0.7, 0.6, 0.95, 0.45, 5e-4))]
+    plots.load_history(history)
+    plots.mark_resume(3)
+    plots.redraw()
+    loss = plots.plots["loss"]
+    assert list(loss.val_epoch.getData()[0]) == [1.0, 2.0, 3.0]
+    assert loss.batch_raw.getData()[0] is None or not len(loss.batch_raw.getData()[0])  # no batches recorded
+    assert plots.best_epoch == 1 and list(loss.best.getData()[0]) == [2.0]
+    # Epoch 2 trained at the lower rate: the reduction happened at the end of epoch 1 (x = 2).
+    assert plots.lr_changes == [(2.0, 1e-3, 5e-4)] and plots.marker_texts("lr") == ["lr → 0.0005"]
+    assert plots.marker_texts("resume") == ["resumed"] and plots.resumed_at == 3.0
+    # The live message for the same reduction does not add a second marker.
+    plots.mark_lr_change(1, 1e-3, 5e-4)
+    assert len(plots.plots["accuracy"].markers) == 2
+    # The batches continue after the resume.
+    for step in range(4):
+        plots.add_batch(3, step, 4, loss=0.6, accuracy=0.7)
+    plots.add_epoch(3, {"loss": 0.6, "accuracy": 0.7, "val_loss": 0.85, "val_accuracy": 0.5,
+                        "learning_rate": 5e-4}, best_epoch=3)
+    plots.mark_early_stop(3)
+    plots.mark_early_stop(3)
+    plots.redraw()
+    assert list(loss.batch_raw.getData()[0]) == [3.25, 3.5, 3.75, 4.0]
+    assert list(loss.val_epoch.getData()[0]) == [1.0, 2.0, 3.0, 4.0]
+    assert plots.early_stop_x == 4.0 and plots.marker_texts("early_stop") == ["early stop"]
+    assert "lr@4 0.0005" in plots.show_values_at(4.0)
+    plots.reset(epochs=3)
+    assert plots.marker_texts() == [] and not plots.plots["accuracy"].markers
+    assert plots.lr_changes == [] and plots.early_stop_x is None and plots.resumed_at is None
