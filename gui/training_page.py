@@ -1,20 +1,25 @@
 """The Train tab: data and settings on the left, live plots, summary and log on the right.
 
 It owns one run at a time: it builds the TrainingConfig from the panels, starts a TrainingWorker on a
-QThread, and turns the worker's signals into plots, progress and messages. A later issue adds other
-tabs next to this one.
+QThread, and turns the worker's signals into plots, progress and messages. A run that was stopped,
+failed or killed - or a finished one that should train longer - continues in its own run folder
+through a ResumeWorker: same signals, same locking, same Stop.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import QSize, Qt, QThread, QTimer, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtWidgets import (
+    QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QMessageBox,
     QPushButton,
@@ -24,9 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.config import TrainingConfig
+from core import checkpoints, runs
+from core.config import LIMITS, TrainingConfig
 from core.dataset import inspect
-from core.errors import ConfigError
+from core.errors import ConfigError, FitStudioError
 from core.events import BatchEnd, EpochEnd, RunResult, RunStarted
 from gui.data_panel import DataPanel
 from gui.log_panel import LogPanel
@@ -34,13 +40,86 @@ from gui.plots import LivePlots
 from gui.run_widgets import RunStatus, RunSummary, format_duration
 from gui.settings_panel import SettingsPanel
 from gui.settings_store import SettingsStore
-from gui.worker import TrainingWorker, start_worker
+from gui.worker import ResumeWorker, TrainingWorker, start_worker
+
+DATA_WAIT_TOOLTIP = (
+    "Share of the last epoch the model waited for images; high values mean decoding is the "
+    "bottleneck (more decode threads, the image cache or a smaller image size help)."
+)
+DATA_WAIT_HIGH = 0.3  # from here on the meter is shown as a warning
+# The engine's Message texts for plateau events (core.training._Run._react_to_plateau).
+LR_MESSAGE = re.compile(r"learning rate (\S+) -> (\S+)\s*$")
+EARLY_STOP_MESSAGE = re.compile(r"^Stopped early after epoch (\d+)")
+RUN_STATUS_TEXT = {
+    "completed": "completed",
+    "cancelled": "stopped by the user",
+    "failed": "failed",
+    "running": "interrupted (FitStudio closed or crashed while it trained)",
+}
 
 
 def default_train_fn(config, on_event, cancel):
     from core.training import train  # keeps TensorFlow's import cost off start-up
 
     return train(config, on_event, cancel)
+
+
+def default_resume_fn(run_dir, on_event, cancel, epochs=None):
+    from core.training import resume  # keeps TensorFlow's import cost off start-up
+
+    return resume(run_dir, on_event, cancel, epochs=epochs)
+
+
+@dataclass
+class RunFolderInfo:
+    """What a run folder holds, read from its checkpoint and report (no TensorFlow needed)."""
+
+    run_dir: str
+    done: int  # epochs finished and saved in the checkpoint
+    total: int  # epochs the run was configured for
+    status: str  # report.json's status; "running" when the process never wrote its end
+    model: str
+    message: str = ""
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def unfinished(self) -> bool:
+        return self.done < self.total
+
+    def describe(self) -> str:
+        status = RUN_STATUS_TEXT.get(self.status, self.status)
+        if self.status == "completed" and self.message:
+            status = self.message.rstrip(".")
+        elif self.status == "failed" and self.message:
+            status = f"failed: {self.message.rstrip('.')}"
+        return f"{self.model}, {status}. {self.done} of {self.total} epochs trained."
+
+
+def read_run_folder(run_dir: str) -> RunFolderInfo:
+    """Raises FitStudioError (with the engine's reason) for a folder that cannot be resumed."""
+    checkpoint = checkpoints.read(run_dir)
+    try:
+        report = runs.read_json(os.path.join(run_dir, runs.REPORT_FILE))
+    except (OSError, ValueError):
+        report = {}
+    config = checkpoint.config
+    return RunFolderInfo(
+        run_dir=run_dir,
+        done=checkpoint.epoch + 1,
+        total=int(config.get("epochs", checkpoint.epoch + 1)),
+        status=str(report.get("status") or "running"),
+        model=str(config.get("model", "model")),
+        message=str(report.get("message") or ""),
+        history=list(checkpoint.history),
+    )
+
+
+def is_resumable(result: RunResult | None) -> bool:
+    """The run left a checkpoint (at least one finished epoch) in a folder that still exists."""
+    return bool(
+        result is not None and result.run_dir and result.epochs_completed > 0
+        and os.path.isfile(os.path.join(result.run_dir, checkpoints.CHECKPOINT_FILE))
+    )
 
 
 class TrainingPage(QWidget):
@@ -50,16 +129,19 @@ class TrainingPage(QWidget):
     device_seen = Signal(str)
 
     def __init__(self, store: SettingsStore, train_fn: Callable = default_train_fn, inspect_fn=inspect,
-                 parent: QWidget | None = None):
+                 parent: QWidget | None = None, resume_fn: Callable = default_resume_fn):
         super().__init__(parent)
         self.store = store
         self.train_fn = train_fn
+        self.resume_fn = resume_fn
         self.worker: TrainingWorker | None = None
         self.thread: QThread | None = None
         self.last_result: RunResult | None = None
         self._started_at = 0.0
         self._run_started_at: float | None = None
         self._epochs = 0
+        self._initial_epoch = 0
+        self._pending_lr: tuple[float, float] | None = None
         self._last_batch: BatchEnd | None = None
         self.data = DataPanel(inspect_fn=inspect_fn)
         self.settings = SettingsPanel()
@@ -69,6 +151,13 @@ class TrainingPage(QWidget):
         self.run_status = RunStatus()
         self.train_button = QPushButton("Train")
         self.stop_button = QPushButton("Stop")
+        self.resume_button = QPushButton("Resume")
+        self.resume_run_button = QPushButton("Resume a run folder…")
+        self.summary_resume_button = QPushButton("Resume")
+        # The window's Run menu can list these; their enabled state is kept here.
+        self.resume_action = QAction("&Resume last run", self)
+        self.resume_run_action = QAction("Resume run &folder…", self)
+        self.data_wait_label = QLabel()
         self.train_hint = QLabel()
         self._clock = QTimer(self)
         self._clock.setInterval(1000)
@@ -88,9 +177,22 @@ class TrainingPage(QWidget):
         self.stop_button.setEnabled(False)
         self.train_hint.setObjectName("trainHint")
         self.train_hint.setWordWrap(True)
+        self.resume_button.setMinimumHeight(36)
+        self.resume_button.setToolTip("Continue the last run from its last finished epoch")
+        self.resume_run_button.setObjectName("linkButton")
+        self.resume_run_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.resume_run_button.setToolTip(
+            "Continue any run folder from its last checkpoint, or train a finished run for more epochs"
+        )
+        self.resume_action.setToolTip(self.resume_button.toolTip())
+        self.resume_run_action.setToolTip(self.resume_run_button.toolTip())
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button, 2)
+        buttons.addWidget(self.resume_button, 1)
         buttons.addWidget(self.stop_button, 1)
+        hint_row = QHBoxLayout()
+        hint_row.addWidget(self.train_hint, 1)
+        hint_row.addWidget(self.resume_run_button, 0, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
         panels = QWidget()
         panels.setObjectName("sidePanel")
         panels_layout = QVBoxLayout(panels)
@@ -106,12 +208,15 @@ class TrainingPage(QWidget):
         # Train and Stop stay in view below the scrolling panels, whatever the window height.
         left = QWidget()
         left.setObjectName("sidePanel")
-        left.setMinimumWidth(400)
+        # As wide as the panels need (the data panel's folder rows and table): never clipped on the
+        # right, as the horizontal scroll bar is off.
+        scrollbar = scroll.style().pixelMetric(scroll.style().PixelMetric.PM_ScrollBarExtent)
+        left.setMinimumWidth(max(400, panels.minimumSizeHint().width() + scrollbar + 6))
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(scroll, 1)
         left_layout.addLayout(buttons)
-        left_layout.addWidget(self.train_hint)
+        left_layout.addLayout(hint_row)
         right_top = QWidget()
         right_layout = QVBoxLayout(right_top)
         right_layout.setContentsMargins(0, 0, 0, 0)
@@ -127,15 +232,39 @@ class TrainingPage(QWidget):
         self.splitter.addWidget(self.right_splitter)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([470, 890])
+        self.splitter.setSizes([left.minimumWidth(), 1360 - left.minimumWidth()])
         self.right_splitter.setSizes([560, 160])
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.splitter)
+        self._attach_to_run_widgets()
+
+    def _attach_to_run_widgets(self) -> None:
+        """The summary banner offers Resume, and the status strip shows the data-wait meter.
+
+        Both widgets belong to this page and are only placed into the banner's and strip's layouts,
+        so run_widgets.py stays free of training logic.
+        """
+        self.summary_resume_button.hide()
+        summary_layout = self.summary.layout()
+        if summary_layout is not None:
+            summary_layout.addWidget(self.summary_resume_button)
+        self.data_wait_label.setObjectName("dataWaitLabel")
+        self.data_wait_label.setToolTip(DATA_WAIT_TOOLTIP)
+        self.data_wait_label.hide()
+        status_layout = self.run_status.layout()
+        if status_layout is not None:
+            index = status_layout.indexOf(self.run_status.speed_label)
+            status_layout.insertWidget(index + 1 if index >= 0 else -1, self.data_wait_label)
 
     def _connect(self) -> None:
         self.train_button.clicked.connect(self.start_training)
         self.stop_button.clicked.connect(self.stop_training)
+        self.resume_action.triggered.connect(self.resume_last_run)
+        self.resume_run_action.triggered.connect(lambda: self.resume_run_folder())
+        self.resume_button.clicked.connect(self.resume_action.trigger)
+        self.resume_run_button.clicked.connect(self.resume_run_action.trigger)
+        self.summary_resume_button.clicked.connect(self.resume_last_run)
         self.data.changed.connect(self._update_buttons)
         self.data.folder_used.connect(self._remember_folder)
         self.summary.open_folder_requested.connect(self.open_folder)
@@ -174,6 +303,28 @@ class TrainingPage(QWidget):
         else:
             self.train_hint.setText(problem or "")
         self.train_button.setToolTip(problem or "Start training with these settings")
+        self._update_resume()
+
+    def _update_resume(self) -> None:
+        result = self.last_result
+        resumable = not self.is_running and is_resumable(result)
+        unfinished = resumable and result.status in ("cancelled", "failed")
+        self.resume_action.setEnabled(unfinished)
+        self.resume_button.setEnabled(unfinished)
+        if unfinished:
+            tip = f"Continue {os.path.basename(result.run_dir)} after epoch {result.epochs_completed}"
+        else:
+            tip = "Continue the last run after a Stop or a failure (nothing to resume now)"
+        self.resume_button.setToolTip(tip)
+        self.resume_run_action.setEnabled(not self.is_running)
+        self.resume_run_button.setEnabled(not self.is_running)
+        self.summary_resume_button.setVisible(resumable)
+        if resumable:
+            self.summary_resume_button.setText("Resume" if unfinished else "Train more…")
+            self.summary_resume_button.setToolTip(
+                "Continue this run from its last finished epoch" if unfinished
+                else "Continue this finished run for more epochs, in the same run folder"
+            )
 
     def _lock(self, running: bool) -> None:
         self.data.setEnabled(not running)
@@ -192,14 +343,80 @@ class TrainingPage(QWidget):
             self.show_error("Cannot start training", str(exc))
             return False
         self.save_settings()
-        self.last_result = None
-        self.summary.hide()
-        self.plots.reset(config.epochs)
-        self._epochs, self._last_batch, self._run_started_at = config.epochs, None, None
-        self._started_at = time.monotonic()
+        self._prepare_run(config.epochs)
         self.log.log(f"Starting {config.model}: {config.epochs} epochs, batch size {config.batch_size}, "
                      f"{config.image_size} px images.")
-        self.worker = TrainingWorker(config, self.train_fn)
+        self._start_worker(TrainingWorker(config, self.train_fn))
+        return True
+
+    def resume_last_run(self) -> bool:
+        """Continues the last run shown: a stopped or failed one to its configured epochs; a
+        completed one asks for the new total first."""
+        result = self.last_result
+        if self.is_running or not is_resumable(result):
+            return False
+        if result.status == "completed":
+            return self.resume_run_folder(result.run_dir)
+        return self.start_resume(result.run_dir)
+
+    def resume_run_folder(self, run_dir: str | None = None) -> bool:
+        """Asks for a run folder (unless given), shows what it holds and asks for the new total of
+        epochs, then resumes it."""
+        if self.is_running:
+            return False
+        if not run_dir:
+            start = self.last_result.run_dir if self.last_result and self.last_result.run_dir else ""
+            run_dir = self.choose_run_folder(start or self.current_config().out_dir)
+            if not run_dir:
+                return False
+        try:
+            info = read_run_folder(run_dir)
+        except FitStudioError as exc:
+            self.show_error("This run cannot be resumed", str(exc))
+            return False
+        default = info.total if info.unfinished else info.done + 5
+        epochs = self.ask_resume_epochs(info, default)
+        if epochs is None:
+            return False
+        return self.start_resume(run_dir, epochs)
+
+    def start_resume(self, run_dir: str, epochs: int | None = None) -> bool:
+        """Continues `run_dir` from its checkpoint up to `epochs` in all (None: its configured total)."""
+        if self.is_running:
+            return False
+        try:
+            info = read_run_folder(run_dir)
+        except FitStudioError as exc:
+            self.show_error("This run cannot be resumed", str(exc))
+            return False
+        total = epochs or info.total
+        if total <= info.done:
+            self.show_error(
+                "Nothing to resume",
+                f"This run has already trained {info.done} epochs of {info.total}. Use "
+                f"“{self.resume_run_button.text()}” and ask for more epochs to continue it.",
+            )
+            return False
+        self._prepare_run(total, initial_epoch=info.done)
+        # The earlier epochs are known already: show them while TensorFlow loads.
+        self.plots.load_history(info.history)
+        self.plots.mark_resume(info.done)
+        self.log.log(f"Resuming {os.path.basename(os.path.normpath(run_dir))} after epoch {info.done}: "
+                     f"training up to epoch {total}.")
+        self._start_worker(ResumeWorker(run_dir, self.resume_fn, epochs))
+        return True
+
+    def _prepare_run(self, epochs: int, initial_epoch: int = 0) -> None:
+        self.last_result = None
+        self.summary.hide()
+        self.plots.reset(epochs)
+        self._epochs, self._initial_epoch = epochs, initial_epoch
+        self._last_batch, self._run_started_at, self._pending_lr = None, None, None
+        self.data_wait_label.hide()
+        self._started_at = time.monotonic()
+
+    def _start_worker(self, worker: TrainingWorker) -> None:
+        self.worker = worker
         self.worker.message.connect(self._on_message)
         self.worker.run_started.connect(self._on_run_started)
         self.worker.batch_end.connect(self._on_batch_end)
@@ -215,7 +432,6 @@ class TrainingPage(QWidget):
         self._tick()
         self.status_message.emit("Loading TensorFlow and reading the images…")
         self._lock(True)
-        return True
 
     def stop_training(self) -> None:
         """Asks the run to stop within one batch; the partial run folder is kept."""
@@ -241,11 +457,24 @@ class TrainingPage(QWidget):
 
     def _on_message(self, text: str, level: str) -> None:
         self.log.log(text, level)
+        lr = LR_MESSAGE.search(text)
+        if lr:
+            # Sent just before the EpochEnd of the epoch whose end reduced the rate.
+            try:
+                self._pending_lr = (float(lr.group(1)), float(lr.group(2)))
+            except ValueError:
+                self._pending_lr = None
+        stop = EARLY_STOP_MESSAGE.match(text)
+        if stop:
+            self.plots.mark_early_stop(int(stop.group(1)) - 1)
 
     def _on_run_started(self, event: RunStarted) -> None:
         self._run_started_at = time.monotonic()
-        self._epochs = event.epochs
+        self._epochs, self._initial_epoch = event.epochs, event.initial_epoch
         self.plots.reset(event.epochs)
+        if event.history:
+            self.plots.load_history(event.history)
+            self.plots.mark_resume(event.initial_epoch)
         self.run_status.show_epoch(event.initial_epoch, event.epochs, event.steps_per_epoch)
         train_total, val_total = sum(event.train_counts.values()), sum(event.val_counts.values())
         self.log.log(
@@ -264,11 +493,23 @@ class TrainingPage(QWidget):
 
     def _on_epoch_end(self, event: EpochEnd) -> None:
         self.plots.add_epoch(event.epoch, event.logs, event.best_epoch)
+        if self._pending_lr is not None:
+            self.plots.mark_lr_change(event.epoch, *self._pending_lr)
+            self._pending_lr = None
+        self._show_data_wait(event.data_wait)
         logs = event.logs
         keys = ("loss", "accuracy", "val_loss", "val_accuracy")
         metrics = "  ".join(f"{key} {logs[key]:.4f}" for key in keys if key in logs)
         self.log.log(f"Epoch {event.epoch + 1}/{event.epochs}: {metrics}  ({event.seconds:.1f} s, "
                      f"{event.images_per_second:,.0f} images/s, waited for data {event.data_wait:.0%})")
+
+    def _show_data_wait(self, fraction: float) -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        self.data_wait_label.setText(f"data wait {fraction:.0%}")
+        # A style sheet on the label itself: the application's sheet knows nothing of this meter.
+        colour = "#b54708" if fraction >= DATA_WAIT_HIGH else "#475467"
+        self.data_wait_label.setStyleSheet(f"color: {colour};")
+        self.data_wait_label.show()
 
     def _on_run_finished(self, result: RunResult) -> None:
         self._show_result(result)
@@ -276,14 +517,23 @@ class TrainingPage(QWidget):
             self.log.log(f"Stopped. The partial run is saved in {os.path.abspath(result.run_dir)}", "warning")
             self.status_message.emit("Training stopped.")
         else:
+            stop = EARLY_STOP_MESSAGE.match(result.message or "")
+            if stop:
+                self.plots.mark_early_stop(int(stop.group(1)) - 1)
             self.log.log(f"Finished. The run is saved in {os.path.abspath(result.run_dir)}", "success")
-            self.status_message.emit("Training finished.")
+            self.status_message.emit("Training stopped early." if stop else "Training finished.")
 
     def _on_run_failed(self, message: str, details: str, result: RunResult) -> None:
         self._show_result(result)
         self.log.log(f"The run failed: {message}", "error")
         self.status_message.emit("Training failed.")
-        self.show_error("Training failed", message, details)
+        resumable = is_resumable(result)
+        if resumable:
+            note = (f"Epochs 1 to {result.epochs_completed} are saved. Resume continues the run from "
+                    "there with the same settings; to change them, start a new run with Train.")
+        else:
+            note = "No epoch finished, so there is nothing to resume: change the settings and train again."
+        self.show_error("Training failed", message, details, note=note, offer_resume=resumable)
 
     def _on_start_failed(self, message: str, details: str) -> None:
         self.log.log(f"Training could not start: {message}", "error")
@@ -301,25 +551,65 @@ class TrainingPage(QWidget):
         elapsed = time.monotonic() - self._started_at
         remaining = None
         batch = self._last_batch
-        if batch is not None and self._run_started_at is not None and self._epochs:
-            done = (batch.epoch + (batch.step + 1) / max(batch.steps, 1)) / self._epochs
+        session_epochs = self._epochs - self._initial_epoch  # a resumed run times only what it trains
+        if batch is not None and self._run_started_at is not None and session_epochs > 0:
+            trained = batch.epoch - self._initial_epoch + (batch.step + 1) / max(batch.steps, 1)
+            done = trained / session_epochs
             running = time.monotonic() - self._run_started_at
             remaining = running * (1 - done) / done if done > 0 else None
         self.run_status.show_times(elapsed, remaining if self.is_running else None)
 
     # --- things a test replaces ----------------------------------------------------------------
 
-    def show_error(self, title: str, message: str, details: str = "") -> None:
-        """A window-modal message box that does not block the event loop (open(), not exec())."""
-        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
+    def show_error(self, title: str, message: str, details: str = "", note: str = "",
+                   offer_resume: bool = False) -> None:
+        """A window-modal message box that does not block the event loop (open(), not exec()).
+
+        `message` is the headline (the engine's message, e.g. "Out of memory: reduce batch size or
+        image size…"); `note` says what can be done; with `offer_resume` a Resume button continues
+        the last run.
+        """
+        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.NoButton,
+                          self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        if note:
+            box.setInformativeText(note)
         if details:
             box.setDetailedText(details)
+        if offer_resume:
+            resume = box.addButton("Resume", QMessageBox.ButtonRole.AcceptRole)
+            resume.clicked.connect(lambda: QTimer.singleShot(0, self.resume_last_run))
+            box.addButton(QMessageBox.StandardButton.Close)
+            box.setDefaultButton(QMessageBox.StandardButton.Close)
+        else:
+            box.addButton(QMessageBox.StandardButton.Ok)
         box.setWindowModality(Qt.WindowModality.WindowModal)
         self._error_box = box
         box.open()
+
+    def choose_run_folder(self, start: str) -> str:
+        """The folder dialog of "Resume a run folder…"; a method so tests can replace it."""
+        return QFileDialog.getExistingDirectory(self, "Resume a run folder", start)
+
+    def ask_resume_epochs(self, info: RunFolderInfo, default: int) -> int | None:
+        """Asks for the new total of epochs (more than `info.done`); None when cancelled.
+        A method so tests can answer it."""
+        text = (f"{os.path.basename(os.path.normpath(info.run_dir))}\n{info.describe()}\n\n"
+                "Train until epoch:")
+        value, ok = QInputDialog.getInt(self, "Resume run", text, default, info.done + 1,
+                                        int(LIMITS["epochs"][1]))
+        return value if ok else None
 
     def open_folder(self, path: str) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.abspath(path)))
 
 
-__all__ = ["TrainingPage", "default_train_fn", "format_duration"]
+__all__ = [
+    "RunFolderInfo",
+    "TrainingPage",
+    "default_resume_fn",
+    "default_train_fn",
+    "format_duration",
+    "is_resumable",
+    "read_run_folder",
+]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import os
+import shutil
 import threading
 
 import pytest
 from PySide6.QtCore import QSettings
 
+from core import checkpoints, runs
 from core.config import TrainingConfig
-from core.errors import DatasetError
+from core.errors import ConfigError, DatasetError
 from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunResult, RunStarted
 from gui.settings_store import SettingsStore
 from gui.worker import running_threads, wait_for_threads
@@ -70,16 +73,25 @@ class FakeEngine:
     """Emits the events core.training.train emits, fast, honouring the cancel flag per batch.
 
     fail: "start" raises DatasetError before the run (like a bad folder); "run" ends with RunFailed
-    after the first epoch (like an out-of-memory error).
+    after the first epoch with the engine's out-of-memory message.
+    lr_drop_after: 0-based epochs whose end reduces the learning rate by half (logs then carry
+    `learning_rate`, and a Message announces it, as the engine does with reduce_lr_patience).
+    early_stop_after: the 0-based epoch after which the run stops early.
+    Like the engine, it writes checkpoint.json (the real format, with a stand-in model file) and
+    report.json after every epoch, and `resume` continues a run folder from its checkpoint.
     """
 
     def __init__(self, steps: int = 5, batch_delay: float = 0.0, fail: str | None = None,
-                 batch_size: int = 4):
+                 batch_size: int = 4, lr_drop_after: tuple[int, ...] = (),
+                 early_stop_after: int | None = None, data_wait: float = 0.05, learning_rate: float = 1e-3):
         self.steps, self.batch_delay, self.fail, self.batch_size = steps, batch_delay, fail, batch_size
+        self.lr_drop_after, self.early_stop_after = tuple(lr_drop_after), early_stop_after
+        self.data_wait, self.learning_rate = data_wait, learning_rate
         self.batches_run = 0
         self.started = threading.Event()
         self.configs: list[TrainingConfig] = []
         self.threads: list[str] = []
+        self.resumed: list[tuple[str, int | None]] = []  # (run_dir, epochs) of each resume call
 
     def __call__(self, config: TrainingConfig, on_event, cancel: threading.Event) -> RunResult:
         self.configs.append(config)
@@ -87,18 +99,45 @@ class FakeEngine:
         if self.fail == "start":
             raise DatasetError(f"The folder {config.train_dir} has no class subfolders.")
         run_dir = os.path.join(config.out_dir, "fake-run")
+        shutil.rmtree(run_dir, ignore_errors=True)
         os.makedirs(run_dir, exist_ok=True)
+        return self._run(config, run_dir, [], on_event, cancel)
+
+    def resume(self, run_dir: str, on_event, cancel: threading.Event, epochs: int | None = None) -> RunResult:
+        """core.training.resume: continues from checkpoint.json, raising as the engine does."""
+        self.resumed.append((run_dir, epochs))
+        self.threads.append(threading.current_thread().name)
+        checkpoint = checkpoints.read(run_dir)
+        config = TrainingConfig.from_dict(checkpoint.config)
+        config = config.replace(epochs=epochs) if epochs is not None else config
+        done = checkpoint.epoch + 1
+        if config.epochs <= done:
+            raise ConfigError(f"This run has already trained {done} epochs of {config.epochs}. "
+                              f"Ask for more epochs to continue it (for example {done + 5}).")
+        self.configs.append(config)
+        on_event(Message(f"Resuming after epoch {done} of {config.epochs}"))
+        return self._run(config, run_dir, list(checkpoint.history), on_event, cancel)
+
+    def _run(self, config, run_dir, history, on_event, cancel) -> RunResult:
         on_event(Message(f"Run folder: {os.path.abspath(run_dir)}"))
         on_event(Message("Skipped broken.jpg: not an image", "warning"))
+        initial = len(history)
         on_event(RunStarted(run_dir, ["a", "b", "c"], {"a": 8, "b": 8, "c": 8}, {"a": 4, "b": 4, "c": 4},
-                            self.steps, 3, config.epochs, 0, self.batch_size, "CPU only", None))
+                            self.steps, 3, config.epochs, initial, self.batch_size, "CPU only", None,
+                            history=[dict(row) for row in history]))
         self.started.set()
-        history: list[dict] = []
         best: dict | None = None
-        for epoch in range(config.epochs):
+        for row in history:
+            if best is None or row["val_loss"] < best["val_loss"]:
+                best = row
+        rate = history[-1].get("learning_rate", self.learning_rate) if history else self.learning_rate
+        if history and history[-1]["epoch"] in self.lr_drop_after:
+            rate /= 2
+        for epoch in range(initial, config.epochs):
             for step in range(self.steps):
                 if cancel.is_set():
-                    return self._end(on_event, run_dir, "cancelled", history, best, "Stopped by the user.")
+                    return self._end(on_event, run_dir, config, "cancelled", history, best,
+                                     "Stopped by the user.")
                 if self.batch_delay:
                     cancel.wait(self.batch_delay)
                 self.batches_run += 1
@@ -108,20 +147,50 @@ class FakeEngine:
             logs = {"loss": 1.0 / (epoch + 1), "accuracy": min(1.0, 0.4 + 0.1 * epoch),
                     "val_loss": 1.1 / (epoch + 1) + 0.05 * (epoch == 2),
                     "val_accuracy": min(1.0, 0.35 + 0.1 * epoch)}
+            if self.lr_drop_after:
+                logs["learning_rate"] = rate
             history.append({"epoch": epoch, **logs})
             if best is None or logs["val_loss"] < best["val_loss"]:
                 best = {"epoch": epoch, **logs}
-            on_event(EpochEnd(epoch, config.epochs, logs, 0.1, 500.0, 0.05, best["epoch"]))
+            if epoch in self.lr_drop_after:
+                on_event(Message(f"val_loss has not improved for 2 epochs: learning rate {rate:.3g} -> "
+                                 f"{rate / 2:.3g}"))
+                rate /= 2
+            stopped_early = ""
+            if epoch == self.early_stop_after:
+                stopped_early = (f"Stopped early after epoch {epoch + 1}: val_loss has not improved for 2 "
+                                 f"epochs (best: epoch {best['epoch'] + 1}).")
+                on_event(Message(stopped_early))
+            self._write_checkpoint(run_dir, config, history, best)
+            on_event(EpochEnd(epoch, config.epochs, logs, 0.1, 500.0, self.data_wait, best["epoch"]))
             if self.fail == "run":
-                return self._end(on_event, run_dir, "failed", history, best,
+                return self._end(on_event, run_dir, config, "failed", history, best,
                                  "Out of memory: reduce batch size or image size, then train again.")
-        return self._end(on_event, run_dir, "completed", history, best, "")
+            if stopped_early:
+                return self._end(on_event, run_dir, config, "completed", history, best, stopped_early)
+        return self._end(on_event, run_dir, config, "completed", history, best, "")
 
     @staticmethod
-    def _end(on_event, run_dir, status, history, best, message) -> RunResult:
+    def _write_checkpoint(run_dir, config, history, best) -> None:
+        epoch = history[-1]["epoch"]
+        model_file = checkpoints.model_path(run_dir, epoch)
+        os.makedirs(os.path.dirname(model_file), exist_ok=True)
+        with open(model_file, "wb") as handle:
+            handle.write(b"stand-in model")
+        state = checkpoints.Checkpoint(
+            epoch=epoch, model_file=os.path.relpath(model_file, run_dir), config=config.to_dict(),
+            history=[dict(row) for row in history], epoch_stats=[], best=dict(best), seed_states={},
+            elapsed_seconds=0.1 * len(history),
+        )
+        runs.write_json(os.path.join(run_dir, checkpoints.CHECKPOINT_FILE), dataclasses.asdict(state))
+        runs.write_json(os.path.join(run_dir, runs.REPORT_FILE), {"status": "running", "message": ""})
+
+    @staticmethod
+    def _end(on_event, run_dir, config, status, history, best, message) -> RunResult:
         best = best or {}
         result = RunResult(run_dir, status, len(history), best.get("epoch"), best.get("val_accuracy"),
-                           best.get("val_loss"), {}, 1.5, message, history)
+                           best.get("val_loss"), {}, 1.5, message, list(history))
+        runs.write_json(os.path.join(run_dir, runs.REPORT_FILE), {"status": status, "message": message})
         if status == "failed":
             on_event(RunFailed(message, "Traceback (most recent call last): ResourceExhaustedError", result))
         else:

@@ -70,7 +70,7 @@ def test_engine_failure_shows_the_error_and_reenables_train(make_window, qtbot, 
     window = make_window(train_fn=fake_engine(steps=3, fail="run"), config=config)
     page = window.training
     errors = []
-    page.show_error = lambda title, message, details="": errors.append((title, message, details))
+    page.show_error = lambda title, message, details="", **_: errors.append((title, message, details))
     with qtbot.waitSignal(page.idle, timeout=10_000):
         page.start_training()
     assert errors and "Out of memory" in errors[0][1] and "ResourceExhaustedError" in errors[0][2]
@@ -88,7 +88,7 @@ def test_a_run_that_cannot_start_shows_why(make_window, qtbot, tmp_path, tiny_da
     window = make_window(train_fn=fake_engine(fail="start"), config=tiny_config(tmp_path, tiny_dataset))
     page = window.training
     errors = []
-    page.show_error = lambda title, message, details="": errors.append((title, message))
+    page.show_error = lambda title, message, details="", **_: errors.append((title, message))
     with qtbot.waitSignal(page.idle, timeout=10_000):
         page.start_training()
     assert errors[0][0] == "Training could not start" and "no class subfolders" in errors[0][1]
