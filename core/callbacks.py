@@ -81,6 +81,7 @@ class EngineCallback(keras.callbacks.Callback):
         if self.run.epoch_finished(epoch, epoch_logs, stats):
             self.model.stop_training = True
         best = self.run.best["epoch"] if self.run.best else None
+        stopping = self.model.stop_training and not self.run.cancel.is_set()
         self.run.emit(
             EpochEnd(
                 epoch=epoch,
@@ -90,6 +91,8 @@ class EngineCallback(keras.callbacks.Callback):
                 images_per_second=stats["images_per_second"],
                 data_wait=stats["data_wait"],
                 best_epoch=best,
+                learning_rate_change=self.run.lr_change,
+                stopped_early=stopping and bool(self.run.stopped_early),
             )
         )
 

@@ -54,6 +54,8 @@ class EpochEnd:
     images_per_second: float
     data_wait: float  # fraction 0..1 of the epoch the training loop waited for the next batch
     best_epoch: int | None = None
+    learning_rate_change: tuple[float, float] | None = None  # (old, new) when this epoch's end reduced it
+    stopped_early: bool = False  # early stopping ends the run after this epoch
 
 
 @dataclass(frozen=True)

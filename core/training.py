@@ -108,6 +108,7 @@ class _Run:
     checkpoint_path: str | None = None
     trained_since_checkpoint: bool = False
     stopped_early: str = ""
+    lr_change: tuple[float, float] | None = None  # made at the end of the epoch just finished
     write_failure: str = ""
     model: Any = None
 
@@ -315,6 +316,7 @@ class _Run:
         """Learning-rate reduction and early stopping, both decided from the history alone, so a
         resumed run decides exactly as an uninterrupted one would."""
         waited = epoch - self.best["epoch"]
+        self.lr_change = None
         patience = self.config.reduce_lr_patience
         if patience and waited >= patience and epoch - self.last_lr_change_epoch >= patience:
             old = self._learning_rate()
@@ -322,6 +324,7 @@ class _Run:
             if new < old:
                 self.model.optimizer.learning_rate = new
                 self.last_lr_change_epoch = epoch
+                self.lr_change = (old, new)
                 self.emit(
                     Message(
                         f"val_loss has not improved for {waited} epochs: learning rate {old:.3g} -> {new:.3g}"

@@ -24,7 +24,8 @@ def run_self_test() -> int:
         try:
             summary = _train_through_the_window(scratch)
         except Exception as exc:  # any failure is the answer, with its reason
-            print(f"FitStudio self-test FAILED after {time.perf_counter() - started:.0f} s: {exc}", flush=True)
+            seconds = time.perf_counter() - started
+            print(f"FitStudio self-test FAILED after {seconds:.0f} s: {exc}", flush=True)
             return 1
     print(f"FitStudio self-test passed in {time.perf_counter() - started:.0f} s: {summary}", flush=True)
     return 0

@@ -9,7 +9,6 @@ through a ResumeWorker: same signals, same locking, same Stop.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,9 +46,6 @@ DATA_WAIT_TOOLTIP = (
     "bottleneck (more decode threads, the image cache or a smaller image size help)."
 )
 DATA_WAIT_HIGH = 0.3  # from here on the meter is shown as a warning
-# The engine's Message texts for plateau events (core.training._Run._react_to_plateau).
-LR_MESSAGE = re.compile(r"learning rate (\S+) -> (\S+)\s*$")
-EARLY_STOP_MESSAGE = re.compile(r"^Stopped early after epoch (\d+)")
 RUN_STATUS_TEXT = {
     "completed": "completed",
     "cancelled": "stopped by the user",
@@ -141,7 +137,6 @@ class TrainingPage(QWidget):
         self._run_started_at: float | None = None
         self._epochs = 0
         self._initial_epoch = 0
-        self._pending_lr: tuple[float, float] | None = None
         self._last_batch: BatchEnd | None = None
         self.data = DataPanel(inspect_fn=inspect_fn)
         self.settings = SettingsPanel()
@@ -411,7 +406,7 @@ class TrainingPage(QWidget):
         self.summary.hide()
         self.plots.reset(epochs)
         self._epochs, self._initial_epoch = epochs, initial_epoch
-        self._last_batch, self._run_started_at, self._pending_lr = None, None, None
+        self._last_batch, self._run_started_at = None, None
         self.data_wait_label.hide()
         self._started_at = time.monotonic()
 
@@ -457,16 +452,6 @@ class TrainingPage(QWidget):
 
     def _on_message(self, text: str, level: str) -> None:
         self.log.log(text, level)
-        lr = LR_MESSAGE.search(text)
-        if lr:
-            # Sent just before the EpochEnd of the epoch whose end reduced the rate.
-            try:
-                self._pending_lr = (float(lr.group(1)), float(lr.group(2)))
-            except ValueError:
-                self._pending_lr = None
-        stop = EARLY_STOP_MESSAGE.match(text)
-        if stop:
-            self.plots.mark_early_stop(int(stop.group(1)) - 1)
 
     def _on_run_started(self, event: RunStarted) -> None:
         self._run_started_at = time.monotonic()
@@ -493,9 +478,10 @@ class TrainingPage(QWidget):
 
     def _on_epoch_end(self, event: EpochEnd) -> None:
         self.plots.add_epoch(event.epoch, event.logs, event.best_epoch)
-        if self._pending_lr is not None:
-            self.plots.mark_lr_change(event.epoch, *self._pending_lr)
-            self._pending_lr = None
+        if event.learning_rate_change is not None:
+            self.plots.mark_lr_change(event.epoch, *event.learning_rate_change)
+        if event.stopped_early:
+            self.plots.mark_early_stop(event.epoch)
         self._show_data_wait(event.data_wait)
         logs = event.logs
         keys = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -517,11 +503,9 @@ class TrainingPage(QWidget):
             self.log.log(f"Stopped. The partial run is saved in {os.path.abspath(result.run_dir)}", "warning")
             self.status_message.emit("Training stopped.")
         else:
-            stop = EARLY_STOP_MESSAGE.match(result.message or "")
-            if stop:
-                self.plots.mark_early_stop(int(stop.group(1)) - 1)
             self.log.log(f"Finished. The run is saved in {os.path.abspath(result.run_dir)}", "success")
-            self.status_message.emit("Training stopped early." if stop else "Training finished.")
+            early = self.plots.early_stop_x is not None
+            self.status_message.emit("Training stopped early." if early else "Training finished.")
 
     def _on_run_failed(self, message: str, details: str, result: RunResult) -> None:
         self._show_result(result)

@@ -137,6 +137,10 @@ def test_early_stopping_and_learning_rate_reduction_are_recorded(config):
     rates = [row["learning_rate"] for row in result.history]
     assert rates[0] == pytest.approx(0.5) and min(rates) < 0.5
     assert any("learning rate" in e.text for e in events if isinstance(e, Message))
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    changes = [e.learning_rate_change for e in epochs if e.learning_rate_change]
+    assert changes and changes[0] == pytest.approx((0.5, 0.25))
+    assert [e.stopped_early for e in epochs] == [False] * (len(epochs) - 1) + [True]
     report = runs.read_json(os.path.join(result.run_dir, "report.json"))
     assert report["stopped_early"].startswith("Stopped early")
     assert "learning_rate" in runs.read_history(result.run_dir)[0]

@@ -152,17 +152,19 @@ class FakeEngine:
             history.append({"epoch": epoch, **logs})
             if best is None or logs["val_loss"] < best["val_loss"]:
                 best = {"epoch": epoch, **logs}
+            change = None
             if epoch in self.lr_drop_after:
                 on_event(Message(f"val_loss has not improved for 2 epochs: learning rate {rate:.3g} -> "
                                  f"{rate / 2:.3g}"))
-                rate /= 2
+                change, rate = (rate, rate / 2), rate / 2
             stopped_early = ""
             if epoch == self.early_stop_after:
                 stopped_early = (f"Stopped early after epoch {epoch + 1}: val_loss has not improved for 2 "
                                  f"epochs (best: epoch {best['epoch'] + 1}).")
                 on_event(Message(stopped_early))
             self._write_checkpoint(run_dir, config, history, best)
-            on_event(EpochEnd(epoch, config.epochs, logs, 0.1, 500.0, self.data_wait, best["epoch"]))
+            on_event(EpochEnd(epoch, config.epochs, logs, 0.1, 500.0, self.data_wait, best["epoch"],
+                              learning_rate_change=change, stopped_early=bool(stopped_early)))
             if self.fail == "run":
                 return self._end(on_event, run_dir, config, "failed", history, best,
                                  "Out of memory: reduce batch size or image size, then train again.")
