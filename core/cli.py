@@ -56,7 +56,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"epochs to train (default {defaults.epochs}); with --resume, the new total",
     )
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, metavar="N")
+    parser.add_argument(
+        "--batch-size", type=int, metavar="N",
+        help=f"images per batch (default {defaults.batch_size}); with --resume, smaller batches for a run "
+        "that ran out of memory",
+    )
     parser.add_argument(
         "--image-size",
         type=int,
@@ -117,7 +121,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         val_dir=val_dir,
         val_split=args.val_split if args.val_split is not None else TrainingConfig.val_split,
         epochs=TrainingConfig.epochs if args.epochs is None else args.epochs,
-        batch_size=args.batch_size,
+        batch_size=TrainingConfig.batch_size if args.batch_size is None else args.batch_size,
         image_size=args.image_size,
         model=args.model,
         learning_rate=args.lr,
@@ -166,7 +170,7 @@ def run_train(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     printer = ProgressPrinter(out)
     with _sigint_sets(cancel):
         if args.resume:
-            result = resume(args.resume, printer, cancel, epochs=args.epochs)
+            result = resume(args.resume, printer, cancel, epochs=args.epochs, batch_size=args.batch_size)
         else:
             result = train(config_from_args(args), printer, cancel)
     if result.status == "failed":

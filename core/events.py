@@ -70,6 +70,7 @@ class RunResult:
     duration_seconds: float
     message: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
+    out_of_memory: bool = False  # the run failed for lack of memory: a smaller batch size may fit
 
 
 @dataclass(frozen=True)

@@ -48,13 +48,19 @@ def resume(
     on_event: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
     epochs: int | None = None,
+    batch_size: int | None = None,
 ) -> RunResult:
-    """Continues a cancelled, failed or killed run from its last checkpoint, in the same run folder;
-    `epochs` (the new total) extends a finished run."""
+    """Continues a cancelled, failed or killed run from its last checkpoint, in the same run folder.
+
+    `epochs` (the new total) extends a finished run. `batch_size` lets a run that ran out of memory
+    go on with smaller batches; the run is then no longer identical to an uninterrupted one.
+    """
     checkpoint = checkpoints.read(run_dir)
     config = TrainingConfig.from_dict(checkpoint.config)
     if epochs is not None:
         config = config.replace(epochs=epochs)
+    if batch_size is not None:
+        config = config.replace(batch_size=batch_size)
     done = checkpoint.epoch + 1
     if config.epochs <= done:
         raise ConfigError(
@@ -110,6 +116,7 @@ class _Run:
     stopped_early: str = ""
     lr_change: tuple[float, float] | None = None  # made at the end of the epoch just finished
     write_failure: str = ""
+    out_of_memory: bool = False
     model: Any = None
 
     def execute(self) -> RunResult:
@@ -130,6 +137,7 @@ class _Run:
             status, message = self._outcome()
         except Exception as exc:
             status, message, details = "failed", describe_failure(exc), traceback.format_exc()
+            self.out_of_memory = is_out_of_memory(exc)
         finally:
             for stream in streams:
                 stream.close()
@@ -379,6 +387,7 @@ class _Run:
             duration_seconds=self._elapsed(),
             message=message,
             history=list(self.history),
+            out_of_memory=self.out_of_memory,
         )
 
     def _write_report(self, result: RunResult) -> None:
@@ -425,8 +434,11 @@ def _now_iso(moment: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(moment))
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    return type(exc).__name__ == "ResourceExhaustedError" or isinstance(exc, MemoryError)
+
+
 def describe_failure(exc: BaseException) -> str:
-    kind = type(exc).__name__
-    if kind == "ResourceExhaustedError" or isinstance(exc, MemoryError):
+    if is_out_of_memory(exc):
         return "Out of memory: reduce batch size or image size, then train again."
-    return f"{kind}: {exc}"
+    return f"{type(exc).__name__}: {exc}"

@@ -110,6 +110,17 @@ def read_run_folder(run_dir: str) -> RunFolderInfo:
     )
 
 
+def smaller_batch_size(result: RunResult | None) -> int | None:
+    """Half the batch size of a run that ran out of memory (None otherwise, or at 1 already)."""
+    if result is None or not result.out_of_memory:
+        return None
+    try:
+        size = int(checkpoints.read(result.run_dir).config["batch_size"])
+    except (FitStudioError, ValueError, KeyError):
+        return None
+    return size // 2 if size > 1 else None
+
+
 def is_resumable(result: RunResult | None) -> bool:
     """The run left a checkpoint (at least one finished epoch) in a folder that still exists."""
     return bool(
@@ -133,6 +144,7 @@ class TrainingPage(QWidget):
         self.worker: TrainingWorker | None = None
         self.thread: QThread | None = None
         self.last_result: RunResult | None = None
+        self._resume_batch_size: int | None = None  # halved after running out of memory
         self._started_at = 0.0
         self._run_started_at: float | None = None
         self._epochs = 0
@@ -352,7 +364,7 @@ class TrainingPage(QWidget):
             return False
         if result.status == "completed":
             return self.resume_run_folder(result.run_dir)
-        return self.start_resume(result.run_dir)
+        return self.start_resume(result.run_dir, batch_size=self._resume_batch_size)
 
     def resume_run_folder(self, run_dir: str | None = None) -> bool:
         """Asks for a run folder (unless given), shows what it holds and asks for the new total of
@@ -375,8 +387,9 @@ class TrainingPage(QWidget):
             return False
         return self.start_resume(run_dir, epochs)
 
-    def start_resume(self, run_dir: str, epochs: int | None = None) -> bool:
-        """Continues `run_dir` from its checkpoint up to `epochs` in all (None: its configured total)."""
+    def start_resume(self, run_dir: str, epochs: int | None = None, batch_size: int | None = None) -> bool:
+        """Continues `run_dir` from its checkpoint up to `epochs` in all (None: its configured total),
+        with smaller batches when `batch_size` is given (after running out of memory)."""
         if self.is_running:
             return False
         try:
@@ -397,8 +410,9 @@ class TrainingPage(QWidget):
         self.plots.load_history(info.history)
         self.plots.mark_resume(info.done)
         self.log.log(f"Resuming {os.path.basename(os.path.normpath(run_dir))} after epoch {info.done}: "
-                     f"training up to epoch {total}.")
-        self._start_worker(ResumeWorker(run_dir, self.resume_fn, epochs))
+                     f"training up to epoch {total}"
+                     + (f" with batches of {batch_size}." if batch_size else "."))
+        self._start_worker(ResumeWorker(run_dir, self.resume_fn, epochs, batch_size))
         return True
 
     def _prepare_run(self, epochs: int, initial_epoch: int = 0) -> None:
@@ -512,7 +526,11 @@ class TrainingPage(QWidget):
         self.log.log(f"The run failed: {message}", "error")
         self.status_message.emit("Training failed.")
         resumable = is_resumable(result)
-        if resumable:
+        self._resume_batch_size = smaller_batch_size(result)
+        if resumable and self._resume_batch_size:
+            note = (f"Epochs 1 to {result.epochs_completed} are saved. Resume continues the run from "
+                    f"there with batches of {self._resume_batch_size} images, half as many.")
+        elif resumable:
             note = (f"Epochs 1 to {result.epochs_completed} are saved. Resume continues the run from "
                     "there with the same settings; to change them, start a new run with Train.")
         else:
@@ -526,6 +544,7 @@ class TrainingPage(QWidget):
 
     def _show_result(self, result: RunResult) -> None:
         self.last_result = result
+        self._resume_batch_size = None
         self.plots.set_best_epoch(result.best_epoch)
         self.summary.show_result(result)
 

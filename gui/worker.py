@@ -220,12 +220,15 @@ class TrainingWorker(QObject):
 
 
 class ResumeWorker(TrainingWorker):
-    """Continues a run folder: calls resume_fn(run_dir, on_event, cancel, epochs) with the same
-    signals, cancellation and error handling as a training."""
+    """Continues a run folder: calls resume_fn(run_dir, on_event, cancel, epochs[, batch_size]) with
+    the same signals, cancellation and error handling as a training."""
 
-    def __init__(self, run_dir: str, resume_fn: Callable[..., Any], epochs: int | None = None):
+    def __init__(self, run_dir: str, resume_fn: Callable[..., Any], epochs: int | None = None,
+                 batch_size: int | None = None):
         super().__init__(config=None, train_fn=resume_fn)
-        self.run_dir, self.epochs = run_dir, epochs
+        self.run_dir, self.epochs, self.batch_size = run_dir, epochs, batch_size
 
     def _job(self, on_event: Callable[[Any], None], cancel: threading.Event) -> Any:
-        return self._train_fn(self.run_dir, on_event, cancel, self.epochs)
+        if self.batch_size is None:
+            return self._train_fn(self.run_dir, on_event, cancel, self.epochs)
+        return self._train_fn(self.run_dir, on_event, cancel, self.epochs, batch_size=self.batch_size)

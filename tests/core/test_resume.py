@@ -201,3 +201,26 @@ def finished_epochs(out):
         return checkpoints.read(os.path.join(out, os.listdir(out)[0])).epoch + 1
     except FitStudioError:
         return 0
+
+
+def test_a_run_that_ran_out_of_memory_resumes_with_smaller_batches(config, monkeypatch):
+    import tensorflow as tf
+
+    real_fit = keras.Model.fit
+    calls = []
+
+    def out_of_memory_in_epoch_2(self, *args, **kwargs):
+        calls.append(kwargs["steps_per_epoch"])
+        if len(calls) == 1:  # the first session: one good epoch, then the GPU runs out
+            kwargs["epochs"] = 1
+            real_fit(self, *args, **kwargs)
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", out_of_memory_in_epoch_2)
+    failed = train(config.replace(augmentation=Augmentation()))
+    assert failed.status == "failed" and failed.out_of_memory and failed.epochs_completed == 1
+    done = resume(failed.run_dir, batch_size=2)
+    assert done.status == "completed" and done.epochs_completed == 4
+    assert calls == [5, 12]  # 24 images in batches of 5, then of 2
+    assert runs.read_json(os.path.join(done.run_dir, "config.json"))["batch_size"] == 2

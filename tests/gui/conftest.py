@@ -103,13 +103,15 @@ class FakeEngine:
         os.makedirs(run_dir, exist_ok=True)
         return self._run(config, run_dir, [], on_event, cancel)
 
-    def resume(self, run_dir: str, on_event, cancel: threading.Event, epochs: int | None = None) -> RunResult:
+    def resume(self, run_dir: str, on_event, cancel: threading.Event, epochs: int | None = None,
+               batch_size: int | None = None) -> RunResult:
         """core.training.resume: continues from checkpoint.json, raising as the engine does."""
-        self.resumed.append((run_dir, epochs))
+        self.resumed.append((run_dir, epochs) if batch_size is None else (run_dir, epochs, batch_size))
         self.threads.append(threading.current_thread().name)
         checkpoint = checkpoints.read(run_dir)
         config = TrainingConfig.from_dict(checkpoint.config)
         config = config.replace(epochs=epochs) if epochs is not None else config
+        config = config.replace(batch_size=batch_size) if batch_size is not None else config
         done = checkpoint.epoch + 1
         if config.epochs <= done:
             raise ConfigError(f"This run has already trained {done} epochs of {config.epochs}. "
@@ -191,7 +193,8 @@ class FakeEngine:
     def _end(on_event, run_dir, config, status, history, best, message) -> RunResult:
         best = best or {}
         result = RunResult(run_dir, status, len(history), best.get("epoch"), best.get("val_accuracy"),
-                           best.get("val_loss"), {}, 1.5, message, list(history))
+                           best.get("val_loss"), {}, 1.5, message, list(history),
+                           out_of_memory=message.startswith("Out of memory"))
         runs.write_json(os.path.join(run_dir, runs.REPORT_FILE), {"status": status, "message": message})
         if status == "failed":
             on_event(RunFailed(message, "Traceback (most recent call last): ResourceExhaustedError", result))

@@ -201,6 +201,7 @@ def test_out_of_memory_failure_says_what_to_do_and_offers_resume(make_window, qt
     title, message, options = errors[0]
     assert title == "Training failed" and "reduce batch size or image size" in message
     assert options["offer_resume"] and "Resume continues" in options["note"]
+    assert "batches of 2 images, half as many" in options["note"]  # tiny_config's batch size is 4
     assert page.resume_button.isEnabled() and page.resume_action.isEnabled()
     assert page.summary_resume_button.isVisible() and page.summary_resume_button.text() == "Resume"
     assert "reduce batch size or image size" in page.summary.details.text()
@@ -212,12 +213,13 @@ def test_out_of_memory_failure_says_what_to_do_and_offers_resume(make_window, qt
     page._on_run_failed(message, "details", page.last_result)
     box = page._error_box
     assert box.isVisible() and "reduce batch size or image size" in box.text()
-    assert "Epochs 1 to 1 are saved" in box.informativeText()
+    assert "Epochs 1 to 1 are saved" in box.informativeText() and "half as many" in box.informativeText()
     resume = next(b for b in box.buttons() if b.text() == "Resume")
     with qtbot.waitSignal(page.idle, timeout=10_000):
         qtbot.mouseClick(resume, Qt.MouseButton.LeftButton)
-    assert healthy.resumed == [(page.last_result.run_dir, None)]
+    assert healthy.resumed == [(page.last_result.run_dir, None, 2)]  # smaller batches after running out
     assert page.last_result.status == "completed" and page.last_result.epochs_completed == 4
+    assert healthy.configs[-1].batch_size == 2
 
 
 def test_a_failure_before_the_first_epoch_offers_no_resume(make_window, qtbot, tmp_path, fake_engine):
