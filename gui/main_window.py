@@ -99,6 +99,10 @@ class MainWindow(QMainWindow):
         self.stop_action.triggered.connect(self.training.stop_training)
         run_menu.addAction(self.train_action)
         run_menu.addAction(self.stop_action)
+        run_menu.addSeparator()
+        # The Train page keeps these two enabled or not, as it does its Resume buttons.
+        run_menu.addAction(self.training.resume_action)
+        run_menu.addAction(self.training.resume_run_action)
 
     def evaluate_run(self, run_dir: str) -> None:
         """The summary's "Evaluate this model": the Evaluate tab, the run's model, its validation folder."""

@@ -316,3 +316,11 @@ def test_status_bar_shows_the_data_wait_of_the_last_epoch(make_window, qtbot, tm
         page.start_training()
         assert not label.isVisible()  # a new run starts without the last run's value
     assert label.text() == "data wait 4%" and "#b54708" not in label.styleSheet()
+
+
+def test_the_run_menu_offers_both_resume_actions(make_window, fake_engine):
+    window = make_window(train_fn=fake_engine())
+    run_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Run")
+    texts = [action.text() for action in run_menu.actions() if not action.isSeparator()]
+    assert texts == ["&Train", "&Stop", "&Resume last run", "Resume run &folder…"]
+    assert not window.training.resume_action.isEnabled()  # nothing to resume yet
