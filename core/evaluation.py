@@ -210,41 +210,21 @@ def evaluate(
     Raises ModelLoadError / DatasetError with a message for the user, EvaluationCancelled when
     `cancel` is set before the end.
     """
-    from core.pipeline import ImageStream
+    from core.pipeline import classify_batches
 
     loaded = as_loaded(model)
     cancel = cancel or threading.Event()
     files, notes = evaluation_files(loaded, data_dir)
     skipped = list(files.skipped)
-    lock = threading.Lock()
-
-    def on_skip(path: str, reason: str) -> None:
-        with lock:
-            skipped.append(SkippedFile(path, reason))
-
-    stream = ImageStream(
-        files,
-        loaded.image_size,
-        batch_size,
-        shuffle=False,
-        resize_mode=loaded.resize_mode,
-        decode_threads=decode_threads,
-        cancel=cancel,
-        on_skip=on_skip,
-    )
     indices, probabilities = [], []
-    try:
-        for batch in range(len(stream)):
-            if cancel.is_set():
-                raise EvaluationCancelled("The evaluation was stopped.")
-            images, _, batch_indices = stream.batch_with_indices(batch, allow_empty=True)
-            if len(batch_indices):
-                probabilities.append(loaded.predict(images))
-                indices.append(np.asarray(batch_indices, dtype=np.int64))
-            if on_progress:
-                on_progress(min((batch + 1) * batch_size, len(files)), len(files))
-    finally:
-        stream.close()
+    for batch_indices, batch_probabilities in classify_batches(
+        files, loaded.predict, loaded.image_size, batch_size=batch_size, resize_mode=loaded.resize_mode,
+        decode_threads=decode_threads, cancel=cancel, on_progress=on_progress, skipped=skipped,
+    ):
+        indices.append(batch_indices)
+        probabilities.append(batch_probabilities)
+    if cancel.is_set():
+        raise EvaluationCancelled("The evaluation was stopped.")
     if not indices:
         raise DatasetError(f"No image in {data_dir} could be read; nothing was evaluated.")
     order = np.concatenate(indices)

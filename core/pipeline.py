@@ -260,3 +260,44 @@ class ImageStream(keras.utils.PyDataset):
             if self.on_skip:
                 self.on_skip(self.files.paths[index], str(exc))
             return False
+
+
+def classify_batches(
+    files: FileSet,
+    predict: Callable[[np.ndarray], np.ndarray],
+    image_size: int,
+    *,
+    batch_size: int,
+    resize_mode: str = "stretch",
+    decode_threads: int | None = None,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    skipped: list | None = None,
+):
+    """Yields (file indices, probabilities) for every readable file, batch by batch, in file order.
+
+    Files that turn out unreadable are appended to `skipped` as SkippedFile. Stops early, without
+    raising, once `cancel` is set: the caller decides what a partial result means.
+    """
+    from core.dataset import SkippedFile
+
+    lock = threading.Lock()
+
+    def on_skip(path: str, reason: str) -> None:
+        if skipped is not None:
+            with lock:
+                skipped.append(SkippedFile(path, reason))
+
+    stream = ImageStream(files, image_size, batch_size, shuffle=False, resize_mode=resize_mode,
+                         decode_threads=decode_threads, cancel=cancel, on_skip=on_skip)
+    try:
+        for batch in range(len(stream)):
+            if stream.cancel.is_set():
+                return
+            images, _, indices = stream.batch_with_indices(batch, allow_empty=True)
+            if len(indices):
+                yield np.asarray(indices, dtype=np.int64), predict(images)
+            if on_progress:
+                on_progress(min((batch + 1) * batch_size, len(files)), len(files))
+    finally:
+        stream.close()

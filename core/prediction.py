@@ -130,7 +130,7 @@ def predict(
 ) -> PredictionResult:
     """Classifies the images in `paths` (files or folders). Never raises for an unreadable image:
     it goes to `skipped`. Raises ModelLoadError for a bad model, PredictionCancelled when stopped."""
-    from core.pipeline import ImageStream
+    from core.pipeline import classify_batches
 
     loaded = as_loaded(model)
     cancel = cancel or threading.Event()
@@ -138,33 +138,13 @@ def predict(
     result = PredictionResult(list(loaded.class_names), [], skipped, loaded.model_path)
     if not readable:
         return result
-    lock = threading.Lock()
-
-    def on_skip(path: str, reason: str) -> None:
-        with lock:
-            skipped.append(SkippedFile(path, reason))
-
     files = FileSet(list(loaded.class_names), readable, np.zeros(len(readable), dtype=np.int32))
-    stream = ImageStream(
-        files,
-        loaded.image_size,
-        batch_size,
-        shuffle=False,
-        resize_mode=loaded.resize_mode,
-        decode_threads=decode_threads,
-        cancel=cancel,
-        on_skip=on_skip,
-    )
-    try:
-        for batch in range(len(stream)):
-            if cancel.is_set():
-                raise PredictionCancelled("The prediction was stopped.")
-            images, _, indices = stream.batch_with_indices(batch, allow_empty=True)
-            probabilities = loaded.predict(images)
-            for index, row in zip(indices, probabilities, strict=True):
-                result.predictions.append(Prediction(readable[index], row, result.class_names))
-            if on_progress:
-                on_progress(min((batch + 1) * batch_size, len(readable)), len(readable))
-    finally:
-        stream.close()
+    for indices, probabilities in classify_batches(
+        files, loaded.predict, loaded.image_size, batch_size=batch_size, resize_mode=loaded.resize_mode,
+        decode_threads=decode_threads, cancel=cancel, on_progress=on_progress, skipped=skipped,
+    ):
+        for index, row in zip(indices, probabilities, strict=True):
+            result.predictions.append(Prediction(readable[index], row, result.class_names))
+    if cancel.is_set():
+        raise PredictionCancelled("The prediction was stopped.")
     return result
