@@ -6,6 +6,7 @@ With FITSTUDIO_STARTUP_PROBE=1 the app prints one line when the window has first
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import time
@@ -18,6 +19,14 @@ from core.paths import resource_path
 from gui.worker import wait_for_threads
 
 PROBE_ENV = "FITSTUDIO_STARTUP_PROBE"
+# Libraries Qt 6's X11 plugin loads that minimal Linux installs lack (soname: Debian package).
+# Without them Qt aborts with "no Qt platform plugin could be initialized", which says nothing useful.
+X11_LIBRARIES = {
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+}
 
 
 def seconds_since_process_start() -> float | None:
@@ -80,8 +89,30 @@ class _FirstPaintProbe(QObject):
         self._app.quit()
 
 
+def missing_x11_packages() -> list[str]:
+    """Debian packages of the X11 libraries Qt will need but cannot load; [] when not on X11."""
+    uses_x11 = os.environ.get("QT_QPA_PLATFORM", "xcb") == "xcb" and not os.environ.get("WAYLAND_DISPLAY")
+    if not sys.platform.startswith("linux") or not uses_x11:
+        return []
+    missing = []
+    for soname, package in X11_LIBRARIES.items():
+        try:
+            ctypes.CDLL(soname)
+        except OSError:
+            missing.append(package)
+    return missing
+
+
 def run_app() -> int:
     started = time.perf_counter()
+    missing = missing_x11_packages()
+    if missing:
+        sys.stderr.write(
+            "FitStudio's window needs system libraries that this machine lacks: "
+            f"{', '.join(missing)}.\nInstall them with: sudo apt install {' '.join(missing)}\n"
+            "(The headless commands work without them: python main.py --help.)\n"
+        )
+        return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter is not for users
     probing = os.environ.get(PROBE_ENV) == "1"
     app = create_application()
