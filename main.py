@@ -1,19 +1,30 @@
 """FitStudio: `python main.py` opens the window; subcommands run the same engine headless.
 
-python main.py                       open the window on the bundled demo dataset
-python main.py inspect DIR [--json]  check a dataset folder
-python main.py train [options]       train without the window
+    python main.py                        open the window on the bundled demo dataset
+    python main.py inspect DIR [--json]   check a dataset folder
+    python main.py train [options]        train without the window (--resume RUN continues one)
+    python main.py evaluate|predict|export --model RUN ...   use a trained model
+    python main.py --self-test            check that this build works (offscreen, exit 0 or 1)
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import sys
 
 from core.errors import FitStudioError
 
-EXIT_USAGE = 2
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+def _give_streams_a_target() -> None:
+    """The Windows build has no console (so no console window pops up): its sys.stdout and
+    sys.stderr are None, and the first print of a command would crash."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the process
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     multiprocessing.freeze_support()  # first, for the frozen build
+    _give_streams_a_target()
     args = build_parser().parse_args(argv)
     if args.self_test:
         from gui.self_test import run_self_test
@@ -48,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     except FitStudioError as exc:
         sys.stderr.write(f"fitstudio {args.command}: {exc}\n")
         return EXIT_USAGE
+    except OSError as exc:  # an unwritable --csv or --out, a full disk: a message, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        sys.stderr.write(f"fitstudio {args.command}: {exc.strerror or exc}{where}\n")
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

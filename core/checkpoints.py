@@ -4,9 +4,11 @@
     checkpoint.json                the commit point: epoch, history, timings, best epoch, the states
                                    of the model's random generators, learning-rate bookkeeping
 
-The model file is written first under a new name, then checkpoint.json is replaced in one rename,
-then older model files are deleted. A process killed at any moment leaves checkpoint.json pointing
-at a complete model file. The data order needs no saving: it is seeded by (seed, epoch).
+The model file is written first under a new name (and copied to model.keras when the epoch is the
+best), then checkpoint.json is replaced in one rename, then older model files are deleted. Every
+file is flushed to disk before its rename, so a process killed (or a machine losing power) at any
+moment leaves checkpoint.json pointing at a complete model file. The data order needs no saving: it
+is seeded by (seed, epoch).
 """
 
 from __future__ import annotations
@@ -44,11 +46,18 @@ def model_path(run_dir: str, epoch: int) -> str:
     return os.path.join(run_dir, CHECKPOINT_DIR, f"epoch-{epoch + 1:04d}.keras")
 
 
-def write(run_dir: str, model: Any, checkpoint: Checkpoint) -> str:
-    """Saves the model and the state; returns the model file's path."""
+def write(run_dir: str, model: Any, checkpoint: Checkpoint, copies: tuple[str, ...] = ()) -> str:
+    """Saves the model and the state; returns the model file's path.
+
+    `copies` (e.g. model.keras when this epoch is the best) are written from the model file before
+    the commit, so a kill in between leaves them at worst ahead of checkpoint.json, never behind:
+    the resumed run redoes that epoch exactly and writes the same file again.
+    """
     path = model_path(run_dir, checkpoint.epoch)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     runs.save_model(model, path)
+    for target in copies:
+        runs.copy_file(path, target)
     checkpoint.model_file = os.path.relpath(path, run_dir)
     checkpoint.seed_states = seed_states(model)
     runs.write_json(os.path.join(run_dir, CHECKPOINT_FILE), asdict(checkpoint))

@@ -1,4 +1,5 @@
-"""The headless face of the engine: `inspect` and `train` for the command line.
+"""The headless face of the engine: `inspect` and `train` (and, via core.model_cli, `evaluate`,
+`predict` and `export`) for the command line.
 
 Exit codes: 0 success, 1 the run failed, 2 bad arguments or an unusable folder, 130 stopped by
 Ctrl-C (the run so far is saved).

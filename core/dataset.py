@@ -276,7 +276,13 @@ def load_split(
     if problem:
         raise DatasetError(problem)
     if not val_dir:
-        return stratified_split(train, val_split, seed)
+        train, val = stratified_split(train, val_split, seed)
+        if len(val) == 0:
+            raise DatasetError(
+                f"No image of {train_dir} can be held out for validation: every class has a single "
+                "image. Add images (at least two per class) or choose a validation folder."
+            )
+        return train, val
     val, _ = scan(val_dir, class_names=train.class_names, progress=progress)
     if len(val) == 0:
         raise DatasetError(

@@ -17,8 +17,9 @@ import os
 import sys
 from typing import TextIO
 
+from core.export import FORMATS as EXPORT_FORMATS  # import-light: TensorFlow loads inside
+
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
-EXPORT_FORMATS = ("keras", "savedmodel", "tflite", "tflite-quant")  # core.export.FORMATS, without TF
 
 _MODEL_HELP = "a run folder (with model.keras and labels.txt) or a .keras file"
 

@@ -25,6 +25,7 @@ _WEIGHT_URLS = {
     "efficientnetb0": "https://storage.googleapis.com/keras-applications/",
 }
 _DOWNLOAD_TIMEOUT_SECONDS = 20
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Set to 1 to never try the network (tests, air-gapped machines).
 OFFLINE_ENV = "FITSTUDIO_OFFLINE"
 _MOBILENET_SIZES = (96, 128, 160, 192, 224)
@@ -135,7 +136,7 @@ def obtain_weights(name: str, image_size: int, weights_dir: str | None = None):
         return None, f"not in the Keras cache and {OFFLINE_ENV}=1 forbids downloading"
     try:
         _download(_WEIGHT_URLS[name] + file_name, path)
-    except OSError as exc:
+    except Exception as exc:  # network, truncated body, a captive portal's page: all mean "no weights"
         return None, f"not in the Keras cache and the download failed: {exc}"
     return path, None
 
@@ -143,9 +144,16 @@ def obtain_weights(name: str, image_size: int, weights_dir: str | None = None):
 def _download(url: str, path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     partial = path + ".part"
-    with (
-        urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_SECONDS) as response,
-        open(partial, "wb") as out,
-    ):
-        shutil.copyfileobj(response, out)
-    os.replace(partial, path)
+    try:
+        with (
+            urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_SECONDS) as response,
+            open(partial, "wb") as out,
+        ):
+            shutil.copyfileobj(response, out)
+        with open(partial, "rb") as check:
+            if check.read(8) != _HDF5_SIGNATURE:
+                raise OSError("the server did not send an HDF5 weight file")
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)

@@ -63,6 +63,10 @@ class DecodedCache:
             handle, self.path = tempfile.mkstemp(prefix="fitstudio-cache-", suffix=".u8", dir=folder)
             os.close(handle)
             self.images = np.memmap(self.path, dtype=np.uint8, mode="w+", shape=shape)
+            if os.name == "posix":
+                # The mapping keeps the data; with no name left, a killed run leaves no
+                # gigabytes behind in the temporary folder.
+                os.remove(self.path)
         self.filled = np.zeros(count, dtype=bool)
 
     @property
@@ -80,7 +84,8 @@ class DecodedCache:
     def close(self) -> None:
         if self.path is not None:
             del self.images
-            os.remove(self.path)
+            if os.path.exists(self.path):
+                os.remove(self.path)
             self.path = None
 
 

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any
@@ -61,18 +62,28 @@ def write_atomic(path: str, write: Callable[[str], None]) -> None:
     partial = f"{base}.partial{extension}"  # Keras insists that model files end in .keras
     try:
         write(partial)
+        _flush_to_disk(partial)  # else a power cut can leave the renamed file empty
         os.replace(partial, path)
+        _flush_to_disk(os.path.dirname(path) or ".")
     finally:
         if os.path.exists(partial):
             os.remove(partial)
+
+
+def _flush_to_disk(path: str) -> None:
+    if os.name != "posix" and os.path.isdir(path):
+        return  # directories cannot be opened for fsync on Windows
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def write_text(path: str, text: str) -> None:
     def write(target: str) -> None:
         with open(target, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
 
     write_atomic(path, write)
 
@@ -83,6 +94,10 @@ def write_json(path: str, data: dict[str, Any]) -> None:
 
 def save_model(model: Any, path: str) -> None:
     write_atomic(path, model.save)
+
+
+def copy_file(source: str, target: str) -> None:
+    write_atomic(target, lambda partial: shutil.copyfile(source, partial))
 
 
 def read_json(path: str) -> dict[str, Any]:

@@ -9,8 +9,8 @@ importing this module (for TrainingConfig) costs nothing.
 
 from __future__ import annotations
 
+import math
 import os
-import shutil
 import threading
 import time
 import traceback
@@ -132,7 +132,7 @@ class _Run:
         status, message, details = "completed", "", ""
         streams = []
         try:
-            streams = self._streams()
+            self._open_streams(streams)
             self._fit(*streams)
             status, message = self._outcome()
         except Exception as exc:
@@ -179,7 +179,9 @@ class _Run:
         runs.write_history(self.run_dir, self.history)
         self.emit(Message(f"Resuming after epoch {checkpoint.epoch + 1} of {self.config.epochs}"))
 
-    def _streams(self):
+    def _open_streams(self, streams: list) -> None:
+        """Appends the training and validation streams to `streams` as they are made, so the caller
+        closes whatever exists (thread pools, a disk cache) if the second one fails."""
         from core.pipeline import ImageStream
 
         shared = {
@@ -192,9 +194,8 @@ class _Run:
             "on_skip": self._skipped_while_training,
         }
         train_cache, val_cache = self._caches()
-        train_stream = ImageStream(self.train_files, shuffle=True, cache=train_cache, **shared)
-        val_stream = ImageStream(self.val_files, shuffle=False, cache=val_cache, **shared)
-        return train_stream, val_stream
+        streams.append(ImageStream(self.train_files, shuffle=True, cache=train_cache, **shared))
+        streams.append(ImageStream(self.val_files, shuffle=False, cache=val_cache, **shared))
 
     def _caches(self):
         """One decoded-image cache per stream, in memory while the budget lasts, else on disk."""
@@ -215,6 +216,8 @@ class _Run:
     def _fit(self, train_stream, val_stream) -> None:
         from core.callbacks import EngineCallback
 
+        if self.cancel.is_set():
+            return  # stopped while TensorFlow loaded or the images were read: train nothing
         self.model = self._model()
         initial_epoch = len(self.history)
         self.emit(
@@ -280,7 +283,7 @@ class _Run:
         if self.config.reduce_lr_patience:
             logs = {**logs, "learning_rate": self._learning_rate()}
         self.history.append({"epoch": epoch, **logs})
-        improved = self.best is None or logs.get("val_loss", float("inf")) < self.best["val_loss"]
+        improved = self.best is None or _better(logs.get("val_loss"), self.best.get("val_loss"))
         if improved:
             self.best = {"epoch": epoch, **logs}
         stop = self._react_to_plateau(epoch)
@@ -314,10 +317,9 @@ class _Run:
             weights_note=self.weights_note,
             resumes=self.resumes,
         )
-        self.checkpoint_path = checkpoints.write(self.run_dir, self.model, state)
+        best_copy = (os.path.join(self.run_dir, runs.BEST_MODEL_FILE),) if improved else ()
+        self.checkpoint_path = checkpoints.write(self.run_dir, self.model, state, best_copy)
         self.trained_since_checkpoint = False
-        if improved:
-            _copy_atomic(self.checkpoint_path, os.path.join(self.run_dir, runs.BEST_MODEL_FILE))
         runs.write_history(self.run_dir, self.history)
 
     def _react_to_plateau(self, epoch: int) -> bool:
@@ -356,7 +358,7 @@ class _Run:
     def _outcome(self) -> tuple[str, str]:
         if self.write_failure:
             return "failed", self.write_failure
-        if self.cancel.is_set():
+        if self.cancel.is_set() and len(self.history) < self.config.epochs and not self.stopped_early:
             return "cancelled", "Stopped by the user."
         return "completed", self.stopped_early
 
@@ -367,9 +369,9 @@ class _Run:
         if self.trained_since_checkpoint or self.checkpoint_path is None:
             runs.save_model(self.model, last)
         else:
-            _copy_atomic(self.checkpoint_path, last)
+            runs.copy_file(self.checkpoint_path, last)
         if self.best is None:  # no epoch finished: the best we have is what was trained so far
-            _copy_atomic(last, os.path.join(self.run_dir, runs.BEST_MODEL_FILE))
+            runs.copy_file(last, os.path.join(self.run_dir, runs.BEST_MODEL_FILE))
 
     def _elapsed(self) -> float:
         return self.earlier_seconds + time.time() - self.started
@@ -426,8 +428,11 @@ class _Run:
         }
 
 
-def _copy_atomic(source: str, target: str) -> None:
-    runs.write_atomic(target, lambda partial: shutil.copyfile(source, partial))
+def _better(value: float | None, best: float | None) -> bool:
+    """A lower val_loss is better; a NaN or missing best never blocks a real value."""
+    if value is None or not math.isfinite(value):
+        return False
+    return best is None or not math.isfinite(best) or value < best
 
 
 def _now_iso(moment: float | None = None) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.errors import FitStudioError
+from core.training import is_out_of_memory
 from gui.worker import start_worker
 
 
@@ -174,7 +175,7 @@ class ModelWorker(QObject):
 
 
 def _out_of_memory(exc: Exception) -> str | None:
-    if type(exc).__name__ == "ResourceExhaustedError" or isinstance(exc, MemoryError):
+    if is_out_of_memory(exc):
         return "Out of memory: use a smaller batch size, or close other programs, and try again."
     return None
 

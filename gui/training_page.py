@@ -60,10 +60,10 @@ def default_train_fn(config, on_event, cancel):
     return train(config, on_event, cancel)
 
 
-def default_resume_fn(run_dir, on_event, cancel, epochs=None):
+def default_resume_fn(run_dir, on_event, cancel, epochs=None, batch_size=None):
     from core.training import resume  # keeps TensorFlow's import cost off start-up
 
-    return resume(run_dir, on_event, cancel, epochs=epochs)
+    return resume(run_dir, on_event, cancel, epochs=epochs, batch_size=batch_size)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import threading
 import keras
 import numpy as np
 import pytest
+from conftest import make_class_folders
 
 from core import runs
 from core.config import Augmentation, TrainingConfig
@@ -165,3 +166,42 @@ def test_the_bundled_demo_reaches_90_percent_in_five_epochs(tmp_path):
     result = train(TrainingConfig(out_dir=str(tmp_path)))  # the defaults: the demo, small-cnn, 5 epochs
     assert result.status == "completed" and result.epochs_completed == 5
     assert result.best_val_accuracy >= 0.9
+
+
+def test_a_stop_before_training_starts_trains_nothing(config):
+    cancel = threading.Event()
+    cancel.set()  # e.g. Stop pressed while TensorFlow was still loading
+    result, events = run(config, cancel)
+    assert result.status == "cancelled" and result.epochs_completed == 0
+    assert not [e for e in events if isinstance(e, BatchEnd)]
+    assert not os.path.exists(os.path.join(result.run_dir, "model.keras"))
+
+
+def test_a_split_that_leaves_no_validation_image_is_refused(tmp_path):
+    train_dir = make_class_folders(str(tmp_path / "single"), {"cat": 1, "dog": 1})
+    with pytest.raises(DatasetError, match="at least two per class"):
+        train(TrainingConfig(train_dir=train_dir, val_dir=None, out_dir=str(tmp_path / "runs")))
+    assert not os.path.exists(tmp_path / "runs")
+
+
+def test_nan_validation_loss_never_blocks_a_later_best():
+    from core.training import _better
+
+    assert _better(0.5, float("nan")) and _better(0.5, None) and _better(0.4, 0.5)
+    assert not _better(float("nan"), 0.5) and not _better(0.6, 0.5)
+
+
+def test_the_best_model_is_written_before_the_checkpoint_commits(config, monkeypatch):
+    from core import checkpoints as checkpoint_module
+
+    real_write_json = runs.write_json
+
+    def killed_before_commit(path, data):
+        if path.endswith(checkpoint_module.CHECKPOINT_FILE):
+            raise OSError(5, "killed here")
+        real_write_json(path, data)
+
+    monkeypatch.setattr(runs, "write_json", killed_before_commit)
+    result, _ = run(config.replace(epochs=1))
+    assert result.status == "failed"  # the checkpoint write failed ...
+    assert os.path.exists(os.path.join(result.run_dir, "model.keras"))  # ... the best model was already safe

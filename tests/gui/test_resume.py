@@ -324,3 +324,13 @@ def test_the_run_menu_offers_both_resume_actions(make_window, fake_engine):
     texts = [action.text() for action in run_menu.actions() if not action.isSeparator()]
     assert texts == ["&Train", "&Stop", "&Resume last run", "Resume run &folder…"]
     assert not window.training.resume_action.isEnabled()  # nothing to resume yet
+
+
+def test_the_default_resume_function_passes_the_smaller_batch_size_on(monkeypatch):
+    import core.training
+    from gui.training_page import default_resume_fn
+
+    calls = []
+    monkeypatch.setattr(core.training, "resume", lambda *args, **kwargs: calls.append((args, kwargs)))
+    default_resume_fn("runs/x", print, None, epochs=None, batch_size=16)
+    assert calls == [(("runs/x", print, None), {"epochs": None, "batch_size": 16})]
