@@ -121,3 +121,15 @@ def _has_finished_an_epoch(out):
     if not os.path.isdir(out) or not os.listdir(out):
         return False
     return os.path.exists(os.path.join(out, os.listdir(out)[0], "history.csv"))
+
+
+def test_an_unwritable_output_file_is_a_message_not_a_traceback(tmp_path_factory, tmp_path):
+    from trained_model import tiny_run
+
+    run = tiny_run(tmp_path_factory)
+    image = os.path.join(run.val_dir, "red", "red_000.png")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = fitstudio("predict", "--model", run.run_dir, image, "--csv", str(blocker / "out.csv"))
+    assert done.returncode == 1
+    assert "a-file" in done.stderr and "Traceback" not in done.stderr
