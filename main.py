@@ -28,7 +28,7 @@ def _give_streams_a_target() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.cli import add_commands
+    from core.cli.main import add_commands
 
     parser = argparse.ArgumentParser(
         prog="fitstudio",

@@ -111,8 +111,8 @@ def measure_streams(root, size, batch, repeats):
     import keras
     import tensorflow as tf
 
-    from core.dataset import scan
-    from core.pipeline import DecodedCache, ImageStream
+    from core.data.dataset import scan
+    from core.data.pipeline import DecodedCache, ImageStream
 
     files = scan(root)[0]
     attempts = []
@@ -171,8 +171,8 @@ def measure_fits(root, size, batch, repeats, epochs):
     import keras
     import tensorflow as tf
 
-    from core.dataset import scan
-    from core.pipeline import DecodedCache, ImageStream
+    from core.data.dataset import scan
+    from core.data.pipeline import DecodedCache, ImageStream
 
     files = scan(root)[0]
     steps = math.ceil(len(files) / batch)
@@ -209,7 +209,7 @@ def fit_rates(data, size, steps, epochs, count, stream=None) -> list[float]:
     """Images/s of each training epoch of a fresh small CNN (the same seed every time)."""
     import keras
 
-    from core.models import build_model
+    from core.modeling.models import build_model
 
     keras.utils.set_random_seed(1)
     model = build_model("small-cnn", len(CLASSES), size).model
@@ -274,7 +274,7 @@ def memory_probe(folder: str, size: int, batch: int) -> None:
     import tempfile
 
     from core.config import TrainingConfig
-    from core.training import train
+    from core.training.driver import train
 
     with tempfile.TemporaryDirectory() as out:
         config = TrainingConfig(

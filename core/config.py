@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import ConfigError
-from core.images import RESIZE_MODES
 from core.paths import default_runs_dir, demo_train_dir, demo_val_dir
 
 MODEL_NAMES = ("small-cnn", "mobilenetv2", "efficientnetb0")
+# How an image meets the model's square input: squeezed whole, or its centre square cut out.
+RESIZE_MODES = ("stretch", "crop")
 # Limits that keep a run meaningful and inside memory; the window's spin boxes use the same.
 LIMITS = {
     "epochs": (1, 10_000),

@@ -1,6 +1,6 @@
 """The data panel: training and validation folders, their classes and counts, and what blocks training.
 
-A chosen folder is inspected on a worker thread (core.dataset.inspect probes every file); the panel
+A chosen folder is inspected on a worker thread (core.data.dataset.inspect probes every file); the panel
 only shows reports. `problem()` is the reason Train is disabled, or None when the data is usable.
 """
 
@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.config import LIMITS
-from core.dataset import DatasetReport, class_mismatch, inspect
+from core.data.dataset import DatasetReport, class_mismatch, inspect
 from gui.worker import run_in_thread
 
 TRAIN, VAL = "train", "val"
@@ -52,7 +52,7 @@ def local_folder_from_urls(urls: list[QUrl]) -> str | None:
 
 
 def split_counts(count: int, fraction: float) -> tuple[int, int]:
-    """(train, validation) of one class as core.dataset.stratified_split will split it."""
+    """(train, validation) of one class as core.data.dataset.stratified_split will split it."""
     n_val = min(max(round(count * fraction), 1), count - 1) if count >= 2 else 0
     return count - n_val, n_val
 

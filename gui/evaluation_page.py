@@ -1,7 +1,7 @@
 """The Evaluate tab: a model over a folder of labelled images -> accuracy, per-class table, confusion
 matrix heatmap, and the images behind every number (mistakes, one cell, skipped files).
 
-Evaluation runs on the model thread (gui.model_worker) through core.evaluation.evaluate; this page
+Evaluation runs on the model thread (gui.model_worker) through core.modeling.evaluation.evaluate; this page
 only shows the plain EvaluationResult it returns.
 """
 
@@ -66,7 +66,7 @@ class EvaluationPage(QWidget):
     def __init__(self, service: ModelService, settings=None, parent: QWidget | None = None):
         super().__init__(parent)
         self.service = service
-        self.result = None  # core.evaluation.EvaluationResult of the last evaluation
+        self.result = None  # core.modeling.evaluation.EvaluationResult of the last evaluation
         self.job: JobHandle | None = None
         self._evaluate_when_loaded = False
         self._folder_chosen_by_user = False
@@ -310,7 +310,7 @@ class EvaluationPage(QWidget):
         self.status_message.emit(f"Evaluating {self.service.info.name} on {folder}…")
 
         def job(context):
-            from core.evaluation import evaluate
+            from core.modeling.evaluation import evaluate
 
             return evaluate(context.model, folder, on_progress=context.progress, cancel=context.cancel)
 

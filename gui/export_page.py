@@ -24,13 +24,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.runs import LABELS_FILE
+from core.runs.run_folder import LABELS_FILE
 from gui.data_panel import FolderField
 from gui.model_bar import MODEL_PAGES_QSS, MessageBanner, ModelBar, escape, format_size
 from gui.model_worker import JobHandle, ModelInfo, ModelService
 
-# (format of core.export.FORMATS, name, what it is for); kept here so the window never imports core.export
-# (and with it TensorFlow) before a model is exported.
+# (format of core.modeling.export.FORMATS, name, what it is for); kept here so the window never
+# imports core.modeling.export (and with it TensorFlow) before a model is exported.
 EXPORT_FORMATS = (
     ("keras", "Keras (.keras)", "The model as trained: open it again in FitStudio or in Keras 3."),
     (
@@ -73,7 +73,7 @@ def export_job(formats: list[str], out_dir: str):
 
     def job(context) -> list[ExportedFile]:
         from core.errors import FitStudioError
-        from core.export import export_model
+        from core.modeling.export import export_model
 
         written: list[ExportedFile] = []
         labels: set[str] = set()

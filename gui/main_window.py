@@ -13,7 +13,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
-from core.dataset import inspect
+from core.data.dataset import inspect
 from core.paths import resource_path
 from gui.data_panel import local_folder_from_urls
 from gui.evaluation_page import EvaluationPage
@@ -26,7 +26,7 @@ from gui.worker import run_in_thread
 
 
 def default_device_fn() -> str:
-    from core.device import describe_compute_device  # imports TensorFlow: worker thread only
+    from core.training.device import describe_compute_device  # imports TensorFlow: worker thread only
 
     return describe_compute_device()
 

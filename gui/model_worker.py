@@ -6,8 +6,8 @@ through gui.worker.start_worker, so the thread registry knows it) and turns the 
 plain callbacks that run on the GUI thread. Only plain data crosses: `ModelInfo` describes the loaded
 model; the Keras model itself never leaves the worker thread.
 
-The engine modules (core.model_io, core.evaluation, ...) import Keras, so they are imported inside the
-job functions, on the worker thread: opening the window never imports TensorFlow.
+The engine modules (core.modeling.model_io, core.modeling.evaluation, ...) import Keras, so they are
+imported inside the job functions, on the worker thread: opening the window never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.errors import FitStudioError
-from core.training import is_out_of_memory
+from core.training.driver import is_out_of_memory
 from gui.worker import start_worker
 
 
@@ -56,13 +56,14 @@ class ModelInfo:
 
 
 def describe(loaded: Any, source: str) -> ModelInfo:
-    """ModelInfo for a core.model_io.LoadedModel (call on the worker thread)."""
-    from core import runs
+    """ModelInfo for a core.modeling.model_io.LoadedModel (call on the worker thread)."""
+    from core import files
+    from core.runs import run_folder
 
     config: dict = {}
     folder = loaded.run_dir or os.path.dirname(os.path.abspath(loaded.model_path))
     try:
-        data = runs.read_json(os.path.join(folder, runs.CONFIG_FILE))
+        data = files.read_json(os.path.join(folder, run_folder.CONFIG_FILE))
         config = data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         pass
@@ -253,7 +254,7 @@ class ModelService(QObject):
         def job(context: JobContext) -> ModelInfo:
             context.set_model(None)
             if load_fn is None:
-                from core.model_io import load_model
+                from core.modeling.model_io import load_model
 
                 loaded = load_model(source)
             else:

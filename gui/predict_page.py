@@ -1,6 +1,6 @@
 """The Predict tab: drop images or folders (or browse), see each image with its top 3 classes.
 
-Prediction runs on the model thread (core.prediction.predict). Results accumulate until Clear; the
+Prediction runs on the model thread (core.modeling.prediction.predict). Results accumulate until Clear; the
 same file added twice keeps its latest answer. Files that cannot be read are listed with the reason.
 """
 
@@ -46,8 +46,8 @@ class PredictPage(QWidget):
         super().__init__(parent)
         self.service = service
         self.class_names: list[str] = []
-        self.predictions: list = []  # core.prediction.Prediction, in the order added
-        self.skipped: list = []  # core.dataset.SkippedFile
+        self.predictions: list = []  # core.modeling.prediction.Prediction, in the order added
+        self.skipped: list = []  # core.data.dataset.SkippedFile
         self.job: JobHandle | None = None
         self._waiting: list[str] = []  # dropped before a model was open
         self.setStyleSheet(MODEL_PAGES_QSS)
@@ -237,7 +237,7 @@ class PredictPage(QWidget):
         self.status_message.emit(f"Classifying with {self.service.info.name}…")
 
         def job(context):
-            from core.prediction import predict
+            from core.modeling.prediction import predict
 
             return predict(context.model, paths, on_progress=context.progress, cancel=context.cancel)
 
@@ -336,7 +336,7 @@ class PredictPage(QWidget):
     def save_csv(self) -> str | None:
         if not self.predictions:
             return None
-        from core.prediction import PredictionResult  # no TensorFlow: prediction imports it lazily
+        from core.modeling.prediction import PredictionResult  # no TensorFlow: prediction imports it lazily
 
         path = self.choose_csv_path(os.path.join(os.path.expanduser("~"), "predictions.csv"))
         if not path:

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from core.events import RunResult
-from core.runs import BEST_MODEL_FILE
+from core.runs.run_folder import BEST_MODEL_FILE
 
 
 def format_duration(seconds: float | None) -> str:

@@ -28,11 +28,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import checkpoints, runs
+from core import files
 from core.config import LIMITS, TrainingConfig
-from core.dataset import inspect
+from core.data.dataset import inspect
 from core.errors import ConfigError, FitStudioError
 from core.events import BatchEnd, EpochEnd, RunResult, RunStarted
+from core.runs import run_folder
+from core.training import checkpoints
 from gui.data_panel import DataPanel
 from gui.log_panel import LogPanel
 from gui.plots import LivePlots
@@ -55,13 +57,13 @@ RUN_STATUS_TEXT = {
 
 
 def default_train_fn(config, on_event, cancel):
-    from core.training import train  # keeps TensorFlow's import cost off start-up
+    from core.training.driver import train  # keeps TensorFlow's import cost off start-up
 
     return train(config, on_event, cancel)
 
 
 def default_resume_fn(run_dir, on_event, cancel, epochs=None, batch_size=None):
-    from core.training import resume  # keeps TensorFlow's import cost off start-up
+    from core.training.driver import resume  # keeps TensorFlow's import cost off start-up
 
     return resume(run_dir, on_event, cancel, epochs=epochs, batch_size=batch_size)
 
@@ -95,7 +97,7 @@ def read_run_folder(run_dir: str) -> RunFolderInfo:
     """Raises FitStudioError (with the engine's reason) for a folder that cannot be resumed."""
     checkpoint = checkpoints.read(run_dir)
     try:
-        report = runs.read_json(os.path.join(run_dir, runs.REPORT_FILE))
+        report = files.read_json(os.path.join(run_dir, run_folder.REPORT_FILE))
     except (OSError, ValueError):
         report = {}
     config = checkpoint.config

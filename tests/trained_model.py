@@ -30,7 +30,7 @@ _cache: dict[str, TinyRun] = {}
 def tiny_run(tmp_path_factory) -> TinyRun:
     if "run" not in _cache:
         from core.config import TrainingConfig
-        from core.training import train
+        from core.training.driver import train
 
         root = tmp_path_factory.mktemp("tiny-model")
         train_dir = make_class_folders(str(root / "train"), dict.fromkeys(CLASSES, 8))

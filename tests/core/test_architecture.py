@@ -1,4 +1,9 @@
-"""core/ must stay free of Qt: the engine runs headless and in worker threads."""
+"""The shape of core/: no Qt anywhere, and the packages import each other in one direction only.
+
+The layers (see core/__init__.py): base modules, then data, runs, modeling, training, cli. A module may
+import from its own layer and those before it. `lint-imports` (import-linter, run by `make lint`)
+checks the same contract from pyproject.toml; this test keeps it enforced where that tool is absent.
+"""
 
 import ast
 import pathlib
@@ -7,26 +12,63 @@ import sys
 
 CORE = pathlib.Path(__file__).resolve().parents[2] / "core"
 FORBIDDEN = ("PySide6", "PyQt5", "PyQt6", "pyqtgraph", "qtpy", "superqt", "gui")
+LAYERS = ("data", "runs", "modeling", "training", "cli")  # lowest first; the base modules sit below all
 
 
-def imported_modules(path: pathlib.Path) -> set[str]:
+def core_modules() -> list[pathlib.Path]:
+    return sorted(CORE.rglob("*.py"))
+
+
+def module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(CORE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: pathlib.Path) -> set[str]:
+    """Every absolute module name `path` imports, at any depth (lazy imports inside functions too)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
+def layer(module: str) -> int:
+    """-1 for the base modules (core.errors, core.config, ...), else the index in LAYERS."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else -1
+
+
 def test_no_core_module_imports_qt_or_the_gui():
-    offenders = {path.name: sorted(imported_modules(path) & set(FORBIDDEN)) for path in CORE.glob("*.py")}
+    offenders = {
+        module_name(path): sorted({name.split(".")[0] for name in imports(path)} & set(FORBIDDEN))
+        for path in core_modules()
+    }
     assert {name: found for name, found in offenders.items() if found} == {}
 
 
+def test_core_packages_import_downwards_only():
+    upward = []
+    for path in core_modules():
+        importer = module_name(path)
+        for imported in imports(path):
+            if imported.startswith("core.") and layer(imported) > layer(importer):
+                upward.append(f"{importer} -> {imported}")
+    assert upward == []
+
+
+def test_every_core_package_says_what_it_holds_and_may_import():
+    for package in ("core", *(f"core/{name}" for name in LAYERS)):
+        docstring = ast.get_docstring(ast.parse((CORE.parent / package / "__init__.py").read_text()))
+        assert docstring and "import" in docstring, package
+
+
 def test_importing_every_core_module_loads_no_qt():
-    modules = sorted(f"core.{path.stem}" for path in CORE.glob("*.py") if path.stem != "__init__")
+    modules = [module_name(path) for path in core_modules()]
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
@@ -39,7 +81,8 @@ def test_importing_every_core_module_loads_no_qt():
 
 
 def test_config_import_does_not_load_tensorflow():
-    code = "import sys, core.config, core.training, core.dataset; print('tensorflow' in sys.modules)"
+    modules = "core.config, core.training.driver, core.data.dataset, core.runs.run_folder"
+    code = f"import sys, {modules}; print('tensorflow' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=CORE.parent
     )

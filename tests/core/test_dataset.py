@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import make_class_folders, write_image
 
-from core.dataset import inspect, load_split, scan, stratified_split
+from core.data.dataset import inspect, load_split, scan, stratified_split
 from core.errors import DatasetError
 
 

@@ -14,18 +14,18 @@ import pytest
 from conftest import make_class_folders
 
 from core.config import TrainingConfig
-from core.dataset import SkippedFile
+from core.data.dataset import SkippedFile
+from core.data.images import UnreadableImage, decode_image
 from core.errors import DatasetError
-from core.evaluation import (
+from core.modeling.evaluation import (
     EvaluationCancelled,
     EvaluationResult,
     ImageResult,
     classification_metrics,
     evaluate,
 )
-from core.images import UnreadableImage, decode_image
-from core.model_io import load_model
-from core.training import train
+from core.modeling.model_io import load_model
+from core.training.driver import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLASSES = ("blue", "green", "red")
@@ -120,7 +120,7 @@ def test_files_failing_mid_stream_are_reported_and_not_counted(trained, monkeypa
             raise UnreadableImage("truncated or corrupt image data (test)")
         return real_decode(path, size, resize_mode)
 
-    monkeypatch.setattr("core.pipeline.decode_image", flaky_decode)
+    monkeypatch.setattr("core.data.pipeline.decode_image", flaky_decode)
     result = evaluate(loaded, val_dir, batch_size=2)
     assert result.total == 9 and int(result.confusion_matrix.sum()) == 9
     assert {image.path for image in result.images}.isdisjoint(failing)

@@ -11,14 +11,14 @@ import pytest
 from conftest import make_class_folders
 
 from core.config import Augmentation, TrainingConfig
-from core.dataset import scan
+from core.data.dataset import scan
+from core.data.images import decode_image
 from core.errors import FitStudioError
-from core.export import FORMATS, OUTPUT_NAMES, ExportError, export_model, load_exported
-from core.images import decode_image
-from core.model_io import load_model
+from core.modeling.export import FORMATS, OUTPUT_NAMES, ExportError, export_model, load_exported
+from core.modeling.model_io import load_model
 from core.paths import demo_val_dir
-from core.runs import read_labels
-from core.training import train
+from core.runs.run_folder import read_labels
+from core.training.driver import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

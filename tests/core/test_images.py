@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import UnreadableImage, decode_image, is_image_file, probe_image
+from core.data.images import UnreadableImage, decode_image, is_image_file, probe_image
 
 
 def save(tmp_path, name, image, **options):

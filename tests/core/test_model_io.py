@@ -13,8 +13,8 @@ import pytest
 from conftest import make_class_folders
 
 from core.config import TrainingConfig
-from core.model_io import LoadedModel, ModelLoadError, load_model, resolve_model_path
-from core.training import train
+from core.modeling.model_io import LoadedModel, ModelLoadError, load_model, resolve_model_path
+from core.training.driver import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

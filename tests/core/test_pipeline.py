@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import make_class_folders
 
-from core.dataset import scan
-from core.pipeline import BatchOrder, DecodedCache, ImageStream
+from core.data.dataset import scan
+from core.data.pipeline import BatchOrder, DecodedCache, ImageStream
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_the_cache_fills_in_the_first_epoch_then_serves_without_decoding(files, 
         epoch_batches(stream, 0)
         assert cache.filled.all() and cache.on_disk
         assert not os.path.exists(cache.path)  # unlinked at once: a killed run leaves no file behind
-        monkeypatch.setattr("core.pipeline.decode_image", lambda *a: pytest.fail("decoded again"))
+        monkeypatch.setattr("core.data.pipeline.decode_image", lambda *a: pytest.fail("decoded again"))
         assert sum(len(y) for _, y in epoch_batches(stream, 1)) == 17
     finally:
         stream.close()

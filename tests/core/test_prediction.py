@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from conftest import make_class_folders, write_image
 
+from core.cli.model_commands import run_predict
 from core.config import TrainingConfig
-from core.images import decode_image
-from core.model_cli import run_predict
-from core.model_io import load_model
-from core.prediction import collect_images, predict
-from core.training import train
+from core.data.images import decode_image
+from core.modeling.model_io import load_model
+from core.modeling.prediction import collect_images, predict
+from core.training.driver import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLASSES = ("blue", "green", "red")

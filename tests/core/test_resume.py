@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from conftest import make_class_folders
 
-from core import checkpoints, runs
+from core import files
 from core.config import Augmentation, TrainingConfig
 from core.errors import ConfigError, FitStudioError
 from core.events import EpochEnd, Message, RunStarted
-from core.training import resume, train
+from core.runs import run_folder
+from core.training import checkpoints
+from core.training.driver import resume, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -67,9 +69,9 @@ def test_an_interrupted_and_resumed_run_ends_exactly_like_an_uninterrupted_one(c
     assert [r["epoch"] for r in resumed.history] == [0, 1, 2, 3]
     for ours, theirs in zip(resumed.history, straight.history, strict=True):
         assert ours == pytest.approx(theirs, rel=1e-5, abs=1e-6)
-    for on_disk, in_memory in zip(runs.read_history(resumed.run_dir), resumed.history, strict=True):
+    for on_disk, in_memory in zip(run_folder.read_history(resumed.run_dir), resumed.history, strict=True):
         assert on_disk == pytest.approx(in_memory)
-    report = runs.read_json(os.path.join(resumed.run_dir, "report.json"))
+    report = files.read_json(os.path.join(resumed.run_dir, "report.json"))
     assert report["status"] == "completed" and len(report["epochs"]) == 4
     assert [r["from_epoch"] for r in report["resumes"]] == [2]
 
@@ -90,7 +92,7 @@ def test_a_finished_run_can_be_extended_with_more_epochs(config):
         resume(done.run_dir)
     more = resume(done.run_dir, epochs=3)
     assert more.epochs_completed == 3
-    assert runs.read_json(os.path.join(done.run_dir, "config.json"))["epochs"] == 3
+    assert files.read_json(os.path.join(done.run_dir, "config.json"))["epochs"] == 3
 
 
 def test_resume_refuses_folders_without_a_checkpoint(tmp_path):
@@ -141,9 +143,9 @@ def test_early_stopping_and_learning_rate_reduction_are_recorded(config):
     changes = [e.learning_rate_change for e in epochs if e.learning_rate_change]
     assert changes and changes[0] == pytest.approx((0.5, 0.25))
     assert [e.stopped_early for e in epochs] == [False] * (len(epochs) - 1) + [True]
-    report = runs.read_json(os.path.join(result.run_dir, "report.json"))
+    report = files.read_json(os.path.join(result.run_dir, "report.json"))
     assert report["stopped_early"].startswith("Stopped early")
-    assert "learning_rate" in runs.read_history(result.run_dir)[0]
+    assert "learning_rate" in run_folder.read_history(result.run_dir)[0]
 
 
 def test_a_killed_process_loses_at_most_the_epoch_in_progress(tmp_path):
@@ -184,9 +186,9 @@ def test_a_killed_process_loses_at_most_the_epoch_in_progress(tmp_path):
         [*command[:3], "--resume", run_dir], cwd=ROOT, capture_output=True, text=True, timeout=240
     )
     assert done.returncode == 0, done.stderr
-    report = runs.read_json(os.path.join(run_dir, "report.json"))
+    report = files.read_json(os.path.join(run_dir, "report.json"))
     assert report["status"] == "completed" and report["epochs_completed"] == 5
-    assert [row["epoch"] for row in runs.read_history(run_dir)] == [0, 1, 2, 3, 4]
+    assert [row["epoch"] for row in run_folder.read_history(run_dir)] == [0, 1, 2, 3, 4]
     assert [e["epoch"] for e in report["epochs"]] == [0, 1, 2, 3, 4]
     assert report["resumes"][0]["from_epoch"] == kept
     for name in ("model.keras", "last.keras", "labels.txt", "config.json"):
@@ -223,4 +225,4 @@ def test_a_run_that_ran_out_of_memory_resumes_with_smaller_batches(config, monke
     done = resume(failed.run_dir, batch_size=2)
     assert done.status == "completed" and done.epochs_completed == 4
     assert calls == [5, 12]  # 24 images in batches of 5, then of 2
-    assert runs.read_json(os.path.join(done.run_dir, "config.json"))["batch_size"] == 2
+    assert files.read_json(os.path.join(done.run_dir, "config.json"))["batch_size"] == 2

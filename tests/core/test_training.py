@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from conftest import make_class_folders
 
-from core import runs
+from core import files
 from core.config import Augmentation, TrainingConfig
 from core.errors import ConfigError, DatasetError
 from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted
-from core.training import train
+from core.runs import run_folder
+from core.training.driver import train
 
 
 @pytest.fixture
@@ -52,13 +53,13 @@ def test_a_run_writes_a_complete_run_folder(config):
         ["config.json", "labels.txt", "history.csv", "model.keras", "last.keras", "report.json",
          "checkpoint.json", "checkpoints"]
     )
-    assert TrainingConfig.from_dict(runs.read_json(os.path.join(folder, "config.json"))) == config
-    assert runs.read_labels(os.path.join(folder, "labels.txt")) == ["blue", "green", "red"]
+    assert TrainingConfig.from_dict(files.read_json(os.path.join(folder, "config.json"))) == config
+    assert run_folder.read_labels(os.path.join(folder, "labels.txt")) == ["blue", "green", "red"]
     with open(os.path.join(folder, "history.csv"), newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
     assert [row[0] for row in rows[1:]] == ["0", "1"]
-    report = runs.read_json(os.path.join(folder, "report.json"))
+    report = files.read_json(os.path.join(folder, "report.json"))
     assert report["status"] == "completed" and report["device"] == "CPU only"
     assert report["counts"] == {
         "train": {"blue": 8, "green": 8, "red": 8},
@@ -100,7 +101,7 @@ def test_cancel_stops_within_one_batch_and_keeps_the_model(config):
     assert result.epochs_completed == 0  # the interrupted epoch is not recorded as finished
     for name in ("model.keras", "last.keras", "report.json"):
         assert os.path.exists(os.path.join(result.run_dir, name))
-    assert runs.read_json(os.path.join(result.run_dir, "report.json"))["status"] == "cancelled"
+    assert files.read_json(os.path.join(result.run_dir, "report.json"))["status"] == "cancelled"
 
 
 def test_a_failure_during_training_is_reported_and_the_model_kept(config, monkeypatch):
@@ -113,7 +114,7 @@ def test_a_failure_during_training_is_reported_and_the_model_kept(config, monkey
     result, events = run(config)
     assert result.status == "failed" and "reduce batch size or image size" in result.message
     assert isinstance(events[-1], RunFailed) and "ResourceExhausted" in events[-1].details
-    report = runs.read_json(os.path.join(result.run_dir, "report.json"))
+    report = files.read_json(os.path.join(result.run_dir, "report.json"))
     assert report["status"] == "failed" and "reduce batch size" in report["message"]
     assert os.path.exists(os.path.join(result.run_dir, "last.keras"))
 
@@ -124,7 +125,7 @@ def test_unreadable_files_are_reported_in_events_and_report(config):
     result, events = run(config.replace(epochs=1))
     assert result.status == "completed"
     assert any("zero.jpg" in e.text for e in events if isinstance(e, Message) and e.level == "warning")
-    skipped = runs.read_json(os.path.join(result.run_dir, "report.json"))["skipped"]
+    skipped = files.read_json(os.path.join(result.run_dir, "report.json"))["skipped"]
     assert [os.path.basename(s["path"]) for s in skipped] == ["zero.jpg"]
 
 
@@ -185,23 +186,24 @@ def test_a_split_that_leaves_no_validation_image_is_refused(tmp_path):
 
 
 def test_nan_validation_loss_never_blocks_a_later_best():
-    from core.training import _better
+    from core.training.driver import _better
 
     assert _better(0.5, float("nan")) and _better(0.5, None) and _better(0.4, 0.5)
     assert not _better(float("nan"), 0.5) and not _better(0.6, 0.5)
 
 
 def test_the_best_model_is_written_before_the_checkpoint_commits(config, monkeypatch):
-    from core import checkpoints as checkpoint_module
+    from core import files
+    from core.training import checkpoints as checkpoint_module
 
-    real_write_json = runs.write_json
+    real_write_json = files.write_json
 
     def killed_before_commit(path, data):
         if path.endswith(checkpoint_module.CHECKPOINT_FILE):
             raise OSError(5, "killed here")
         real_write_json(path, data)
 
-    monkeypatch.setattr(runs, "write_json", killed_before_commit)
+    monkeypatch.setattr(files, "write_json", killed_before_commit)
     result, _ = run(config.replace(epochs=1))
     assert result.status == "failed"  # the checkpoint write failed ...
     assert os.path.exists(os.path.join(result.run_dir, "model.keras"))  # ... the best model was already safe

@@ -12,10 +12,12 @@ import threading
 import pytest
 from PySide6.QtCore import QSettings
 
-from core import checkpoints, runs
+from core import files
 from core.config import TrainingConfig
 from core.errors import ConfigError, DatasetError
 from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunResult, RunStarted
+from core.runs import run_folder
+from core.training import checkpoints
 from gui.settings_store import SettingsStore
 from gui.worker import running_threads, wait_for_threads
 
@@ -70,7 +72,7 @@ def store(tmp_path) -> SettingsStore:
 
 
 class FakeEngine:
-    """Emits the events core.training.train emits, fast, honouring the cancel flag per batch.
+    """Emits the events core.training.driver.train emits, fast, honouring the cancel flag per batch.
 
     fail: "start" raises DatasetError before the run (like a bad folder); "run" ends with RunFailed
     after the first epoch with the engine's out-of-memory message.
@@ -105,7 +107,7 @@ class FakeEngine:
 
     def resume(self, run_dir: str, on_event, cancel: threading.Event, epochs: int | None = None,
                batch_size: int | None = None) -> RunResult:
-        """core.training.resume: continues from checkpoint.json, raising as the engine does."""
+        """core.training.driver.resume: continues from checkpoint.json, raising as the engine does."""
         self.resumed.append((run_dir, epochs) if batch_size is None else (run_dir, epochs, batch_size))
         self.threads.append(threading.current_thread().name)
         checkpoint = checkpoints.read(run_dir)
@@ -186,8 +188,8 @@ class FakeEngine:
             history=[dict(row) for row in history], epoch_stats=[], best=dict(best), seed_states={},
             elapsed_seconds=0.1 * len(history),
         )
-        runs.write_json(os.path.join(run_dir, checkpoints.CHECKPOINT_FILE), dataclasses.asdict(state))
-        runs.write_json(os.path.join(run_dir, runs.REPORT_FILE), {"status": "running", "message": ""})
+        files.write_json(os.path.join(run_dir, checkpoints.CHECKPOINT_FILE), dataclasses.asdict(state))
+        files.write_json(os.path.join(run_dir, run_folder.REPORT_FILE), {"status": "running", "message": ""})
 
     @staticmethod
     def _end(on_event, run_dir, config, status, history, best, message) -> RunResult:
@@ -195,7 +197,8 @@ class FakeEngine:
         result = RunResult(run_dir, status, len(history), best.get("epoch"), best.get("val_accuracy"),
                            best.get("val_loss"), {}, 1.5, message, list(history),
                            out_of_memory=message.startswith("Out of memory"))
-        runs.write_json(os.path.join(run_dir, runs.REPORT_FILE), {"status": status, "message": message})
+        report_path = os.path.join(run_dir, run_folder.REPORT_FILE)
+        files.write_json(report_path, {"status": status, "message": message})
         if status == "failed":
             on_event(RunFailed(message, "Traceback (most recent call last): ResourceExhaustedError", result))
         else:

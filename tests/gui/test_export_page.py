@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 from trained_model import tiny_run
 
-from core.runs import read_labels
+from core.runs.run_folder import read_labels
 
 
 @pytest.fixture

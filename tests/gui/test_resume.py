@@ -181,7 +181,7 @@ def test_resume_that_the_engine_refuses_reports_why(make_window, qtbot, tmp_path
     page.show_error = lambda title, message, details="", **_: errors.append((title, message))
     assert not page.start_resume(page.last_result.run_dir)  # completed: nothing more to train
     assert errors[0][0] == "Nothing to resume" and "already trained 2 epochs of 2" in errors[0][1]
-    # The engine's own refusal (here the fake's, worded like core.training.resume) also arrives.
+    # The engine's own refusal (here the fake's, worded like core.training.driver.resume) also arrives.
     page.resume_fn = lambda run_dir, on_event, cancel, epochs=None: engine.resume(run_dir, on_event,
                                                                                    cancel, 2)
     with qtbot.waitSignal(page.idle, timeout=10_000):
@@ -327,10 +327,10 @@ def test_the_run_menu_offers_both_resume_actions(make_window, fake_engine):
 
 
 def test_the_default_resume_function_passes_the_smaller_batch_size_on(monkeypatch):
-    import core.training
+    import core.training.driver
     from gui.training_page import default_resume_fn
 
     calls = []
-    monkeypatch.setattr(core.training, "resume", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setattr(core.training.driver, "resume", lambda *args, **kwargs: calls.append((args, kwargs)))
     default_resume_fn("runs/x", print, None, epochs=None, batch_size=16)
     assert calls == [(("runs/x", print, None), {"epochs": None, "batch_size": 16})]

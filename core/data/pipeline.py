@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from core.dataset import FileSet
-from core.images import UnreadableImage, decode_image
+from core.data.dataset import FileSet
+from core.data.images import UnreadableImage, decode_image
 
 DEFAULT_PREFETCH_BATCHES = 4
 
@@ -284,7 +284,7 @@ def classify_batches(
     Files that turn out unreadable are appended to `skipped` as SkippedFile. Stops early, without
     raising, once `cancel` is set: the caller decides what a partial result means.
     """
-    from core.dataset import SkippedFile
+    from core.data.dataset import SkippedFile
 
     lock = threading.Lock()
 

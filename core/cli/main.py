@@ -1,4 +1,4 @@
-"""The headless face of the engine: `inspect` and `train` (and, via core.model_cli, `evaluate`,
+"""The headless face of the engine: `inspect` and `train` (and, via core.cli.model_commands, `evaluate`,
 `predict` and `export`) for the command line.
 
 Exit codes: 0 success, 1 the run failed, 2 bad arguments or an unusable folder, 130 stopped by
@@ -15,10 +15,9 @@ import threading
 import time
 from typing import TextIO
 
-from core.config import MODEL_NAMES, Augmentation, TrainingConfig
-from core.dataset import inspect
+from core.config import MODEL_NAMES, RESIZE_MODES, Augmentation, TrainingConfig
+from core.data.dataset import inspect
 from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted
-from core.images import RESIZE_MODES
 from core.paths import demo_train_dir, demo_val_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -34,7 +33,7 @@ def add_commands(subparsers) -> None:
     add_training_arguments(train_parser)
     train_parser.set_defaults(handler=run_train)
 
-    from core.model_cli import add_model_commands  # evaluate, predict, export
+    from core.cli.model_commands import add_model_commands  # evaluate, predict, export
 
     add_model_commands(subparsers)
 
@@ -165,7 +164,7 @@ def run_inspect(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 
 def run_train(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    from core.training import resume, train
+    from core.training.driver import resume, train
 
     cancel = threading.Event()
     printer = ProgressPrinter(out)

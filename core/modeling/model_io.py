@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from core import runs
+from core import files
+from core.config import RESIZE_MODES
 from core.errors import FitStudioError
-from core.images import RESIZE_MODES
+from core.runs import run_folder
 
 MODEL_EXTENSION = ".keras"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -69,7 +70,7 @@ def resolve_model_path(source: str) -> tuple[str, str | None]:
     if not os.path.exists(source):
         raise ModelLoadError(f"The model path {source} does not exist. Check the path.")
     if os.path.isdir(source):
-        path = os.path.join(source, runs.BEST_MODEL_FILE)
+        path = os.path.join(source, run_folder.BEST_MODEL_FILE)
         if os.path.isfile(path):
             return path, source
         if os.path.isfile(os.path.join(source, "saved_model.pb")):
@@ -78,8 +79,8 @@ def resolve_model_path(source: str) -> tuple[str, str | None]:
                 f"Choose the run folder or the {MODEL_EXTENSION} file it was exported from."
             )
         raise ModelLoadError(
-            f"The folder {source} has no {runs.BEST_MODEL_FILE}. Choose a run folder (it holds "
-            f"{runs.BEST_MODEL_FILE} and {runs.LABELS_FILE}) or a {MODEL_EXTENSION} file."
+            f"The folder {source} has no {run_folder.BEST_MODEL_FILE}. Choose a run folder (it holds "
+            f"{run_folder.BEST_MODEL_FILE} and {run_folder.LABELS_FILE}) or a {MODEL_EXTENSION} file."
         )
     return source, None
 
@@ -169,11 +170,11 @@ def _num_outputs(model, path: str) -> int:
 
 
 def _labels(folder: str, num_outputs: int, path: str) -> tuple[list[str], bool]:
-    labels_path = os.path.join(folder, runs.LABELS_FILE)
+    labels_path = os.path.join(folder, run_folder.LABELS_FILE)
     if not os.path.isfile(labels_path):
         return [f"class_{i}" for i in range(num_outputs)], False
     try:
-        names = runs.read_labels(labels_path)
+        names = run_folder.read_labels(labels_path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{labels_path} cannot be read: {exc}.") from None
     if len(names) != num_outputs:
@@ -188,7 +189,7 @@ def _labels(folder: str, num_outputs: int, path: str) -> tuple[list[str], bool]:
 
 def _run_config(folder: str) -> dict[str, Any]:
     try:
-        config = runs.read_json(os.path.join(folder, runs.CONFIG_FILE))
+        config = files.read_json(os.path.join(folder, run_folder.CONFIG_FILE))
     except (OSError, ValueError):
         return {}
     return config if isinstance(config, dict) else {}

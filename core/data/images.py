@@ -15,7 +15,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # What keras.utils.image_dataset_from_directory accepts, plus the formats cameras and scanners write.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-RESIZE_MODES = ("stretch", "crop")
 
 # A JPEG ends with the EOI marker, a PNG with its IEND chunk. Looking at the last bytes catches a
 # truncated file for the price of one seek; files with data appended after the end (motion photos)

@@ -27,9 +27,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from core import runs
+from core import files
 from core.errors import FitStudioError
-from core.model_io import LoadedModel, as_loaded
+from core.modeling.model_io import LoadedModel, as_loaded
+from core.runs import run_folder
 
 FORMATS = ("keras", "savedmodel", "tflite", "tflite-quant")
 OUTPUT_NAMES = {
@@ -70,13 +71,13 @@ def export_model(
         else:
             say("Converting to TensorFlow Lite (this takes a few seconds)...")
             data = tflite_bytes(loaded, quantize=fmt == "tflite-quant")
-            runs.write_atomic(target, lambda path: _write_bytes(path, data))
+            files.write_atomic(target, lambda path: _write_bytes(path, data))
     except FitStudioError:
         raise
     except Exception as exc:
         raise ExportError(f"Exporting to {fmt} failed: {_first_line(exc)}") from exc
-    labels = os.path.join(out_dir, runs.LABELS_FILE)
-    runs.write_text(labels, "".join(f"{name}\n" for name in loaded.class_names))
+    labels = os.path.join(out_dir, run_folder.LABELS_FILE)
+    files.write_text(labels, "".join(f"{name}\n" for name in loaded.class_names))
     say(f"Wrote {target} and {labels}")
     return [target, labels]
 
@@ -134,7 +135,7 @@ def load_exported(path: str, fmt: str | None = None) -> Callable[[np.ndarray], n
     probabilities, running the exported model at `path` with its own runtime."""
     fmt = fmt or detect_format(path)
     if fmt == "keras":
-        from core.model_io import load_model
+        from core.modeling.model_io import load_model
 
         loaded = load_model(path)
         return loaded.predict
@@ -191,7 +192,7 @@ def _prepare_folder(out_dir: str) -> None:
         raise ExportError("No output folder was given.")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ExportError(f"{out_dir} is a file; choose a folder to export into.")
-    problem = runs.check_writable(out_dir)
+    problem = run_folder.check_writable(out_dir)
     if problem:
         raise ExportError(problem)
     os.makedirs(out_dir, exist_ok=True)
@@ -200,7 +201,7 @@ def _prepare_folder(out_dir: str) -> None:
 def _copy_keras(loaded: LoadedModel, target: str) -> None:
     if os.path.exists(target) and os.path.samefile(loaded.model_path, target):
         return
-    runs.write_atomic(target, lambda path: shutil.copyfile(loaded.model_path, path))
+    files.write_atomic(target, lambda path: shutil.copyfile(loaded.model_path, path))
 
 
 def _write_folder(target: str, write: Callable[[str], None]) -> None:

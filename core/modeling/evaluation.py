@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from core.dataset import FileSet, SkippedFile, list_classes, scan
+from core.data.dataset import FileSet, SkippedFile, list_classes, scan
 from core.errors import DatasetError, FitStudioError
-from core.model_io import LoadedModel, as_loaded
-from core.runs import LABELS_FILE
+from core.modeling.model_io import LoadedModel, as_loaded
+from core.runs.run_folder import LABELS_FILE
 
 LOSS_EPSILON = 1e-7  # probabilities are clipped to [eps, 1] before the log, as Keras does
 DEFAULT_BATCH_SIZE = 32
@@ -210,7 +210,7 @@ def evaluate(
     Raises ModelLoadError / DatasetError with a message for the user, EvaluationCancelled when
     `cancel` is set before the end.
     """
-    from core.pipeline import classify_batches
+    from core.data.pipeline import classify_batches
 
     loaded = as_loaded(model)
     cancel = cancel or threading.Event()

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import TextIO
 
-from core.export import FORMATS as EXPORT_FORMATS  # import-light: TensorFlow loads inside
+from core.modeling.export import FORMATS as EXPORT_FORMATS  # import-light: TensorFlow loads inside
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -61,7 +61,7 @@ def add_model_commands(subparsers) -> None:
 
 def run_evaluate(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     _quiet_tensorflow()
-    from core.evaluation import evaluate
+    from core.modeling.evaluation import evaluate
 
     progress = _Progress(err, "Evaluating") if not args.json else None
     try:
@@ -110,7 +110,7 @@ def run_evaluate(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO
 
 def run_predict(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     _quiet_tensorflow()
-    from core.prediction import predict
+    from core.modeling.prediction import predict
 
     try:
         result = predict(args.model, args.paths, batch_size=args.batch_size)
@@ -131,7 +131,7 @@ def run_predict(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
 
 def run_export(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     _quiet_tensorflow()
-    from core.export import export_model
+    from core.modeling.export import export_model
 
     written = export_model(args.model, args.format, args.out, on_message=lambda text: err.write(text + "\n"))
     for path in written:

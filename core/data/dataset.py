@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.data.images import IMAGE_EXTENSIONS, ImageInfo, UnreadableImage, is_image_file, probe_image
 from core.errors import DatasetError
-from core.images import IMAGE_EXTENSIONS, ImageInfo, UnreadableImage, is_image_file, probe_image
 
 MIN_IMAGES_PER_CLASS_WARNING = 10
 IMBALANCE_WARNING_RATIO = 3.0

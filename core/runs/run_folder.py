@@ -1,5 +1,5 @@
 """The run folder: everything one training leaves behind, written so that a crash at any moment
-leaves readable files (each file is written to a temporary name, then renamed over the old one).
+leaves readable files (through core.files).
 
     config.json   the TrainingConfig
     labels.txt    one class name per line, in label order
@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
-import shutil
 import time
-from collections.abc import Callable
 from typing import Any
+
+from core.files import write_atomic, write_text
 
 CONFIG_FILE = "config.json"
 LABELS_FILE = "labels.txt"
@@ -56,53 +55,8 @@ def check_writable(out_dir: str) -> str | None:
     return None
 
 
-def write_atomic(path: str, write: Callable[[str], None]) -> None:
-    """Calls write(temporary_path), then renames it over `path` in one step."""
-    base, extension = os.path.splitext(path)
-    partial = f"{base}.partial{extension}"  # Keras insists that model files end in .keras
-    try:
-        write(partial)
-        _flush_to_disk(partial)  # else a power cut can leave the renamed file empty
-        os.replace(partial, path)
-        _flush_to_disk(os.path.dirname(path) or ".")
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-
-
-def _flush_to_disk(path: str) -> None:
-    if os.name != "posix" and os.path.isdir(path):
-        return  # directories cannot be opened for fsync on Windows
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def write_text(path: str, text: str) -> None:
-    def write(target: str) -> None:
-        with open(target, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-
-    write_atomic(path, write)
-
-
-def write_json(path: str, data: dict[str, Any]) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
-
-
 def save_model(model: Any, path: str) -> None:
     write_atomic(path, model.save)
-
-
-def copy_file(source: str, target: str) -> None:
-    write_atomic(target, lambda partial: shutil.copyfile(source, partial))
-
-
-def read_json(path: str) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def write_labels(run_dir: str, class_names: list[str]) -> None:
@@ -139,11 +93,3 @@ def read_history(run_dir: str) -> list[dict[str, Any]]:
 
 def _csv_value(value: Any) -> Any:
     return "" if value is None else value
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.dataset import FileSet, SkippedFile, find_images
+from core.data.dataset import FileSet, SkippedFile, find_images
 from core.errors import FitStudioError
-from core.model_io import LoadedModel, as_loaded
+from core.modeling.model_io import LoadedModel, as_loaded
 
 DEFAULT_TOP_K = 3
 DEFAULT_BATCH_SIZE = 32
@@ -130,7 +130,7 @@ def predict(
 ) -> PredictionResult:
     """Classifies the images in `paths` (files or folders). Never raises for an unreadable image:
     it goes to `skipped`. Raises ModelLoadError for a bad model, PredictionCancelled when stopped."""
-    from core.pipeline import classify_batches
+    from core.data.pipeline import classify_batches
 
     loaded = as_loaded(model)
     cancel = cancel or threading.Event()

@@ -18,12 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import checkpoints, runs
-from core.checkpoints import Checkpoint
+from core import files
 from core.config import TrainingConfig
-from core.dataset import FileSet, SkippedFile, load_split
+from core.data.dataset import FileSet, SkippedFile, load_split
 from core.errors import ConfigError, DatasetError
 from core.events import Event, Message, RunFailed, RunFinished, RunResult, RunStarted
+from core.runs import run_folder
+from core.training import checkpoints
+from core.training.checkpoints import Checkpoint
 
 __all__ = ["TrainingConfig", "resume", "train"]
 MIN_LEARNING_RATE = 1e-7
@@ -68,7 +70,7 @@ def resume(
             f"Ask for more epochs to continue it (for example {done + 5})."
         )
     train_files, val_files = _prepare(config, run_dir)
-    labels = runs.read_labels(os.path.join(run_dir, runs.LABELS_FILE))
+    labels = run_folder.read_labels(os.path.join(run_dir, run_folder.LABELS_FILE))
     if train_files.class_names != labels:
         raise DatasetError(
             f"The training folder's classes ({', '.join(train_files.class_names)}) are no longer the "
@@ -81,7 +83,7 @@ def resume(
 
 def _prepare(config: TrainingConfig, out_dir: str) -> tuple[FileSet, FileSet]:
     config.validate()
-    unwritable = runs.check_writable(out_dir)
+    unwritable = run_folder.check_writable(out_dir)
     if unwritable:
         raise ConfigError(unwritable)
     return load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
@@ -122,7 +124,7 @@ class _Run:
     def execute(self) -> RunResult:
         import keras
 
-        from core.device import configure_gpus, describe_compute_device
+        from core.training.device import configure_gpus, describe_compute_device
 
         configure_gpus()
         keras.utils.set_random_seed(self.config.seed)
@@ -153,11 +155,11 @@ class _Run:
 
     def _open_run_dir(self) -> None:
         if self.resume_from is None:
-            self.run_dir = runs.create_run_dir(self.config.out_dir, self.config.model)
-            runs.write_labels(self.run_dir, self.train_files.class_names)
+            self.run_dir = run_folder.create_run_dir(self.config.out_dir, self.config.model)
+            run_folder.write_labels(self.run_dir, self.train_files.class_names)
         else:
             self._restore(self.resume_from)
-        runs.write_json(os.path.join(self.run_dir, runs.CONFIG_FILE), self.config.to_dict())
+        files.write_json(os.path.join(self.run_dir, run_folder.CONFIG_FILE), self.config.to_dict())
         self.emit(Message(f"Run folder: {os.path.abspath(self.run_dir)}"))
         for skipped in self.skipped:
             self.emit(Message(f"Skipped {skipped.path}: {skipped.reason}", "warning"))
@@ -176,13 +178,13 @@ class _Run:
         self.checkpoint_path = os.path.join(self.run_dir, checkpoint.model_file)
         self.resumes = [*checkpoint.resumes, {"from_epoch": checkpoint.epoch + 1, "at": _now_iso()}]
         # A killed run may have written history.csv a moment after its checkpoint: the checkpoint wins.
-        runs.write_history(self.run_dir, self.history)
+        run_folder.write_history(self.run_dir, self.history)
         self.emit(Message(f"Resuming after epoch {checkpoint.epoch + 1} of {self.config.epochs}"))
 
     def _open_streams(self, streams: list) -> None:
         """Appends the training and validation streams to `streams` as they are made, so the caller
         closes whatever exists (thread pools, a disk cache) if the second one fails."""
-        from core.pipeline import ImageStream
+        from core.data.pipeline import ImageStream
 
         shared = {
             "image_size": self.config.image_size,
@@ -199,22 +201,23 @@ class _Run:
 
     def _caches(self):
         """One decoded-image cache per stream, in memory while the budget lasts, else on disk."""
-        from core.pipeline import DecodedCache, default_cache_budget_bytes
+        from core.data.pipeline import DecodedCache, default_cache_budget_bytes
 
         if not self.config.cache:
             return None, None
         budget = self.config.cache_memory_mb * 1024**2 or default_cache_budget_bytes()
         caches = []
-        for files in (self.train_files, self.val_files):
-            cache = DecodedCache(len(files), self.config.image_size, budget)
+        for split_files in (self.train_files, self.val_files):
+            cache = DecodedCache(len(split_files), self.config.image_size, budget)
             budget -= 0 if cache.on_disk else cache.nbytes
             where = f"on disk ({cache.path})" if cache.on_disk else "in memory"
-            self.emit(Message(f"Caching {len(files)} decoded images {where}: {cache.nbytes / 1e6:.0f} MB"))
+            size_mb = cache.nbytes / 1e6
+            self.emit(Message(f"Caching {len(split_files)} decoded images {where}: {size_mb:.0f} MB"))
             caches.append(cache)
         return caches
 
     def _fit(self, train_stream, val_stream) -> None:
-        from core.callbacks import EngineCallback
+        from core.training.callbacks import EngineCallback
 
         if self.cancel.is_set():
             return  # stopped while TensorFlow loaded or the images were read: train nothing
@@ -253,7 +256,7 @@ class _Run:
     def _model(self):
         import keras
 
-        from core.models import build_model
+        from core.modeling.models import build_model
 
         if self.resume_from is not None:
             return checkpoints.load_model(self.run_dir, self.resume_from)
@@ -317,10 +320,10 @@ class _Run:
             weights_note=self.weights_note,
             resumes=self.resumes,
         )
-        best_copy = (os.path.join(self.run_dir, runs.BEST_MODEL_FILE),) if improved else ()
+        best_copy = (os.path.join(self.run_dir, run_folder.BEST_MODEL_FILE),) if improved else ()
         self.checkpoint_path = checkpoints.write(self.run_dir, self.model, state, best_copy)
         self.trained_since_checkpoint = False
-        runs.write_history(self.run_dir, self.history)
+        run_folder.write_history(self.run_dir, self.history)
 
     def _react_to_plateau(self, epoch: int) -> bool:
         """Learning-rate reduction and early stopping, both decided from the history alone, so a
@@ -365,13 +368,13 @@ class _Run:
     def _save_final_models(self) -> None:
         if self.model is None:
             return
-        last = os.path.join(self.run_dir, runs.LAST_MODEL_FILE)
+        last = os.path.join(self.run_dir, run_folder.LAST_MODEL_FILE)
         if self.trained_since_checkpoint or self.checkpoint_path is None:
-            runs.save_model(self.model, last)
+            run_folder.save_model(self.model, last)
         else:
-            runs.copy_file(self.checkpoint_path, last)
+            files.copy_file(self.checkpoint_path, last)
         if self.best is None:  # no epoch finished: the best we have is what was trained so far
-            runs.copy_file(last, os.path.join(self.run_dir, runs.BEST_MODEL_FILE))
+            files.copy_file(last, os.path.join(self.run_dir, run_folder.BEST_MODEL_FILE))
 
     def _elapsed(self) -> float:
         return self.earlier_seconds + time.time() - self.started
@@ -394,7 +397,7 @@ class _Run:
 
     def _write_report(self, result: RunResult) -> None:
         try:
-            runs.write_json(os.path.join(self.run_dir, runs.REPORT_FILE), self._report(result))
+            files.write_json(os.path.join(self.run_dir, run_folder.REPORT_FILE), self._report(result))
         except OSError as exc:  # a full disk must not turn a saved run into a crash
             self.emit(Message(f"Could not write report.json: {exc}", "warning"))
 

@@ -17,8 +17,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from core import runs
+from core import files
 from core.errors import FitStudioError
+from core.runs import run_folder
 
 CHECKPOINT_FILE = "checkpoint.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -55,12 +56,12 @@ def write(run_dir: str, model: Any, checkpoint: Checkpoint, copies: tuple[str, .
     """
     path = model_path(run_dir, checkpoint.epoch)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    runs.save_model(model, path)
+    run_folder.save_model(model, path)
     for target in copies:
-        runs.copy_file(path, target)
+        files.copy_file(path, target)
     checkpoint.model_file = os.path.relpath(path, run_dir)
     checkpoint.seed_states = seed_states(model)
-    runs.write_json(os.path.join(run_dir, CHECKPOINT_FILE), asdict(checkpoint))
+    files.write_json(os.path.join(run_dir, CHECKPOINT_FILE), asdict(checkpoint))
     for name in os.listdir(os.path.dirname(path)):
         if name != os.path.basename(path):
             os.remove(os.path.join(os.path.dirname(path), name))
@@ -78,7 +79,7 @@ def read(run_dir: str) -> Checkpoint:
             "made by an older version. Start a new run instead."
         )
     try:
-        checkpoint = Checkpoint(**runs.read_json(path))
+        checkpoint = Checkpoint(**files.read_json(path))
     except (ValueError, TypeError) as exc:
         raise FitStudioError(f"The checkpoint of {run_dir} is unreadable ({exc}).") from None
     if not os.path.exists(os.path.join(run_dir, checkpoint.model_file)):

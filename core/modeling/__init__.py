@@ -1,0 +1,7 @@
+"""Modeling: everything done with a Keras model. Builders (`models`), opening a user's model safely
+(`model_io`), evaluation, prediction and export.
+
+May import the core base modules, `core.data` and `core.runs`; never training or cli (training uses
+these builders, not the other way round). TensorFlow is imported inside functions, so importing a
+module here stays cheap.
+"""
