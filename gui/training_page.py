@@ -33,8 +33,7 @@ from core.config import LIMITS, TrainingConfig
 from core.data.dataset import inspect
 from core.errors import ConfigError, FitStudioError
 from core.events import BatchEnd, EpochEnd, RunResult, RunStarted
-from core.runs import run_folder
-from core.training import checkpoints
+from core.runs import checkpoints, run_folder
 from gui.data_panel import DataPanel
 from gui.log_panel import LogPanel
 from gui.plots import LivePlots

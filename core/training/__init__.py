@@ -1,6 +1,7 @@
 """Training: from a TrainingConfig to a complete run folder. The fit driver (`driver.train`,
-`driver.resume`), the Keras callbacks that stream events and honour cancel, checkpoints for exact
-resume, and the compute device.
+`driver.resume`), the run's Keras callbacks (`callbacks`: progress events and cancel, timing,
+history, the plateau policy, checkpoints, the report; each owns its state and saves it for an exact
+resume), and the compute device. Checkpoint files themselves live in `core.runs.checkpoints`.
 
 May import the core base modules, `core.data`, `core.runs` and `core.modeling`; never cli.
 """

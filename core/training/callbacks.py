@@ -1,46 +1,95 @@
-"""The thin Keras callback between `fit` and the engine: it forwards progress as plain events,
-times each epoch, and stops training (and the validation pass) when the cancel flag is set."""
+"""The run's Keras callbacks: each one concern, each owning its state.
+
+`RunCallback` adds three hooks to `keras.callbacks.Callback`:
+
+    get_state() / set_state(state)   what the callback must carry over a resume; the checkpoint
+                                     stores every callback's state dict in one flat namespace
+                                     (core.runs.checkpoints.Checkpoint.states), so keys are unique
+    report()                         keys this callback adds to report.json
+
+The driver lists them in the order Keras calls them (core.training.driver._Run._callbacks). Order
+matters only in `on_epoch_end`: recorders first, then the policy that reacts to them, then the
+checkpoint that saves everything, then the report and the EpochEnd event that tell about it.
+
+Keras calls `on_epoch_end` also for an epoch cut short by Stop. The run keeps nothing of such an
+epoch: `StreamProgress`, first in the list, empties the logs, and every callback after it records
+only epochs whose logs are not empty (`finished(logs)`).
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import keras
 
-from core.events import BatchEnd, EpochEnd, Message
+from core import files
+from core.config import TrainingConfig
+from core.data.dataset import SkippedFile
+from core.events import BatchEnd, EpochEnd, Event, Message
+from core.runs import checkpoints, run_folder
+
+MIN_LEARNING_RATE = 1e-7
 
 
-class EngineCallback(keras.callbacks.Callback):
-    def __init__(self, run, train_stream, val_stream):
+class RunCallback(keras.callbacks.Callback):
+    """A Keras callback that is part of a run: it may carry state over a resume and add to the report."""
+
+    def get_state(self) -> dict[str, Any]:
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Takes this callback's keys from a checkpoint's states (all callbacks' keys are there)."""
+
+    def report(self) -> dict[str, Any]:
+        return {}
+
+
+def finished(logs: dict | None) -> bool:
+    """An epoch that ran to its end; a cut-short one reaches the callbacks with empty logs."""
+    return bool(logs)
+
+
+def learning_rate(model: Any) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def improves(value: float | None, best: float | None) -> bool:
+    """A lower val_loss is better; a NaN or missing best never blocks a real value."""
+    if value is None or not math.isfinite(value):
+        return False
+    return best is None or not math.isfinite(best) or value < best
+
+
+class StreamProgress(RunCallback):
+    """Feeds the stream its epoch (the data order), streams BatchEnd events and skipped files, and
+    stops training (and the validation pass) within one batch of the cancel flag being set."""
+
+    def __init__(self, train_stream, val_stream, emit: Callable[[Event], None], cancel: threading.Event,
+                 skipped: list[SkippedFile]):
         super().__init__()
-        self.run = run
-        self.train_stream = train_stream
-        self.val_stream = val_stream
-        self.steps = len(train_stream)
-        self.val_steps = len(val_stream)
+        self.train_stream, self.emit, self.cancel = train_stream, emit, cancel
+        self.steps, self.val_steps = len(train_stream), len(val_stream)
         self.train_images = len(train_stream.files)
-        self._skips_reported = 0
-        self._epoch = 0
-        self._epoch_started = 0.0
-        self._train_ended: float | None = None
-        self._steps_done = 0
-        self._val_steps_done = 0
+        self.skipped, self._skips_reported = skipped, len(skipped)  # the earlier ones are reported
+        self._epoch, self._epoch_started = 0, 0.0
+        self._steps_done = self._val_steps_done = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.train_stream.set_epoch(epoch)
-        self.train_stream.take_wait_seconds()
-        self._epoch = epoch
-        self._epoch_started = time.perf_counter()
-        self._train_ended = None
-        self._steps_done = 0
-        self._val_steps_done = 0
+        self._epoch, self._epoch_started = epoch, time.perf_counter()
+        self._steps_done = self._val_steps_done = 0
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         self._steps_done = batch + 1
         elapsed = max(time.perf_counter() - self._epoch_started, 1e-9)
         images = min(self._steps_done * self.train_stream.order.batch_size, self.train_images)
-        self.run.emit(
+        self.emit(
             BatchEnd(
                 epoch=self._epoch,
                 step=batch,
@@ -51,53 +100,305 @@ class EngineCallback(keras.callbacks.Callback):
             )
         )
         self._report_new_skips()
-        self.run.trained_since_checkpoint = True
-        if self.run.cancel.is_set():
+        if self.cancel.is_set():
             self.model.stop_training = True
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._val_steps_done = batch + 1
+        if self.cancel.is_set():
+            self.model.stop_evaluating = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._report_new_skips()
+        cut_short = self._steps_done < self.steps or self._val_steps_done < self.val_steps
+        if self.cancel.is_set() and cut_short and logs is not None:
+            logs.clear()  # a partial epoch is not a result: nothing of it goes into the history
+
+    def _report_new_skips(self) -> None:
+        # Decode threads append to `skipped`; reporting happens here, on the training thread.
+        new = self.skipped[self._skips_reported :]
+        for skipped in new:
+            self.emit(Message(f"Skipped {skipped.path}: {skipped.reason}", "warning"))
+        self._skips_reported += len(new)
+
+
+class EpochTimer(RunCallback):
+    """Seconds, images per second and data wait of each epoch, and the run's training time over all
+    its sessions. State: `epoch_stats`, `elapsed_seconds`."""
+
+    def __init__(self, started: float | None = None):
+        super().__init__()
+        self.started = time.time() if started is None else started
+        self.earlier_seconds = 0.0  # training time of the sessions before a resume
+        self.epoch_stats: list[dict[str, float]] = []
+        self.train_stream = None
+        self._epoch_started = 0.0
+        self._train_ended: float | None = None
+
+    def watch(self, train_stream) -> None:
+        """The stream whose images are counted and whose waits are measured."""
+        self.train_stream = train_stream
+
+    def elapsed(self) -> float:
+        return self.earlier_seconds + time.time() - self.started
+
+    def get_state(self) -> dict[str, Any]:
+        return {"epoch_stats": self.epoch_stats, "elapsed_seconds": self.elapsed()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.epoch_stats = list(state["epoch_stats"])
+        self.earlier_seconds = float(state["elapsed_seconds"])
+
+    def add_to_last_epoch(self, key: str, value: float) -> None:
+        """Lets a later callback time its own part of the epoch (e.g. saving)."""
+        self.epoch_stats[-1][key] = value
+
+    @property
+    def last(self) -> dict[str, float]:
+        return self.epoch_stats[-1]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.train_stream.take_wait_seconds()
+        self._epoch_started = time.perf_counter()
+        self._train_ended = None
 
     def on_test_begin(self, logs=None):
         if self._train_ended is None:
             self._train_ended = time.perf_counter()
 
-    def on_test_batch_end(self, batch, logs=None):
-        self._val_steps_done = batch + 1
-        if self.run.cancel.is_set():
-            self.model.stop_evaluating = True
-
     def on_epoch_end(self, epoch, logs=None):
+        if not finished(logs):
+            return
         now = time.perf_counter()
-        self._report_new_skips()
-        interrupted = self._steps_done < self.steps or self._val_steps_done < self.val_steps
-        if self.run.cancel.is_set() and interrupted:
-            return  # a partial epoch is not a result: nothing of it goes into the history
         train_seconds = max((self._train_ended or now) - self._epoch_started, 1e-9)
         waited = self.train_stream.take_wait_seconds()
-        stats = {
+        self.epoch_stats.append({
+            "epoch": epoch,
             "seconds": now - self._epoch_started,
-            "images_per_second": self.train_images / train_seconds,
+            "images_per_second": len(self.train_stream.files) / train_seconds,
             "data_wait": min(1.0, waited / train_seconds),
-        }
-        epoch_logs = {key: float(value) for key, value in (logs or {}).items()}
-        if self.run.epoch_finished(epoch, epoch_logs, stats):
+        })
+
+    def report(self) -> dict[str, Any]:
+        return {"started_at": now_iso(self.started), "epochs": self.epoch_stats}
+
+
+class HistoryRecorder(RunCallback):
+    """One row per finished epoch (the logs, plus the learning rate when it can change) and the best
+    epoch by val_loss. State: `history`, `best`."""
+
+    def __init__(self, record_learning_rate: bool):
+        super().__init__()
+        self.record_learning_rate = record_learning_rate
+        self.history: list[dict[str, float]] = []
+        self.best: dict[str, float] | None = None
+        self.improved = False  # the last epoch is the new best
+
+    def get_state(self) -> dict[str, Any]:
+        return {"history": self.history, "best": self.best}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.history, self.best = list(state["history"]), state["best"]
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history)
+
+    @property
+    def best_epoch(self) -> int | None:
+        return None if self.best is None else self.best["epoch"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not finished(logs):
+            return
+        row = {key: float(value) for key, value in logs.items()}
+        if self.record_learning_rate:
+            row["learning_rate"] = learning_rate(self.model)  # the rate this epoch trained with
+        self.history.append({"epoch": epoch, **row})
+        self.improved = self.best is None or improves(row.get("val_loss"), self.best.get("val_loss"))
+        if self.improved:
+            self.best = {"epoch": epoch, **row}
+
+
+class PlateauPolicy(RunCallback):
+    """Learning-rate reduction and early stopping, both decided from the history alone, so a resumed
+    run decides exactly as an uninterrupted one would. State: `last_lr_change_epoch`."""
+
+    def __init__(self, config: TrainingConfig, history: HistoryRecorder, emit: Callable[[Event], None]):
+        super().__init__()
+        self.reduce_patience, self.factor = config.reduce_lr_patience, config.reduce_lr_factor
+        self.stop_patience = config.early_stopping_patience
+        self.history, self.emit = history, emit
+        self.last_lr_change_epoch = -1
+        self.lr_change: tuple[float, float] | None = None  # made at the end of the epoch just finished
+        self.stopped_early = ""
+
+    def get_state(self) -> dict[str, Any]:
+        return {"last_lr_change_epoch": self.last_lr_change_epoch}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.last_lr_change_epoch = int(state["last_lr_change_epoch"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.lr_change = None
+        if not finished(logs):
+            return
+        waited = epoch - self.history.best_epoch
+        patience = self.reduce_patience
+        if patience and waited >= patience and epoch - self.last_lr_change_epoch >= patience:
+            self._reduce_learning_rate(epoch, waited)
+        if self.stop_patience and waited >= self.stop_patience:
+            self.stopped_early = (
+                f"Stopped early after epoch {epoch + 1}: val_loss has not improved for {waited} epochs "
+                f"(best: epoch {self.history.best_epoch + 1})."
+            )
+            self.emit(Message(self.stopped_early))
             self.model.stop_training = True
-        best = self.run.best["epoch"] if self.run.best else None
-        stopping = self.model.stop_training and not self.run.cancel.is_set()
-        self.run.emit(
+
+    def _reduce_learning_rate(self, epoch: int, waited: int) -> None:
+        old = learning_rate(self.model)
+        new = max(old * self.factor, MIN_LEARNING_RATE)
+        if new < old:
+            self.model.optimizer.learning_rate = new
+            self.last_lr_change_epoch = epoch
+            self.lr_change = (old, new)
+            text = f"val_loss has not improved for {waited} epochs: learning rate {old:.3g} -> {new:.3g}"
+            self.emit(Message(text))
+
+    def report(self) -> dict[str, Any]:
+        return {"stopped_early": self.stopped_early or None}
+
+
+class CheckpointSaver(RunCallback):
+    """After every finished epoch: the checkpoint (model, optimizer and every callback's state), a copy
+    as model.keras when the epoch is the best, and history.csv. A failed write stops training and
+    keeps the previous checkpoint. At the end, `save_final_models` leaves last.keras (and model.keras
+    when no epoch finished). State: `model_file` is read back from the checkpoint itself."""
+
+    def __init__(self, run_dir: str, config: TrainingConfig, history: HistoryRecorder, timer: EpochTimer,
+                 states: Callable[[], dict[str, Any]], emit: Callable[[Event], None]):
+        super().__init__()
+        self.run_dir, self.config, self.history, self.timer = run_dir, config, history, timer
+        self.states, self.emit = states, emit
+        self.checkpoint_path: str | None = None
+        self.saved_epoch: int | None = None  # the epoch whose checkpoint this session wrote last
+        self.trained_since_checkpoint = False
+        self.failure = ""
+
+    def restore(self, checkpoint: checkpoints.Checkpoint) -> None:
+        self.checkpoint_path = os.path.join(self.run_dir, checkpoint.model_file)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.trained_since_checkpoint = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not finished(logs):
+            return
+        saving_started = time.perf_counter()
+        try:
+            self._write(epoch)
+        except OSError as exc:
+            self.failure = (
+                f"Could not write the checkpoint of epoch {epoch + 1} ({exc}). Training stopped; "
+                + (f"the checkpoint of epoch {epoch} is kept." if epoch else "no epoch could be saved.")
+            )
+            self.emit(Message(self.failure, "warning"))
+            self.model.stop_training = True
+            return
+        self.timer.add_to_last_epoch("save_seconds", time.perf_counter() - saving_started)
+
+    def _write(self, epoch: int) -> None:
+        state = checkpoints.Checkpoint.from_states(epoch, self.config.to_dict(), self.states())
+        best_copy = (os.path.join(self.run_dir, run_folder.BEST_MODEL_FILE),) if self.history.improved else ()
+        self.checkpoint_path = checkpoints.write(self.run_dir, self.model, state, best_copy)
+        self.saved_epoch, self.trained_since_checkpoint = epoch, False
+        run_folder.write_history(self.run_dir, self.history.history)
+
+    def save_final_models(self, model: Any) -> None:
+        if model is None:
+            return
+        last = os.path.join(self.run_dir, run_folder.LAST_MODEL_FILE)
+        if self.trained_since_checkpoint or self.checkpoint_path is None:
+            run_folder.save_model(model, last)
+        else:
+            files.copy_file(self.checkpoint_path, last)
+        if self.history.best is None:  # no epoch finished: the best we have is what was trained so far
+            files.copy_file(last, os.path.join(self.run_dir, run_folder.BEST_MODEL_FILE))
+
+    def report(self) -> dict[str, Any]:
+        path = self.checkpoint_path
+        return {"checkpoint": os.path.relpath(path, self.run_dir) if path else None}
+
+
+class RunRecord(RunCallback):
+    """What the run learns once and keeps over resumes: whether pretrained weights were loaded (and
+    the note saying so) and when it was resumed. State: `pretrained`, `weights_note`, `resumes`."""
+
+    def __init__(self):
+        super().__init__()
+        self.pretrained: bool | None = None
+        self.weights_note = ""
+        self.resumes: list[dict[str, Any]] = []
+
+    def get_state(self) -> dict[str, Any]:
+        return {"pretrained": self.pretrained, "weights_note": self.weights_note, "resumes": self.resumes}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.pretrained, self.weights_note = state["pretrained"], state["weights_note"]
+        self.resumes = list(state["resumes"])
+
+    def note_resume(self, from_epoch: int) -> None:
+        self.resumes.append({"from_epoch": from_epoch, "at": now_iso()})
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "pretrained_weights": self.pretrained,
+            "weights_note": self.weights_note,
+            "resumes": self.resumes,
+        }
+
+
+class ReportProgress(RunCallback):
+    """Rewrites report.json (status "running") once each epoch's checkpoint is saved, so a killed run
+    leaves a report that matches its checkpoint."""
+
+    def __init__(self, saver: CheckpointSaver, write_running_report: Callable[[], None]):
+        super().__init__()
+        self.saver, self.write_running_report = saver, write_running_report
+
+    def on_epoch_end(self, epoch, logs=None):
+        if finished(logs) and self.saver.saved_epoch == epoch:
+            self.write_running_report()
+
+
+class EpochEvents(RunCallback):
+    """The EpochEnd event, last, when the epoch is recorded, judged and saved."""
+
+    def __init__(self, epochs: int, timer: EpochTimer, history: HistoryRecorder, policy: PlateauPolicy,
+                 emit: Callable[[Event], None], cancel: threading.Event):
+        super().__init__()
+        self.epochs, self.timer, self.history, self.policy = epochs, timer, history, policy
+        self.emit, self.cancel = emit, cancel
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not finished(logs):
+            return
+        stats = self.timer.last
+        stopping = self.model.stop_training and not self.cancel.is_set()
+        self.emit(
             EpochEnd(
                 epoch=epoch,
-                epochs=self.run.config.epochs,
-                logs=epoch_logs,
+                epochs=self.epochs,
+                logs={key: float(value) for key, value in logs.items()},
                 seconds=stats["seconds"],
                 images_per_second=stats["images_per_second"],
                 data_wait=stats["data_wait"],
-                best_epoch=best,
-                learning_rate_change=self.run.lr_change,
-                stopped_early=stopping and bool(self.run.stopped_early),
+                best_epoch=self.history.best_epoch,
+                learning_rate_change=self.policy.lr_change,
+                stopped_early=stopping and bool(self.policy.stopped_early),
             )
         )
 
-    def _report_new_skips(self) -> None:
-        new = self.run.skipped[len(self.run.train_files.skipped) + self._skips_reported :]
-        for skipped in new:
-            self.run.emit(Message(f"Skipped {skipped.path}: {skipped.reason}", "warning"))
-        self._skips_reported += len(new)
+
+def now_iso(moment: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(moment))

@@ -9,13 +9,11 @@ importing this module (for TrainingConfig) costs nothing.
 
 from __future__ import annotations
 
-import math
 import os
+import socket
 import threading
-import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from core import files
@@ -23,12 +21,10 @@ from core.config import TrainingConfig
 from core.data.dataset import FileSet, SkippedFile, load_split
 from core.errors import ConfigError, DatasetError
 from core.events import Event, Message, RunFailed, RunFinished, RunResult, RunStarted
-from core.runs import run_folder
-from core.training import checkpoints
-from core.training.checkpoints import Checkpoint
+from core.runs import checkpoints, run_folder
+from core.runs.checkpoints import Checkpoint
 
 __all__ = ["TrainingConfig", "resume", "train"]
-MIN_LEARNING_RATE = 1e-7
 
 
 def train(
@@ -76,8 +72,8 @@ def resume(
             f"The training folder's classes ({', '.join(train_files.class_names)}) are no longer the "
             f"run's classes ({', '.join(labels)}). Restore the folder or start a new run."
         )
-    run = _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event())
-    run.run_dir, run.resume_from = run_dir, checkpoint
+    run = _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event(), run_dir,
+               resume_from=checkpoint)
     return run.execute()
 
 
@@ -93,33 +89,59 @@ def _ignore(event: Event) -> None:
     pass
 
 
-@dataclass
 class _Run:
-    config: TrainingConfig
-    train_files: FileSet
-    val_files: FileSet
-    emit: Callable[[Event], None]
-    cancel: threading.Event
-    run_dir: str = ""
-    resume_from: Checkpoint | None = None
-    device: str = ""
-    pretrained: bool | None = None
-    weights_note: str = ""
-    history: list[dict[str, float]] = field(default_factory=list)
-    epoch_stats: list[dict[str, float]] = field(default_factory=list)
-    best: dict[str, float] | None = None
-    skipped: list[SkippedFile] = field(default_factory=list)
-    started: float = field(default_factory=time.time)
-    earlier_seconds: float = 0.0  # training time of the sessions before a resume
-    resumes: list[dict[str, Any]] = field(default_factory=list)
-    last_lr_change_epoch: int = -1
-    checkpoint_path: str | None = None
-    trained_since_checkpoint: bool = False
-    stopped_early: str = ""
-    lr_change: tuple[float, float] | None = None  # made at the end of the epoch just finished
-    write_failure: str = ""
-    out_of_memory: bool = False
-    model: Any = None
+    """One session of a run: opens the run folder, builds (or loads) the model, lists the callbacks
+    that own every other concern, fits, and writes the final models and report.
+
+    A new concern is one more RunCallback in `_callbacks` (and in `_stateful` when it keeps state or
+    adds to report.json): its state is then checkpointed and restored, and its `report()` lands in
+    report.json, with no other change here.
+    """
+
+    def __init__(self, config: TrainingConfig, train_files: FileSet, val_files: FileSet,
+                 emit: Callable[[Event], None], cancel: threading.Event, run_dir: str = "",
+                 resume_from: Checkpoint | None = None):
+        from core.training import callbacks
+
+        self.config, self.train_files, self.val_files = config, train_files, val_files
+        self.emit, self.cancel = emit, cancel
+        self.run_dir, self.resume_from = run_dir, resume_from
+        self.skipped: list[SkippedFile] = list(train_files.skipped)  # decode threads append more
+        self.device = ""
+        self.out_of_memory = False
+        self.model: Any = None
+        self.timer = callbacks.EpochTimer()
+        self.record = callbacks.RunRecord()
+        self.history = callbacks.HistoryRecorder(record_learning_rate=bool(config.reduce_lr_patience))
+        self.policy = callbacks.PlateauPolicy(config, self.history, emit)
+        self.saver: Any = None  # needs the run folder: made in _open_run_dir
+
+    def _callbacks(self, train_stream, val_stream) -> list:
+        """Keras calls these in this order (core.training.callbacks says why the order matters)."""
+        from core.training import callbacks
+
+        self.timer.watch(train_stream)
+        return [
+            callbacks.StreamProgress(train_stream, val_stream, self.emit, self.cancel, self.skipped),
+            self.timer,
+            self.history,
+            self.policy,
+            self.record,
+            self.saver,
+            callbacks.ReportProgress(self.saver, lambda: self._write_report(self._result("running", ""))),
+            callbacks.EpochEvents(self.config.epochs, self.timer, self.history, self.policy, self.emit,
+                                  self.cancel),
+        ]
+
+    def _stateful(self) -> list:
+        """The callbacks whose state a checkpoint carries and whose report() fills report.json."""
+        return [self.timer, self.history, self.policy, self.record, self.saver]
+
+    def _states(self) -> dict[str, Any]:
+        states: dict[str, Any] = {}
+        for callback in self._stateful():
+            states.update(callback.get_state())
+        return states
 
     def execute(self) -> RunResult:
         import keras
@@ -129,7 +151,6 @@ class _Run:
         configure_gpus()
         keras.utils.set_random_seed(self.config.seed)
         self.device = describe_compute_device()
-        self.skipped = list(self.train_files.skipped)
         self._open_run_dir()
         status, message, details = "completed", "", ""
         streams = []
@@ -144,7 +165,7 @@ class _Run:
             for stream in streams:
                 stream.close()
         try:
-            self._save_final_models()
+            self.saver.save_final_models(self.model)
         except Exception as exc:
             status, message = "failed", f"{message} The final model could not be saved: {exc}".strip()
             details = details or traceback.format_exc()
@@ -154,31 +175,29 @@ class _Run:
         return result
 
     def _open_run_dir(self) -> None:
+        from core.training.callbacks import CheckpointSaver
+
         if self.resume_from is None:
             self.run_dir = run_folder.create_run_dir(self.config.out_dir, self.config.model)
             run_folder.write_labels(self.run_dir, self.train_files.class_names)
-        else:
+        self.saver = CheckpointSaver(self.run_dir, self.config, self.history, self.timer, self._states,
+                                     self.emit)
+        if self.resume_from is not None:
             self._restore(self.resume_from)
         files.write_json(os.path.join(self.run_dir, run_folder.CONFIG_FILE), self.config.to_dict())
+        self._write_report(self._result("running", ""))
         self.emit(Message(f"Run folder: {os.path.abspath(self.run_dir)}"))
         for skipped in self.skipped:
             self.emit(Message(f"Skipped {skipped.path}: {skipped.reason}", "warning"))
 
     def _restore(self, checkpoint: Checkpoint) -> None:
-        self.history, self.epoch_stats, self.best = (
-            checkpoint.history,
-            checkpoint.epoch_stats,
-            checkpoint.best,
-        )
-        self.earlier_seconds, self.last_lr_change_epoch = (
-            checkpoint.elapsed_seconds,
-            checkpoint.last_lr_change_epoch,
-        )
-        self.pretrained, self.weights_note = checkpoint.pretrained, checkpoint.weights_note
-        self.checkpoint_path = os.path.join(self.run_dir, checkpoint.model_file)
-        self.resumes = [*checkpoint.resumes, {"from_epoch": checkpoint.epoch + 1, "at": _now_iso()}]
+        states = checkpoint.states()
+        for callback in self._stateful():
+            callback.set_state(states)
+        self.saver.restore(checkpoint)
+        self.record.note_resume(checkpoint.epoch + 1)
         # A killed run may have written history.csv a moment after its checkpoint: the checkpoint wins.
-        run_folder.write_history(self.run_dir, self.history)
+        run_folder.write_history(self.run_dir, self.history.history)
         self.emit(Message(f"Resuming after epoch {checkpoint.epoch + 1} of {self.config.epochs}"))
 
     def _open_streams(self, streams: list) -> None:
@@ -217,12 +236,10 @@ class _Run:
         return caches
 
     def _fit(self, train_stream, val_stream) -> None:
-        from core.training.callbacks import EngineCallback
-
         if self.cancel.is_set():
             return  # stopped while TensorFlow loaded or the images were read: train nothing
         self.model = self._model()
-        initial_epoch = len(self.history)
+        initial_epoch = self.history.epochs_done
         self.emit(
             RunStarted(
                 run_dir=self.run_dir,
@@ -235,8 +252,8 @@ class _Run:
                 initial_epoch=initial_epoch,
                 batch_size=self.config.batch_size,
                 device=self.device,
-                pretrained=self.pretrained,
-                history=list(self.history),
+                pretrained=self.record.pretrained,
+                history=list(self.history.history),
             )
         )
         self.model.fit(
@@ -249,7 +266,7 @@ class _Run:
             shuffle=False,
             steps_per_epoch=len(train_stream),
             validation_steps=len(val_stream),
-            callbacks=[EngineCallback(self, train_stream, val_stream)],
+            callbacks=self._callbacks(train_stream, val_stream),
             verbose=0,
         )
 
@@ -267,7 +284,7 @@ class _Run:
             self.config.augmentation,
             self.config.seed,
         )
-        self.pretrained, self.weights_note = built.pretrained, built.note
+        self.record.pretrained, self.record.weights_note = built.pretrained, built.note
         self.emit(Message(built.note, "warning" if built.pretrained is False else "info"))
         built.model.compile(
             optimizer=keras.optimizers.Adam(self.config.learning_rate),
@@ -277,121 +294,32 @@ class _Run:
         return built.model
 
     def _skipped_while_training(self, path: str, reason: str) -> None:
-        # Called on a decode thread: only record here; the callback reports it from the
+        # Called on a decode thread: only record here; StreamProgress reports it from the
         # training thread at the end of the batch.
         self.skipped.append(SkippedFile(path, reason))
 
-    def epoch_finished(self, epoch: int, logs: dict[str, float], stats: dict[str, float]) -> bool:
-        """Records a finished epoch and writes its checkpoint; True asks training to stop."""
-        if self.config.reduce_lr_patience:
-            logs = {**logs, "learning_rate": self._learning_rate()}
-        self.history.append({"epoch": epoch, **logs})
-        improved = self.best is None or _better(logs.get("val_loss"), self.best.get("val_loss"))
-        if improved:
-            self.best = {"epoch": epoch, **logs}
-        stop = self._react_to_plateau(epoch)
-        self.epoch_stats.append({"epoch": epoch, **stats})
-        saving_started = time.perf_counter()
-        try:
-            self._write_checkpoint(epoch, improved)
-        except OSError as exc:
-            self.write_failure = (
-                f"Could not write the checkpoint of epoch {epoch + 1} ({exc}). Training stopped; "
-                + (f"the checkpoint of epoch {epoch} is kept." if epoch else "no epoch could be saved.")
-            )
-            self.emit(Message(self.write_failure, "warning"))
-            return True
-        self.epoch_stats[-1]["save_seconds"] = time.perf_counter() - saving_started
-        self._write_report(self._result("running", ""))
-        return stop
-
-    def _write_checkpoint(self, epoch: int, improved: bool) -> None:
-        state = Checkpoint(
-            epoch=epoch,
-            model_file="",
-            config=self.config.to_dict(),
-            history=self.history,
-            epoch_stats=self.epoch_stats,
-            best=self.best,
-            seed_states={},
-            elapsed_seconds=self._elapsed(),
-            last_lr_change_epoch=self.last_lr_change_epoch,
-            pretrained=self.pretrained,
-            weights_note=self.weights_note,
-            resumes=self.resumes,
-        )
-        best_copy = (os.path.join(self.run_dir, run_folder.BEST_MODEL_FILE),) if improved else ()
-        self.checkpoint_path = checkpoints.write(self.run_dir, self.model, state, best_copy)
-        self.trained_since_checkpoint = False
-        run_folder.write_history(self.run_dir, self.history)
-
-    def _react_to_plateau(self, epoch: int) -> bool:
-        """Learning-rate reduction and early stopping, both decided from the history alone, so a
-        resumed run decides exactly as an uninterrupted one would."""
-        waited = epoch - self.best["epoch"]
-        self.lr_change = None
-        patience = self.config.reduce_lr_patience
-        if patience and waited >= patience and epoch - self.last_lr_change_epoch >= patience:
-            old = self._learning_rate()
-            new = max(old * self.config.reduce_lr_factor, MIN_LEARNING_RATE)
-            if new < old:
-                self.model.optimizer.learning_rate = new
-                self.last_lr_change_epoch = epoch
-                self.lr_change = (old, new)
-                self.emit(
-                    Message(
-                        f"val_loss has not improved for {waited} epochs: learning rate {old:.3g} -> {new:.3g}"
-                    )
-                )
-        patience = self.config.early_stopping_patience
-        if patience and waited >= patience:
-            self.stopped_early = (
-                f"Stopped early after epoch {epoch + 1}: val_loss has not improved for {waited} epochs "
-                f"(best: epoch {self.best['epoch'] + 1})."
-            )
-            self.emit(Message(self.stopped_early))
-            return True
-        return False
-
-    def _learning_rate(self) -> float:
-        import keras
-
-        return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
     def _outcome(self) -> tuple[str, str]:
-        if self.write_failure:
-            return "failed", self.write_failure
-        if self.cancel.is_set() and len(self.history) < self.config.epochs and not self.stopped_early:
+        if self.saver.failure:
+            return "failed", self.saver.failure
+        stopped_early = self.policy.stopped_early
+        if self.cancel.is_set() and self.history.epochs_done < self.config.epochs and not stopped_early:
             return "cancelled", "Stopped by the user."
-        return "completed", self.stopped_early
-
-    def _save_final_models(self) -> None:
-        if self.model is None:
-            return
-        last = os.path.join(self.run_dir, run_folder.LAST_MODEL_FILE)
-        if self.trained_since_checkpoint or self.checkpoint_path is None:
-            run_folder.save_model(self.model, last)
-        else:
-            files.copy_file(self.checkpoint_path, last)
-        if self.best is None:  # no epoch finished: the best we have is what was trained so far
-            files.copy_file(last, os.path.join(self.run_dir, run_folder.BEST_MODEL_FILE))
-
-    def _elapsed(self) -> float:
-        return self.earlier_seconds + time.time() - self.started
+        return "completed", stopped_early
 
     def _result(self, status: str, message: str) -> RunResult:
-        best = self.best or {}
+        best = self.history.best or {}
+        history = self.history.history
         return RunResult(
             run_dir=self.run_dir,
             status=status,
-            epochs_completed=len(self.history),
+            epochs_completed=len(history),
             best_epoch=best.get("epoch"),
             best_val_accuracy=best.get("val_accuracy"),
             best_val_loss=best.get("val_loss"),
-            final_logs={k: v for k, v in (self.history[-1] if self.history else {}).items() if k != "epoch"},
-            duration_seconds=self._elapsed(),
+            final_logs={k: v for k, v in (history[-1] if history else {}).items() if k != "epoch"},
+            duration_seconds=self.timer.elapsed(),
             message=message,
-            history=list(self.history),
+            history=list(history),
             out_of_memory=self.out_of_memory,
         )
 
@@ -402,17 +330,18 @@ class _Run:
             self.emit(Message(f"Could not write report.json: {exc}", "warning"))
 
     def _report(self, result: RunResult) -> dict[str, Any]:
-        return {
+        running = result.status == "running"
+        report = {
             "status": result.status,
             "message": result.message,
+            "out_of_memory": result.out_of_memory,
+            # lets a reader tell a live run from one whose process was killed (core.runs.run_info)
+            "process": {"pid": os.getpid(), "host": socket.gethostname()} if running else None,
             "class_names": self.train_files.class_names,
             "counts": {"train": self.train_files.counts(), "val": self.val_files.counts()},
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "device": self.device,
             "model": self.config.model,
-            "pretrained_weights": self.pretrained,
-            "weights_note": self.weights_note,
-            "started_at": _now_iso(self.started),
             "duration_seconds": round(result.duration_seconds, 3),
             "epochs_completed": result.epochs_completed,
             "best": {
@@ -421,25 +350,11 @@ class _Run:
                 "val_accuracy": result.best_val_accuracy,
             },
             "final": result.final_logs,
-            "stopped_early": self.stopped_early or None,
-            "resumes": self.resumes,
-            "checkpoint": os.path.relpath(self.checkpoint_path, self.run_dir)
-            if self.checkpoint_path
-            else None,
-            "epochs": self.epoch_stats,
             "config": self.config.to_dict(),
         }
-
-
-def _better(value: float | None, best: float | None) -> bool:
-    """A lower val_loss is better; a NaN or missing best never blocks a real value."""
-    if value is None or not math.isfinite(value):
-        return False
-    return best is None or not math.isfinite(best) or value < best
-
-
-def _now_iso(moment: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(moment))
+        for callback in self._stateful():
+            report.update(callback.report())
+        return report
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

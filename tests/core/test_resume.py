@@ -17,8 +17,7 @@ from core import files
 from core.config import Augmentation, TrainingConfig
 from core.errors import ConfigError, FitStudioError
 from core.events import EpochEnd, Message, RunStarted
-from core.runs import run_folder
-from core.training import checkpoints
+from core.runs import checkpoints, run_folder
 from core.training.driver import resume, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

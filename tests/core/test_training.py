@@ -186,7 +186,7 @@ def test_a_split_that_leaves_no_validation_image_is_refused(tmp_path):
 
 
 def test_nan_validation_loss_never_blocks_a_later_best():
-    from core.training.driver import _better
+    from core.training.callbacks import improves as _better
 
     assert _better(0.5, float("nan")) and _better(0.5, None) and _better(0.4, 0.5)
     assert not _better(float("nan"), 0.5) and not _better(0.6, 0.5)
@@ -194,7 +194,7 @@ def test_nan_validation_loss_never_blocks_a_later_best():
 
 def test_the_best_model_is_written_before_the_checkpoint_commits(config, monkeypatch):
     from core import files
-    from core.training import checkpoints as checkpoint_module
+    from core.runs import checkpoints as checkpoint_module
 
     real_write_json = files.write_json
 

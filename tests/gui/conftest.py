@@ -16,8 +16,7 @@ from core import files
 from core.config import TrainingConfig
 from core.errors import ConfigError, DatasetError
 from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunResult, RunStarted
-from core.runs import run_folder
-from core.training import checkpoints
+from core.runs import checkpoints, run_folder
 from gui.settings_store import SettingsStore
 from gui.worker import running_threads, wait_for_threads
 

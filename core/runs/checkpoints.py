@@ -1,8 +1,9 @@
 """Per-epoch checkpoints: everything needed to continue a run as if it had never stopped.
 
     checkpoints/epoch-0007.keras   weights and optimizer state (Adam moments, iteration count)
-    checkpoint.json                the commit point: epoch, history, timings, best epoch, the states
-                                   of the model's random generators, learning-rate bookkeeping
+    checkpoint.json                the commit point: epoch, config, the states of the model's random
+                                   generators, and the saved state of every run callback (history,
+                                   timings, best epoch, learning-rate bookkeeping, ...)
 
 The model file is written first under a new name (and copied to model.keras when the epoch is the
 best), then checkpoint.json is replaced in one rename, then older model files are deleted. Every
@@ -14,7 +15,7 @@ is seeded by (seed, epoch).
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from core import files
@@ -40,7 +41,25 @@ class Checkpoint:
     pretrained: bool | None = None
     weights_note: str = ""
     resumes: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # states of callbacks added after format 1
     format: int = FORMAT_VERSION
+
+    def states(self) -> dict[str, Any]:
+        """The run callbacks' saved states as one flat dict (core.training.callbacks.RunCallback)."""
+        return {name: getattr(self, name) for name in _STATE_FIELDS} | self.extra
+
+    @classmethod
+    def from_states(cls, epoch: int, config: dict[str, Any], states: dict[str, Any]) -> Checkpoint:
+        """A checkpoint holding `states`: keys of format 1 in their fields, any other key in `extra`."""
+        known = {key: value for key, value in states.items() if key in _STATE_FIELDS}
+        extra = {key: value for key, value in states.items() if key not in _STATE_FIELDS}
+        return cls(epoch=epoch, model_file="", config=config, seed_states={}, **known, extra=extra)
+
+
+_STATE_FIELDS = tuple(
+    f.name for f in fields(Checkpoint) if f.name not in ("epoch", "model_file", "config", "seed_states",
+                                                         "extra", "format")
+)
 
 
 def model_path(run_dir: str, epoch: int) -> str:
