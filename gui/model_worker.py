@@ -57,16 +57,9 @@ class ModelInfo:
 
 def describe(loaded: Any, source: str) -> ModelInfo:
     """ModelInfo for a core.modeling.model_io.LoadedModel (call on the worker thread)."""
-    from core import files
-    from core.runs import run_folder
+    from core.runs.run_info import read_run_config
 
-    config: dict = {}
-    folder = loaded.run_dir or os.path.dirname(os.path.abspath(loaded.model_path))
-    try:
-        data = files.read_json(os.path.join(folder, run_folder.CONFIG_FILE))
-        config = data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        pass
+    config = read_run_config(loaded.run_dir or os.path.dirname(os.path.abspath(loaded.model_path)))
     try:
         parameters = int(loaded.model.count_params())
     except Exception:  # an unbuilt model: the number is only informative

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from PySide6.QtCore import QSize, Qt, QThread, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QDesktopServices
@@ -28,12 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import files
 from core.config import LIMITS, TrainingConfig
 from core.data.dataset import inspect
-from core.errors import ConfigError, FitStudioError
+from core.errors import ConfigError
 from core.events import BatchEnd, EpochEnd, RunResult, RunStarted
-from core.runs import checkpoints, run_folder
+from core.runs.run_info import RunInfo, half_batch_size, read_run_info
 from gui.data_panel import DataPanel
 from gui.log_panel import LogPanel
 from gui.plots import LivePlots
@@ -47,14 +45,6 @@ DATA_WAIT_TOOLTIP = (
     "bottleneck (more decode threads, the image cache or a smaller image size help)."
 )
 DATA_WAIT_HIGH = 0.3  # from here on the meter is shown as a warning
-RUN_STATUS_TEXT = {
-    "completed": "completed",
-    "cancelled": "stopped by the user",
-    "failed": "failed",
-    "running": "interrupted (FitStudio closed or crashed while it trained)",
-}
-
-
 def default_train_fn(config, on_event, cancel):
     from core.training.driver import train  # keeps TensorFlow's import cost off start-up
 
@@ -67,67 +57,16 @@ def default_resume_fn(run_dir, on_event, cancel, epochs=None, batch_size=None):
     return resume(run_dir, on_event, cancel, epochs=epochs, batch_size=batch_size)
 
 
-@dataclass
-class RunFolderInfo:
-    """What a run folder holds, read from its checkpoint and report (no TensorFlow needed)."""
-
-    run_dir: str
-    done: int  # epochs finished and saved in the checkpoint
-    total: int  # epochs the run was configured for
-    status: str  # report.json's status; "running" when the process never wrote its end
-    model: str
-    message: str = ""
-    history: list[dict[str, float]] = field(default_factory=list)
-
-    @property
-    def unfinished(self) -> bool:
-        return self.done < self.total
-
-    def describe(self) -> str:
-        status = RUN_STATUS_TEXT.get(self.status, self.status)
-        if self.status == "completed" and self.message:
-            status = self.message.rstrip(".")
-        elif self.status == "failed" and self.message:
-            status = f"failed: {self.message.rstrip('.')}"
-        return f"{self.model}, {status}. {self.done} of {self.total} epochs trained."
-
-
-def read_run_folder(run_dir: str) -> RunFolderInfo:
-    """Raises FitStudioError (with the engine's reason) for a folder that cannot be resumed."""
-    checkpoint = checkpoints.read(run_dir)
-    try:
-        report = files.read_json(os.path.join(run_dir, run_folder.REPORT_FILE))
-    except (OSError, ValueError):
-        report = {}
-    config = checkpoint.config
-    return RunFolderInfo(
-        run_dir=run_dir,
-        done=checkpoint.epoch + 1,
-        total=int(config.get("epochs", checkpoint.epoch + 1)),
-        status=str(report.get("status") or "running"),
-        model=str(config.get("model", "model")),
-        message=str(report.get("message") or ""),
-        history=list(checkpoint.history),
-    )
+def is_resumable(result: RunResult | None) -> bool:
+    """The run left a checkpoint (at least one finished epoch) in a folder that still exists."""
+    return bool(result is not None and result.run_dir and read_run_info(result.run_dir).can_resume)
 
 
 def smaller_batch_size(result: RunResult | None) -> int | None:
     """Half the batch size of a run that ran out of memory (None otherwise, or at 1 already)."""
     if result is None or not result.out_of_memory:
         return None
-    try:
-        size = int(checkpoints.read(result.run_dir).config["batch_size"])
-    except (FitStudioError, ValueError, KeyError):
-        return None
-    return size // 2 if size > 1 else None
-
-
-def is_resumable(result: RunResult | None) -> bool:
-    """The run left a checkpoint (at least one finished epoch) in a folder that still exists."""
-    return bool(
-        result is not None and result.run_dir and result.epochs_completed > 0
-        and os.path.isfile(os.path.join(result.run_dir, checkpoints.CHECKPOINT_FILE))
-    )
+    return half_batch_size(read_run_info(result.run_dir).batch_size)
 
 
 class TrainingPage(QWidget):
@@ -377,10 +316,9 @@ class TrainingPage(QWidget):
             run_dir = self.choose_run_folder(start or self.current_config().out_dir)
             if not run_dir:
                 return False
-        try:
-            info = read_run_folder(run_dir)
-        except FitStudioError as exc:
-            self.show_error("This run cannot be resumed", str(exc))
+        info = read_run_info(run_dir)
+        if not info.can_resume:
+            self.show_error("This run cannot be resumed", info.resume_problem)
             return False
         default = info.total if info.unfinished else info.done + 5
         epochs = self.ask_resume_epochs(info, default)
@@ -393,10 +331,9 @@ class TrainingPage(QWidget):
         with smaller batches when `batch_size` is given (after running out of memory)."""
         if self.is_running:
             return False
-        try:
-            info = read_run_folder(run_dir)
-        except FitStudioError as exc:
-            self.show_error("This run cannot be resumed", str(exc))
+        info = read_run_info(run_dir)
+        if not info.can_resume:
+            self.show_error("This run cannot be resumed", info.resume_problem)
             return False
         total = epochs or info.total
         if total <= info.done:
@@ -595,10 +532,10 @@ class TrainingPage(QWidget):
         """The folder dialog of "Resume a run folder…"; a method so tests can replace it."""
         return QFileDialog.getExistingDirectory(self, "Resume a run folder", start)
 
-    def ask_resume_epochs(self, info: RunFolderInfo, default: int) -> int | None:
+    def ask_resume_epochs(self, info: RunInfo, default: int) -> int | None:
         """Asks for the new total of epochs (more than `info.done`); None when cancelled.
         A method so tests can answer it."""
-        text = (f"{os.path.basename(os.path.normpath(info.run_dir))}\n{info.describe()}\n\n"
+        text = (f"{info.name}\n{info.describe()}\n\n"
                 "Train until epoch:")
         value, ok = QInputDialog.getInt(self, "Resume run", text, default, info.done + 1,
                                         int(LIMITS["epochs"][1]))
@@ -609,11 +546,9 @@ class TrainingPage(QWidget):
 
 
 __all__ = [
-    "RunFolderInfo",
     "TrainingPage",
     "default_resume_fn",
     "default_train_fn",
     "format_duration",
     "is_resumable",
-    "read_run_folder",
 ]

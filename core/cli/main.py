@@ -17,8 +17,10 @@ from typing import TextIO
 
 from core.config import MODEL_NAMES, RESIZE_MODES, Augmentation, TrainingConfig
 from core.data.dataset import inspect
+from core.errors import FitStudioError
 from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted
 from core.paths import demo_train_dir, demo_val_dir
+from core.runs.run_info import read_run_info
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -58,8 +60,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--batch-size", type=int, metavar="N",
-        help=f"images per batch (default {defaults.batch_size}); with --resume, smaller batches for a run "
-        "that ran out of memory",
+        help=f"images per batch (default {defaults.batch_size}); with --resume, the size to continue with "
+        "(default: the run's own, or half of it when the run ran out of memory)",
     )
     parser.add_argument(
         "--image-size",
@@ -170,12 +172,30 @@ def run_train(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     printer = ProgressPrinter(out)
     with _sigint_sets(cancel):
         if args.resume:
-            result = resume(args.resume, printer, cancel, epochs=args.epochs, batch_size=args.batch_size)
+            batch_size = resume_batch_size(args.resume, args.batch_size, out)
+            result = resume(args.resume, printer, cancel, epochs=args.epochs, batch_size=batch_size)
         else:
             result = train(config_from_args(args), printer, cancel)
     if result.status == "failed":
         return EXIT_FAILED
     return EXIT_INTERRUPTED if result.status == "cancelled" else EXIT_OK
+
+
+def resume_batch_size(run_dir: str, asked: int | None, out: TextIO) -> int | None:
+    """Says what the run holds and picks the batch size to resume with: `asked` when given, half the
+    run's after it ran out of memory, else the run's own (None). Raises FitStudioError saying why a
+    run cannot be resumed."""
+    info = read_run_info(run_dir)
+    if not info.can_resume:
+        raise FitStudioError(f"{info.name} cannot be resumed. {info.resume_problem}")
+    out.write(f"Resuming {info.name}: {info.describe()}\n")
+    if asked is None and info.smaller_batch_size:
+        out.write(
+            f"Its last session ran out of memory: resuming with batches of {info.smaller_batch_size} "
+            f"(half of {info.batch_size}). Use --batch-size N to choose another size.\n"
+        )
+        return info.smaller_batch_size
+    return asked
 
 
 class ProgressPrinter:
