@@ -14,6 +14,13 @@ checkpoint that saves everything, then the report and the EpochEnd event that te
 Keras calls `on_epoch_end` also for an epoch cut short by Stop. The run keeps nothing of such an
 epoch: `StreamProgress`, first in the list, empties the logs, and every callback after it records
 only epochs whose logs are not empty (`finished(logs)`).
+
+Adding a concern: write a RunCallback (or use a Keras one) and add one line to `_Run._callbacks`;
+if it keeps state or reports, add it to `_Run._stateful` too. Its state keys go into the
+checkpoint's `extra` and come back through `set_state` on resume. For example a TensorBoard writer
+is `keras.callbacks.TensorBoard` placed after HistoryRecorder; a fine-tune switch at epoch N is a
+RunCallback whose `on_epoch_begin` unfreezes the base; "only the chief writes" under a distribution
+strategy leaves CheckpointSaver and ReportProgress out of the list on the other workers.
 """
 
 from __future__ import annotations

@@ -93,9 +93,9 @@ class _Run:
     """One session of a run: opens the run folder, builds (or loads) the model, lists the callbacks
     that own every other concern, fits, and writes the final models and report.
 
-    A new concern is one more RunCallback in `_callbacks` (and in `_stateful` when it keeps state or
-    adds to report.json): its state is then checkpointed and restored, and its `report()` lands in
-    report.json, with no other change here.
+    A new concern is one more RunCallback in `_callbacks` (Keras hooks) and, when it keeps state or
+    adds to report.json, in `_stateful`: its state is then checkpointed and restored and its
+    `report()` lands in report.json, with no other change here.
     """
 
     def __init__(self, config: TrainingConfig, train_files: FileSet, val_files: FileSet,
@@ -126,7 +126,6 @@ class _Run:
             self.timer,
             self.history,
             self.policy,
-            self.record,
             self.saver,
             callbacks.ReportProgress(self.saver, lambda: self._write_report(self._result("running", ""))),
             callbacks.EpochEvents(self.config.epochs, self.timer, self.history, self.policy, self.emit,
