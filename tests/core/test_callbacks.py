@@ -71,7 +71,7 @@ def test_the_plateau_policy_restored_waits_as_the_uninterrupted_one_would(tmp_pa
         policy.on_epoch_end(epoch, {**LOGS, "val_loss": val_loss})
     assert policy.lr_change == pytest.approx((0.1, 0.05)) and policy.last_lr_change_epoch == 2
     assert history.history[-1]["learning_rate"] == pytest.approx(0.1)  # the rate epoch 2 trained with
-    states = through_a_checkpoint(tmp_path, [history, policy], epoch=2)
+    states = through_a_checkpoint(tmp_path, [history, policy, callbacks.EpochTimer()], epoch=2)
 
     resumed_history = callbacks.HistoryRecorder(record_learning_rate=True)
     resumed = callbacks.PlateauPolicy(config, resumed_history, events.append)
