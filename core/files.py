@@ -3,10 +3,12 @@ one: each file is written to a temporary name, flushed, then renamed over the ol
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -44,6 +46,16 @@ def write_text(path: str, text: str) -> None:
 
 def write_json(path: str, data: dict[str, Any]) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def write_csv(path: str, header: list[str], rows: Iterable[list]) -> None:
+    """A CSV file, written atomically; its folder is created when missing."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
 
 
 def copy_file(source: str, target: str) -> None:

@@ -35,7 +35,7 @@ from core.runs.run_info import RunInfo, half_batch_size, read_run_info
 from gui.data_panel import DataPanel
 from gui.log_panel import LogPanel
 from gui.plots import LivePlots
-from gui.run_widgets import RunStatus, RunSummary, format_duration
+from gui.run_widgets import RunStatus, RunSummary
 from gui.settings_panel import SettingsPanel
 from gui.settings_store import SettingsStore
 from gui.worker import ResumeWorker, TrainingWorker, start_worker
@@ -549,6 +549,5 @@ __all__ = [
     "TrainingPage",
     "default_resume_fn",
     "default_train_fn",
-    "format_duration",
     "is_resumable",
 ]

@@ -15,10 +15,12 @@ import threading
 import time
 from typing import TextIO
 
+from core.cli.terminal import LiveLine
 from core.config import MODEL_NAMES, RESIZE_MODES, Augmentation, TrainingConfig
 from core.data.dataset import inspect
 from core.errors import FitStudioError
 from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted
+from core.formatting import format_duration
 from core.paths import demo_train_dir, demo_val_dir
 from core.runs.run_info import read_run_info
 
@@ -202,8 +204,7 @@ class ProgressPrinter:
     """Turns engine events into lines: one per epoch with an ETA, and a live batch line on a TTY."""
 
     def __init__(self, out: TextIO):
-        self.out = out
-        self.live = out.isatty()
+        self.terminal = LiveLine(out)
         self.started = time.perf_counter()
         self.epochs = 0
         self.first_epoch = 0
@@ -219,13 +220,12 @@ class ProgressPrinter:
                 f"Training {sum(event.train_counts.values())} images ({counts}), "
                 f"validating on {sum(event.val_counts.values())}, on {event.device}"
             )
-        elif isinstance(event, BatchEnd) and self.live:
-            self.out.write(
-                f"\r  epoch {event.epoch + 1}/{self.epochs}  batch {event.step + 1}/"
+        elif isinstance(event, BatchEnd):
+            self.terminal.update(
+                f"  epoch {event.epoch + 1}/{self.epochs}  batch {event.step + 1}/"
                 f"{event.steps}  loss {event.loss:.4f}  acc {event.accuracy:.3f}  "
                 f"{event.images_per_second:.0f} img/s "
             )
-            self.out.flush()
         elif isinstance(event, EpochEnd):
             self._line(self._epoch_line(event))
         elif isinstance(event, RunFinished | RunFailed):
@@ -258,21 +258,7 @@ class ProgressPrinter:
         self._line(f"Run folder: {result.run_dir}")
 
     def _line(self, text: str) -> None:
-        if self.live:
-            self.out.write("\r\033[K")
-        self.out.write(text + "\n")
-        self.out.flush()
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+        self.terminal.print(text)
 
 
 class _sigint_sets:

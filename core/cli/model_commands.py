@@ -17,6 +17,7 @@ import os
 import sys
 from typing import TextIO
 
+from core.cli.terminal import LiveLine
 from core.modeling.export import FORMATS as EXPORT_FORMATS  # import-light: TensorFlow loads inside
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
@@ -150,19 +151,14 @@ class _Progress:
     """A live "done/total" line on a terminal; silent when stderr is not one."""
 
     def __init__(self, stream: TextIO, label: str):
-        self.stream = stream
+        self.terminal = LiveLine(stream)
         self.label = label
-        self.live = stream.isatty()
 
     def __call__(self, done: int, total: int) -> None:
-        if self.live:
-            self.stream.write(f"\r{self.label} {done}/{total} images")
-            self.stream.flush()
+        self.terminal.update(f"{self.label} {done}/{total} images")
 
     def done(self) -> None:
-        if self.live:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        self.terminal.clear()
 
 
 def _quiet_tensorflow() -> None:

@@ -10,8 +10,6 @@ guessed at. Runs in a worker thread: `on_progress(done, total)` after each batch
 
 from __future__ import annotations
 
-import csv
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from core import files
 from core.data.dataset import FileSet, SkippedFile, list_classes, scan
 from core.errors import DatasetError, FitStudioError
 from core.modeling.model_io import LoadedModel, as_loaded
@@ -123,24 +122,19 @@ class EvaluationResult:
 
     def write_csv(self, path: str) -> None:
         """One row per image: path, true and predicted class, correct, and every probability."""
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(self.csv_header())
-            for image in self.images:
-                row = self._image_row(image)
-                writer.writerow(
-                    [
-                        row["path"],
-                        row["true_class"],
-                        row["predicted_class"],
-                        int(row["correct"]),
-                        f"{row['confidence']:.6f}",
-                        f"{row['true_class_probability']:.6f}",
-                        *(f"{p:.6f}" for p in image.probabilities),
-                    ]
-                )
+        files.write_csv(path, self.csv_header(), (self._csv_row(image) for image in self.images))
+
+    def _csv_row(self, image: ImageResult) -> list:
+        row = self._image_row(image)
+        return [
+            row["path"],
+            row["true_class"],
+            row["predicted_class"],
+            int(row["correct"]),
+            f"{row['confidence']:.6f}",
+            f"{row['true_class_probability']:.6f}",
+            *(f"{p:.6f}" for p in image.probabilities),
+        ]
 
     def _image_row(self, image: ImageResult) -> dict[str, Any]:
         return {

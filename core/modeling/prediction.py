@@ -7,7 +7,6 @@ read are listed with the reason and the rest go on.
 
 from __future__ import annotations
 
-import csv
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core import files
 from core.data.dataset import FileSet, SkippedFile, find_images
 from core.errors import FitStudioError
 from core.modeling.model_io import LoadedModel, as_loaded
@@ -71,12 +71,8 @@ class PredictionResult:
         return rows
 
     def write_csv(self, path: str, top_k: int = DEFAULT_TOP_K) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(self.csv_header(top_k))
-            for row in self.rows(top_k):
-                writer.writerow([f"{v:.6f}" if isinstance(v, float) else v for v in row])
+        rows = ([f"{v:.6f}" if isinstance(v, float) else v for v in row] for row in self.rows(top_k))
+        files.write_csv(path, self.csv_header(top_k), rows)
 
     def format_table(self, top_k: int = DEFAULT_TOP_K) -> str:
         """A table for the terminal: path, then "class probability" for each of the top k."""
