@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from core.config import LIMITS
 from core.data.dataset import DatasetReport, class_mismatch, inspect
+from gui.text import escape
 from gui.worker import run_in_thread
 
 TRAIN, VAL = "train", "val"
@@ -462,10 +463,10 @@ class DataPanel(QGroupBox):
         problem = self.problem()
         lines = []
         if problem and not problem.startswith("Checking"):
-            lines.append(f"<span style='color:#b42318'>✖ {_escape(problem)}</span>")
+            lines.append(f"<span style='color:#b42318'>✖ {escape(problem)}</span>")
         elif problem:
-            lines.append(f"<span style='color:#475467'>{_escape(problem)}</span>")
-        lines.extend(f"<span style='color:#b54708'>⚠ {_escape(w)}</span>" for w in self.warnings())
+            lines.append(f"<span style='color:#475467'>{escape(problem)}</span>")
+        lines.extend(f"<span style='color:#b54708'>⚠ {escape(w)}</span>" for w in self.warnings())
         if not lines:
             lines.append("<span style='color:#067647'>✔ Ready to train.</span>")
         self.status.setText("<br>".join(lines))
@@ -500,6 +501,3 @@ def _count_item(count: int | None, largest: int, colour: str) -> QTableWidgetIte
         item.setData(Qt.ItemDataRole.UserRole, colour)
     return item
 
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

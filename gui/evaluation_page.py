@@ -33,8 +33,9 @@ from core.paths import demo_val_dir
 from gui.confusion_heatmap import ConfusionHeatmap
 from gui.data_panel import FolderField
 from gui.gallery import GREEN, GREY, RED, Bar, Gallery, GalleryItem, ThumbnailLoader
-from gui.model_bar import MODEL_PAGES_QSS, MessageBanner, ModelBar, escape, stat_card
+from gui.model_bar import MessageBanner, ModelBar, stat_card
 from gui.model_worker import JobHandle, ModelInfo, ModelService
+from gui.text import escape
 
 PER_CLASS_COLUMNS = ("Class", "Precision", "Recall", "F1", "Support")
 
@@ -70,7 +71,6 @@ class EvaluationPage(QWidget):
         self.job: JobHandle | None = None
         self._evaluate_when_loaded = False
         self._folder_chosen_by_user = False
-        self.setStyleSheet(MODEL_PAGES_QSS)
         self.model_bar = ModelBar(service, settings)
         self.folder = FolderField("Choose the folder of images to evaluate")
         self.folder.combo.lineEdit().setPlaceholderText(

@@ -26,8 +26,9 @@ from PySide6.QtWidgets import (
 
 from core.runs.run_folder import LABELS_FILE
 from gui.data_panel import FolderField
-from gui.model_bar import MODEL_PAGES_QSS, MessageBanner, ModelBar, escape, format_size
+from gui.model_bar import MessageBanner, ModelBar, format_size
 from gui.model_worker import JobHandle, ModelInfo, ModelService
+from gui.text import escape
 
 # (format of core.modeling.export.FORMATS, name, what it is for); kept here so the window never
 # imports core.modeling.export (and with it TensorFlow) before a model is exported.
@@ -109,7 +110,6 @@ class ExportPage(QWidget):
         self.job: JobHandle | None = None
         self.written: list[ExportedFile] = []
         self._folder_chosen_by_user = False
-        self.setStyleSheet(MODEL_PAGES_QSS)
         self.model_bar = ModelBar(service, settings)
         self.checks: dict[str, QCheckBox] = {}
         formats = QGroupBox("Formats")

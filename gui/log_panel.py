@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import html
 import time
 
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
+
+from gui.text import escape
 
 LEVEL_COLOURS = {"info": "#1f2937", "warning": "#b54708", "error": "#b42318", "success": "#067647"}
 
@@ -28,7 +29,7 @@ class LogPanel(QPlainTextEdit):
         self.lines.append((level, text))
         colour = LEVEL_COLOURS.get(level, LEVEL_COLOURS["info"])
         stamp = time.strftime("%H:%M:%S")
-        body = html.escape(text).replace("\n", "<br>")
+        body = escape(text).replace("\n", "<br>")
         self.appendHtml(
             f"<span style='color:#6b7280'>{stamp}</span> <span style='color:{colour}'>{body}</span>"
         )

@@ -7,7 +7,6 @@ folder or a .keras file, and shows the classes and input size once loaded, or wh
 
 from __future__ import annotations
 
-import html
 import os
 
 from PySide6.QtCore import QSettings, Qt, Signal
@@ -24,55 +23,12 @@ from PySide6.QtWidgets import (
 )
 
 from gui.model_worker import ModelInfo, ModelService
-
-RECENT_KEY = "models/recent"
-MAX_RECENT_MODELS = 10
-
-# Styles of the model tabs, on top of resources/style.qss (set on each page).
-MODEL_PAGES_QSS = """
-QFrame#modelBar { background: #ffffff; border: 1px solid #e4e7ec; border-radius: 8px; }
-QLabel#modelBarTitle { font-weight: 600; color: #101828; }
-QLabel#modelState { color: #475467; }
-QLabel#modelState[state="error"] { color: #b42318; }
-QLabel#modelState[state="loaded"] { color: #344054; }
-QFrame#statCard { background: #ffffff; border: 1px solid #e4e7ec; border-radius: 8px; }
-QLabel#statValue { font-size: 16pt; font-weight: 600; color: #101828; }
-QLabel#statCaption { color: #667085; }
-QFrame#messageBanner { background: #fef3f2; border: 1px solid #fecdca; border-radius: 6px; }
-QFrame#messageBanner[level="info"] { background: #eff8ff; border-color: #b2ddff; }
-QFrame#messageBanner QLabel { color: #7a271a; }
-QFrame#messageBanner[level="info"] QLabel { color: #194185; }
-QListView#gallery, QTableWidget#resultTable {
-    background: #ffffff; border: 1px solid #eaecf0; border-radius: 6px;
-}
-QTabWidget#imageTabs::pane { border: none; }
-QLabel#sectionHint { color: #667085; font-weight: normal; }
-QFrame#dropHint { background: #ffffff; border: 2px dashed #b2c5f0; border-radius: 10px; }
-QLabel#dropHintText { color: #475467; font-size: 11pt; }
-"""
-
-
-def escape(text: str) -> str:
-    """Plain text for a rich-text label (quotes stay readable in the label's text)."""
-    return html.escape(str(text), quote=False)
+from gui.settings_store import RECENT_MODELS_KEY, add_recent_path, recent_paths
+from gui.text import escape
 
 
 def recent_models(settings: QSettings | None) -> list[str]:
-    if settings is None:
-        return []
-    value = settings.value(RECENT_KEY, [])
-    if isinstance(value, str):
-        value = [value] if value else []
-    return [str(v) for v in (value or []) if str(v)]
-
-
-def add_recent_model(settings: QSettings | None, path: str) -> list[str]:
-    if settings is None:
-        return [path]
-    items = [path] + [p for p in recent_models(settings) if os.path.normpath(p) != os.path.normpath(path)]
-    items = items[:MAX_RECENT_MODELS]
-    settings.setValue(RECENT_KEY, items)
-    return items
+    return recent_paths(settings, RECENT_MODELS_KEY)
 
 
 def describe_model(info: ModelInfo) -> str:
@@ -205,7 +161,7 @@ class ModelBar(QFrame):
         self._set_text(info.source)
         self._set_state(describe_model(info), "loaded")
         self.state.setToolTip(info.model_path)
-        add_recent_model(self.settings, info.source)
+        add_recent_path(self.settings, RECENT_MODELS_KEY, info.source)
         self._refresh_recent()
 
     def _on_failed(self, source: str, message: str) -> None:

@@ -27,8 +27,9 @@ from PySide6.QtWidgets import (
 )
 
 from gui.gallery import BLUE, GREY, Bar, Gallery, GalleryItem
-from gui.model_bar import MODEL_PAGES_QSS, MessageBanner, ModelBar, escape
+from gui.model_bar import MessageBanner, ModelBar
 from gui.model_worker import JobHandle, ModelInfo, ModelService
+from gui.text import escape
 
 TOP_K = 3
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
@@ -50,7 +51,6 @@ class PredictPage(QWidget):
         self.skipped: list = []  # core.data.dataset.SkippedFile
         self.job: JobHandle | None = None
         self._waiting: list[str] = []  # dropped before a model was open
-        self.setStyleSheet(MODEL_PAGES_QSS)
         self.setAcceptDrops(True)
         self.model_bar = ModelBar(service, settings)
         self.add_files_button = QPushButton("Add images…")

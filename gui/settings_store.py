@@ -8,6 +8,7 @@ the window from opening.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -18,6 +19,28 @@ from core.errors import ConfigError
 ORGANIZATION = "FitStudio"
 APPLICATION = "FitStudio"
 MAX_RECENT = 10
+
+
+RECENT_FOLDERS_KEY = "data/recent_folders"
+RECENT_MODELS_KEY = "models/recent"
+
+
+def recent_paths(settings: QSettings | None, key: str) -> list[str]:
+    """The most recent first, at most MAX_RECENT; [] without settings."""
+    value = settings.value(key, []) if settings is not None else []
+    if isinstance(value, str):  # QSettings returns a lone string for a one-item list
+        value = [value] if value else []
+    return [str(v) for v in value or [] if str(v)][:MAX_RECENT]
+
+
+def add_recent_path(settings: QSettings | None, key: str, path: str) -> list[str]:
+    """Puts `path` first (once, whatever its spelling) and returns the new list."""
+    same = os.path.normpath(path)
+    paths = [path] + [p for p in recent_paths(settings, key) if os.path.normpath(p) != same]
+    paths = paths[:MAX_RECENT]
+    if settings is not None:
+        settings.setValue(key, paths)
+    return paths
 
 
 def default_settings() -> QSettings:
@@ -72,15 +95,10 @@ class SettingsStore:
     # --- recent folders -----------------------------------------------------------------------
 
     def recent_folders(self) -> list[str]:
-        value = self.settings.value("data/recent_folders", [])
-        if isinstance(value, str):  # QSettings returns a lone string for a one-item list
-            value = [value] if value else []
-        return [str(v) for v in value or []][:MAX_RECENT]
+        return recent_paths(self.settings, RECENT_FOLDERS_KEY)
 
     def add_recent_folder(self, path: str) -> list[str]:
-        folders = [path] + [f for f in self.recent_folders() if f != path]
-        self.settings.setValue("data/recent_folders", folders[:MAX_RECENT])
-        return folders[:MAX_RECENT]
+        return add_recent_path(self.settings, RECENT_FOLDERS_KEY, path)
 
     def last_validation_folder(self) -> str:
         return str(self.settings.value("data/last_val_dir", "") or "")
