@@ -24,11 +24,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 
 from core.data.dataset import FileSet
 from core.data.images import UnreadableImage, decode_image
+from core.tf_runtime import load_keras
+
+keras = load_keras()  # PyDataset is a base class below: TensorFlow loads when this module is imported
 
 DEFAULT_PREFETCH_BATCHES = 4
 

@@ -31,6 +31,7 @@ from core import files
 from core.errors import FitStudioError
 from core.modeling.model_io import LoadedModel, as_loaded
 from core.runs import run_folder
+from core.tf_runtime import load_keras, load_tensorflow
 
 FORMATS = ("keras", "savedmodel", "tflite", "tflite-quant")
 OUTPUT_NAMES = {
@@ -85,7 +86,7 @@ def export_model(
 def write_saved_model(loaded: LoadedModel, path: str) -> None:
     """A SavedModel whose `serve` endpoint (and `serving_default` signature) runs the model in
     inference mode on float32 images of the model's input size."""
-    import keras
+    keras = load_keras()
 
     model = loaded.model
     archive = keras.export.ExportArchive()
@@ -101,7 +102,7 @@ def write_saved_model(loaded: LoadedModel, path: str) -> None:
 
 def tflite_bytes(loaded: LoadedModel, quantize: bool = False) -> bytes:
     """The model as a TFLite flatbuffer (float32, or dynamic-range quantised weights)."""
-    import tensorflow as tf
+    tf = load_tensorflow()
 
     with tempfile.TemporaryDirectory(prefix="fitstudio-export-") as folder:
         saved = os.path.join(folder, "saved_model")
@@ -140,7 +141,7 @@ def load_exported(path: str, fmt: str | None = None) -> Callable[[np.ndarray], n
         loaded = load_model(path)
         return loaded.predict
     if fmt == "savedmodel":
-        import tensorflow as tf
+        tf = load_tensorflow()
 
         artifact = tf.saved_model.load(path)  # keep it referenced: it owns the variables
 
@@ -179,7 +180,7 @@ def _tflite_interpreter(path: str):
     try:  # LiteRT, the successor of tf.lite, when installed
         from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found]
     except ImportError:
-        import tensorflow as tf
+        tf = load_tensorflow()
 
         Interpreter = tf.lite.Interpreter
     with warnings.catch_warnings():

@@ -7,7 +7,7 @@ its input size from the model. Loading always goes through
 be rebuilt (a Lambda layer) is refused with a message, never run. Every way a file can be wrong
 raises `ModelLoadError` with a sentence the user can act on.
 
-Keras is imported inside the functions, so importing this module is cheap.
+Keras is loaded inside the functions (core.tf_runtime), so importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from core import files
 from core.config import RESIZE_MODES
 from core.errors import FitStudioError
 from core.runs import run_folder
+from core.tf_runtime import load_keras
 
 MODEL_EXTENSION = ".keras"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -131,7 +132,7 @@ def _check_file_kind(path: str) -> None:
 
 
 def _safe_load(path: str):
-    import keras
+    keras = load_keras()
 
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)

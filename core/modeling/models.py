@@ -9,10 +9,11 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import keras
-from keras import layers
-
 from core.config import MODEL_NAMES, Augmentation
+from core.tf_runtime import load_keras
+
+keras = load_keras()
+layers = keras.layers
 
 # Where keras.applications gets the headless ("no top") ImageNet weights, and the file names it
 # caches them under in ~/.keras/models.

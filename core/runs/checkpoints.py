@@ -21,6 +21,7 @@ from typing import Any
 from core import files
 from core.errors import FitStudioError
 from core.runs import run_folder
+from core.tf_runtime import load_keras
 
 CHECKPOINT_FILE = "checkpoint.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -108,7 +109,7 @@ def read(run_dir: str) -> Checkpoint:
 
 def load_model(run_dir: str, checkpoint: Checkpoint) -> Any:
     """The checkpoint's model, compiled, with its optimizer and random-generator states restored."""
-    import keras
+    keras = load_keras()
 
     model = keras.models.load_model(os.path.join(run_dir, checkpoint.model_file), safe_mode=True)
     restore_seed_states(model, checkpoint.seed_states)

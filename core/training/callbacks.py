@@ -32,14 +32,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import keras
-
 from core import files
 from core.config import TrainingConfig
 from core.data.dataset import SkippedFile
 from core.events import BatchEnd, EpochEnd, Event, Message
 from core.runs import checkpoints, run_folder
+from core.tf_runtime import load_keras
 
+keras = load_keras()  # the callbacks subclass keras.callbacks.Callback: TensorFlow loads on import
 MIN_LEARNING_RATE = 1e-7
 
 

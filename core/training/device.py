@@ -1,13 +1,15 @@
-"""Which device Keras will train on. Imports TensorFlow: call it from a worker thread."""
+"""Which device Keras will train on. Loads TensorFlow: call it from a worker thread."""
 
 from __future__ import annotations
 
 import contextlib
 
+from core.tf_runtime import load_tensorflow
+
 
 def configure_gpus() -> None:
     """Lets TensorFlow take GPU memory as it needs it instead of all of it at start-up."""
-    import tensorflow as tf
+    tf = load_tensorflow()
 
     for gpu in tf.config.list_physical_devices("GPU"):
         # RuntimeError: the GPU is already initialised and the setting no longer applies.
@@ -17,7 +19,7 @@ def configure_gpus() -> None:
 
 def describe_compute_device() -> str:
     """'GPU: <name>[, <name>]' or 'CPU only'."""
-    import tensorflow as tf
+    tf = load_tensorflow()
 
     names = []
     for gpu in tf.config.list_physical_devices("GPU"):

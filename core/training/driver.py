@@ -23,6 +23,7 @@ from core.errors import ConfigError, DatasetError
 from core.events import Event, Message, RunFailed, RunFinished, RunResult, RunStarted
 from core.runs import checkpoints, run_folder
 from core.runs.checkpoints import Checkpoint
+from core.tf_runtime import load_keras
 
 __all__ = ["TrainingConfig", "resume", "train"]
 
@@ -143,7 +144,7 @@ class _Run:
         return states
 
     def execute(self) -> RunResult:
-        import keras
+        keras = load_keras()
 
         from core.training.device import configure_gpus, describe_compute_device
 
@@ -270,7 +271,7 @@ class _Run:
         )
 
     def _model(self):
-        import keras
+        keras = load_keras()
 
         from core.modeling.models import build_model
 

@@ -11,8 +11,11 @@ import subprocess
 import sys
 
 CORE = pathlib.Path(__file__).resolve().parents[2] / "core"
+REPO = CORE.parent
 FORBIDDEN = ("PySide6", "PyQt5", "PyQt6", "pyqtgraph", "qtpy", "superqt", "gui")
 LAYERS = ("data", "runs", "modeling", "training", "cli")  # lowest first; the base modules sit below all
+# Packages that import TensorFlow when imported: only core/tf_runtime.py may import them.
+TENSORFLOW_PACKAGES = ("tensorflow", "keras", "tf_keras", "tf2onnx")
 
 
 def core_modules() -> list[pathlib.Path]:
@@ -87,3 +90,16 @@ def test_config_import_does_not_load_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=CORE.parent
     )
     assert out.stdout.strip() == "False"
+
+
+def test_only_the_runtime_loader_imports_tensorflow():
+    """Two threads importing TensorFlow at once break it, so every module asks core.tf_runtime, which
+    imports it once under a lock, instead of importing it (at any depth) itself."""
+    sources = [*core_modules(), *sorted((REPO / "gui").rglob("*.py")), REPO / "main.py"]
+    heavy = set(TENSORFLOW_PACKAGES)
+    offenders = {
+        str(path.relative_to(REPO)): sorted({name.split(".")[0] for name in imports(path)} & heavy)
+        for path in sources
+        if path != CORE / "tf_runtime.py"
+    }
+    assert {name: found for name, found in offenders.items() if found} == {}

@@ -1,0 +1,95 @@
+"""The one place that imports TensorFlow and Keras, once, for every thread of the process.
+
+Python's per-module import locks do not make a package as large as TensorFlow safe to import from two
+threads at once: each thread takes the locks of TensorFlow's modules in its own order, and one of
+them fails with "deadlock detected by _ModuleLock" or finds a half-initialised module ("module
+'tensorflow.python.data.ops.dataset_ops' has no attribute 'DatasetV2'"). So no module of FitStudio
+imports TensorFlow or Keras itself (tests/core/test_architecture.py checks it): each asks
+`load_keras()` or `load_tensorflow()`, which import under one lock while other threads wait.
+
+Importing this module imports nothing heavy. Listeners (`add_listener`) hear "loading", then
+"loaded" or "failed", on the thread that loads; the window uses them to say why it waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+from collections.abc import Callable
+from types import ModuleType
+
+LOADING, LOADED, FAILED = "loading", "loaded", "failed"
+
+Listener = Callable[[str], None]
+
+
+class Loader:
+    """Imports `names` in order, once, under one lock; later calls return the cached modules."""
+
+    def __init__(self, names: tuple[str, ...], import_module: Callable[[str], ModuleType]):
+        self._names = names
+        self._import = import_module
+        self._lock = threading.Lock()
+        self._modules: dict[str, ModuleType] = {}
+        self._listeners: list[Listener] = []
+
+    def load(self) -> dict[str, ModuleType]:
+        if self._modules:  # a finished load: no lock needed to read a dict that no longer changes
+            return self._modules
+        with self._lock:
+            if not self._modules:
+                self._import_all()
+            return self._modules
+
+    def _import_all(self) -> None:
+        self._tell(LOADING)
+        try:
+            modules = {name: self._import(name) for name in self._names}
+        except BaseException:
+            self._tell(FAILED)
+            raise
+        self._modules = modules
+        self._tell(LOADED)
+
+    def is_loaded(self) -> bool:
+        return bool(self._modules)
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _tell(self, state: str) -> None:
+        for listener in list(self._listeners):
+            # A listener (a closed window) must never break loading for the engine.
+            with contextlib.suppress(Exception):
+                listener(state)
+
+
+_loader = Loader(("tensorflow", "keras"), importlib.import_module)
+
+
+def load_tensorflow() -> ModuleType:
+    """The `tensorflow` module, imported by the first caller while any other caller waits."""
+    return _loader.load()["tensorflow"]
+
+
+def load_keras() -> ModuleType:
+    """The `keras` module (loaded together with TensorFlow, its backend)."""
+    return _loader.load()["keras"]
+
+
+def is_loaded() -> bool:
+    return _loader.is_loaded()
+
+
+def add_listener(listener: Listener) -> None:
+    """listener(state) with LOADING, then LOADED or FAILED, called on the thread that loads."""
+    _loader.add_listener(listener)
+
+
+def remove_listener(listener: Listener) -> None:
+    _loader.remove_listener(listener)
