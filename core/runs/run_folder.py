@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import tempfile
 import time
 from typing import Any
 
@@ -43,15 +44,24 @@ def create_run_dir(out_dir: str, model_name: str, now: float | None = None) -> s
 
 
 def check_writable(out_dir: str) -> str | None:
-    """Why runs cannot be written under `out_dir`, or None when they can."""
+    """Why runs cannot be written under `out_dir`, or None when they can.
+
+    Creates (and removes) a folder where the first one would go, as permission bits cannot tell:
+    root may write anywhere by them, yet not under /proc or on a read-only mount.
+    """
     probe_dir = out_dir
     while probe_dir and not os.path.exists(probe_dir):
         probe_dir = os.path.dirname(probe_dir)
     probe_dir = probe_dir or "."
     if not os.path.isdir(probe_dir):
         return f"The output folder {out_dir} is inside {probe_dir}, which is a file."
-    if not os.access(probe_dir, os.W_OK | os.X_OK):
-        return f"The output folder {out_dir} is not writable. Choose another output folder."
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".fitstudio-probe-", dir=probe_dir))
+    except OSError as exc:
+        return (
+            f"The output folder {out_dir} cannot be created or written ({exc.strerror or exc}). "
+            "Choose another output folder."
+        )
     return None
 
 

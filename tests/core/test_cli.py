@@ -133,3 +133,12 @@ def test_an_unwritable_output_file_is_a_message_not_a_traceback(tmp_path_factory
     done = fitstudio("predict", "--model", run.run_dir, image, "--csv", str(blocker / "out.csv"))
     assert done.returncode == 1
     assert "a-file" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_an_output_folder_that_cannot_be_created_exits_2_naming_it():
+    """Even for root, whom permission bits let write anywhere; refused before TensorFlow loads."""
+    done = fitstudio("train", "--out", "/proc/fitstudio-runs", "--epochs", "1")
+    assert done.returncode == 2, done.stderr
+    assert "/proc/fitstudio-runs" in done.stderr and "Choose another output folder" in done.stderr
+    assert "Traceback" not in done.stderr and "cuda" not in done.stderr.lower()  # TensorFlow never loaded
