@@ -7,6 +7,7 @@ A dataset root holds one subfolder per class. Classes are the sorted subfolder n
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +19,10 @@ from core.errors import DatasetError
 
 MIN_IMAGES_PER_CLASS_WARNING = 10
 IMBALANCE_WARNING_RATIO = 3.0
+
+
+class ScanCancelled(DatasetError):
+    """The scan was asked to stop (another folder was chosen, or the window closed)."""
 
 
 @dataclass(frozen=True)
@@ -108,10 +113,11 @@ def list_classes(root: str) -> list[str]:
     return names
 
 
-def find_images(folder: str) -> list[str]:
+def find_images(folder: str, cancel: threading.Event | None = None) -> list[str]:
     """Image files below `folder`, recursively, skipping hidden files and folders, sorted."""
     found = []
     for parent, dirs, files in os.walk(folder, followlinks=True):
+        _stop_if_cancelled(cancel, folder)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(os.path.join(parent, f) for f in sorted(files) if is_image_file(f))
     return found
@@ -121,10 +127,12 @@ def scan(
     root: str,
     class_names: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[FileSet, list[ImageInfo]]:
     """Lists and probes every image under `root`; unreadable files go to `skipped`.
 
     With `class_names` given (a validation folder), the folder must hold exactly those classes.
+    Setting `cancel` stops the scan at the next file with ScanCancelled.
     """
     found_classes = list_classes(root)
     if class_names is not None:
@@ -132,9 +140,10 @@ def scan(
     candidates = [
         (path, label)
         for label, name in enumerate(found_classes)
-        for path in find_images(os.path.join(root, name))
+        for path in find_images(os.path.join(root, name), cancel)
     ]
-    results = _probe_all([path for path, _ in candidates], progress)
+    results = _probe_all([path for path, _ in candidates], progress, cancel)
+    _stop_if_cancelled(cancel, root)
     paths, labels, infos, skipped = [], [], [], []
     for (path, label), result in zip(candidates, results, strict=True):
         if isinstance(result, ImageInfo):
@@ -147,10 +156,15 @@ def scan(
     return files, infos
 
 
-def inspect(root: str, progress: Callable[[int, int], None] | None = None) -> DatasetReport:
-    """Scans `root` and says whether it can be trained on, never raising for a bad folder."""
+def inspect(
+    root: str,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> DatasetReport:
+    """Scans `root` and says whether it can be trained on, never raising for a bad folder (a
+    cancelled scan is a report whose error says so)."""
     try:
-        files, infos = scan(root, progress=progress)
+        files, infos = scan(root, progress=progress, cancel=cancel)
     except DatasetError as exc:
         return DatasetReport(root, [], {}, [], None, None, [], str(exc))
     counts = files.counts()
@@ -242,8 +256,17 @@ def _require_same_classes(expected: list[str], found: list[str], root: str) -> N
         raise DatasetError(f"{problem} (validation folder: {root})")
 
 
-def _probe_all(paths: list[str], progress: Callable[[int, int], None] | None) -> list:
+def _stop_if_cancelled(cancel: threading.Event | None, root: str) -> None:
+    if cancel is not None and cancel.is_set():
+        raise ScanCancelled(f"The scan of {root} was stopped.")
+
+
+def _probe_all(
+    paths: list[str], progress: Callable[[int, int], None] | None, cancel: threading.Event | None
+) -> list:
     def check(path: str) -> ImageInfo | str:
+        if cancel is not None and cancel.is_set():
+            return "not checked: the scan was stopped"  # the caller raises ScanCancelled
         try:
             return probe_image(path)
         except UnreadableImage as exc:

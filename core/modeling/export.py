@@ -47,16 +47,22 @@ class ExportError(FitStudioError):
     """The model could not be exported: a bad format, an unwritable folder, a failed conversion."""
 
 
+class ExportCancelled(ExportError):
+    """The export was asked to stop; a format stopped half-way leaves no file behind."""
+
+
 def export_model(
     model: str | LoadedModel,
     fmt: str,
     out_dir: str,
     on_message: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> list[str]:
     """Writes `model` in format `fmt` into `out_dir` (created if needed), with labels.txt.
 
     Returns the written paths (the model file or folder first, then labels.txt). An existing
-    export of the same format in `out_dir` is replaced.
+    export of the same format in `out_dir` is replaced. Setting `cancel` stops the export with
+    ExportCancelled at its next step (a conversion under way finishes first).
     """
     if fmt not in FORMATS:
         raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(FORMATS)}.")
@@ -65,14 +71,7 @@ def export_model(
     _prepare_folder(out_dir)
     target = os.path.join(out_dir, OUTPUT_NAMES[fmt])
     try:
-        if fmt == "keras":
-            _copy_keras(loaded, target)
-        elif fmt == "savedmodel":
-            _write_folder(target, lambda path: write_saved_model(loaded, path))
-        else:
-            say("Converting to TensorFlow Lite (this takes a few seconds)...")
-            data = tflite_bytes(loaded, quantize=fmt == "tflite-quant")
-            files.write_atomic(target, lambda path: _write_bytes(path, data))
+        _write_format(loaded, fmt, target, say, cancel)
     except FitStudioError:
         raise
     except Exception as exc:
@@ -81,6 +80,31 @@ def export_model(
     files.write_text(labels, "".join(f"{name}\n" for name in loaded.class_names))
     say(f"Wrote {target} and {labels}")
     return [target, labels]
+
+
+def _write_format(
+    loaded: LoadedModel, fmt: str, target: str, say: Callable[[str], None], cancel: threading.Event | None
+) -> None:
+    stop_if_cancelled(cancel)
+    if fmt == "keras":
+        _copy_keras(loaded, target)
+    elif fmt == "savedmodel":
+
+        def write(path: str) -> None:
+            write_saved_model(loaded, path)
+            stop_if_cancelled(cancel)  # before the new folder replaces an earlier export
+
+        _write_folder(target, write)
+    else:
+        say("Converting to TensorFlow Lite (this takes a few seconds)...")
+        data = tflite_bytes(loaded, quantize=fmt == "tflite-quant", cancel=cancel)
+        stop_if_cancelled(cancel)
+        files.write_atomic(target, lambda path: _write_bytes(path, data))
+
+
+def stop_if_cancelled(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise ExportCancelled("The export was stopped.")
 
 
 def write_saved_model(loaded: LoadedModel, path: str) -> None:
@@ -100,13 +124,14 @@ def write_saved_model(loaded: LoadedModel, path: str) -> None:
     archive.write_out(path, verbose=False)
 
 
-def tflite_bytes(loaded: LoadedModel, quantize: bool = False) -> bytes:
+def tflite_bytes(loaded: LoadedModel, quantize: bool = False, cancel: threading.Event | None = None) -> bytes:
     """The model as a TFLite flatbuffer (float32, or dynamic-range quantised weights)."""
     tf = load_tensorflow()
 
     with tempfile.TemporaryDirectory(prefix="fitstudio-export-") as folder:
         saved = os.path.join(folder, "saved_model")
         write_saved_model(loaded, saved)
+        stop_if_cancelled(cancel)  # the SavedModel took seconds; the conversion takes more
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         if quantize:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -1,12 +1,14 @@
 """Scanning folders: class order, recursion, hidden files, bad files, mismatches, the split."""
 
 import os
+import threading
 
 import numpy as np
 import pytest
 from conftest import make_class_folders, write_image
 
-from core.data.dataset import inspect, load_split, scan, stratified_split
+from core.data import dataset
+from core.data.dataset import ScanCancelled, inspect, load_split, scan, stratified_split
 from core.errors import DatasetError
 
 
@@ -95,3 +97,24 @@ def test_report_has_sizes_and_imbalance_warnings(tmp_path):
     assert "imbalanced" in text and "Few images" in text
     data = report.to_json()
     assert data["counts"] == {"big": 30, "small": 5} and data["class_names"] == ["big", "small"]
+
+
+def test_a_cancelled_scan_stops_at_the_next_file(tmp_path, monkeypatch):
+    root = make_class_folders(str(tmp_path), {"a": 60, "b": 60})
+    cancel = threading.Event()
+    probed = []
+
+    def probe_then_cancel(path):
+        probed.append(path)
+        if len(probed) == 5:
+            cancel.set()
+        return real_probe(path)
+
+    real_probe = dataset.probe_image
+    monkeypatch.setattr(dataset, "probe_image", probe_then_cancel)
+    report = inspect(root, cancel=cancel)
+    assert report.error == f"The scan of {root} was stopped." and not report.usable
+    assert len(probed) <= 5 + 8  # at most one more file on each of the (up to 8) probing threads
+    with pytest.raises(ScanCancelled):
+        scan(root, cancel=cancel)
+    assert len(probed) <= 5 + 8 + 8  # the listing of the folders stops too

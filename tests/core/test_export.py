@@ -5,6 +5,7 @@ inference mode."""
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -14,7 +15,15 @@ from core.config import Augmentation, TrainingConfig
 from core.data.dataset import scan
 from core.data.images import decode_image
 from core.errors import FitStudioError
-from core.modeling.export import FORMATS, OUTPUT_NAMES, ExportError, export_model, load_exported
+from core.modeling import export
+from core.modeling.export import (
+    FORMATS,
+    OUTPUT_NAMES,
+    ExportCancelled,
+    ExportError,
+    export_model,
+    load_exported,
+)
 from core.modeling.model_io import load_model
 from core.paths import demo_val_dir
 from core.runs.run_folder import read_labels
@@ -131,3 +140,31 @@ def _size(path):
     if os.path.isdir(path):
         return sum(os.path.getsize(os.path.join(p, f)) for p, _, files in os.walk(path) for f in files)
     return os.path.getsize(path)
+
+
+def test_a_cancelled_export_stops_at_its_next_step_and_keeps_the_earlier_export(
+    tmp_path_factory, tmp_path, monkeypatch
+):
+    from trained_model import tiny_run
+
+    run_dir, out = tiny_run(tmp_path_factory).run_dir, tmp_path / "out"
+    export_model(run_dir, "savedmodel", str(out))
+    earlier = os.path.getmtime(out / "saved_model" / "saved_model.pb")
+    cancel = threading.Event()
+    # Stopped while the TensorFlow Lite conversion is announced: it ends after its SavedModel step.
+    with pytest.raises(ExportCancelled):
+        export_model(run_dir, "tflite", str(out), on_message=lambda text: cancel.set(), cancel=cancel)
+    assert not (out / "model.tflite").exists()
+    # Stopped while a SavedModel is written: the earlier export stays in place, nothing half-written.
+    cancel.clear()
+    real_write = export.write_saved_model
+
+    def write_then_stop(loaded, path):
+        real_write(loaded, path)
+        cancel.set()
+
+    monkeypatch.setattr(export, "write_saved_model", write_then_stop)
+    with pytest.raises(ExportCancelled):
+        export_model(run_dir, "savedmodel", str(out), cancel=cancel)
+    assert os.path.getmtime(out / "saved_model" / "saved_model.pb") == earlier
+    assert sorted(os.listdir(out)) == ["labels.txt", "saved_model"]
