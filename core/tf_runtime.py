@@ -32,6 +32,7 @@ class Loader:
         self._import = import_module
         self._lock = threading.Lock()
         self._modules: dict[str, ModuleType] = {}
+        self._loading = False
         self._listeners: list[Listener] = []
 
     def load(self) -> dict[str, ModuleType]:
@@ -43,17 +44,23 @@ class Loader:
             return self._modules
 
     def _import_all(self) -> None:
+        self._loading = True
         self._tell(LOADING)
         try:
             modules = {name: self._import(name) for name in self._names}
         except BaseException:
+            self._loading = False
             self._tell(FAILED)
             raise
-        self._modules = modules
+        self._modules, self._loading = modules, False
         self._tell(LOADED)
 
     def is_loaded(self) -> bool:
         return bool(self._modules)
+
+    def is_loading(self) -> bool:
+        """A thread is importing right now (and any other that asks waits for it)."""
+        return self._loading
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -84,6 +91,10 @@ def load_keras() -> ModuleType:
 
 def is_loaded() -> bool:
     return _loader.is_loaded()
+
+
+def is_loading() -> bool:
+    return _loader.is_loading()
 
 
 def add_listener(listener: Listener) -> None:

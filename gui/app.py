@@ -19,6 +19,8 @@ from core.paths import resource_path
 from gui.worker import wait_for_threads
 
 PROBE_ENV = "FITSTUDIO_STARTUP_PROBE"
+# How long the closed window's leftover threads get to stop: a cancelled scan stops at its next file.
+EXIT_WAIT_MS = 3_000
 # Libraries Qt 6's X11 plugin loads that minimal Linux installs lack (soname: Debian package).
 # Without them Qt aborts with "no Qt platform plugin could be initialized", which says nothing useful.
 X11_LIBRARIES = {
@@ -123,6 +125,20 @@ def run_app() -> int:
         probe = _FirstPaintProbe(app, started)
         window.installEventFilter(probe)
     window.show()
-    code = app.exec()
-    wait_for_threads()  # e.g. the device probe still importing TensorFlow when the window closed
-    return code
+    return exit_when_threads_stop(app.exec())
+
+
+def exit_when_threads_stop(code: int, wait_ms: int = EXIT_WAIT_MS) -> int:
+    """`code`, once the threads the closed window left behind have stopped.
+
+    Training and the model thread stopped before the window closed; what may remain is a cancelled
+    scan or the device probe still loading TensorFlow. A thread that does not stop in time (a scan
+    stuck on an unreachable network drive) must not reach interpreter shutdown, where destroying its
+    running QThread makes Qt abort the process: then the process ends here, with `code`. Nothing
+    is lost, as settings and run folders were written before the window closed.
+    """
+    if wait_for_threads(wait_ms):
+        return code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

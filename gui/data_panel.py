@@ -1,12 +1,15 @@
 """The data panel: training and validation folders, their classes and counts, and what blocks training.
 
 A chosen folder is inspected on a worker thread (core.data.dataset.inspect probes every file); the panel
-only shows reports. `problem()` is the reason Train is disabled, or None when the data is usable.
+only shows reports. `problem()` is the reason Train is disabled, or None when the data is usable. A
+scan is cancelled when another folder replaces it or the window closes.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 
 from PySide6.QtCore import QRect, Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QPainter
@@ -187,6 +190,7 @@ class DataPanel(QGroupBox):
         self._inspect = inspect_fn
         self.reports: dict[str, DatasetReport | None] = {TRAIN: None, VAL: None}
         self._scan_ids = {TRAIN: 0, VAL: 0}
+        self._scan_cancels = {TRAIN: threading.Event(), VAL: threading.Event()}
         self._scanning: set[str] = set()
         self.skipped_dialog: SkippedDialog | None = None
         self._build_widgets()
@@ -321,9 +325,18 @@ class DataPanel(QGroupBox):
     def is_scanning(self) -> bool:
         return bool(self._scanning)
 
+    def cancel_scans(self) -> None:
+        """Tells the scans under way to stop at their next file; their reports will be ignored."""
+        for role in (TRAIN, VAL):
+            self._scan_ids[role] += 1
+            self._scan_cancels[role].set()
+        self._scanning.clear()
+
     def _folder_chosen(self, role: str, path: str) -> None:
         self._scan_ids[role] += 1
         scan_id = self._scan_ids[role]
+        self._scan_cancels[role].set()  # the folder this one replaces is no longer needed
+        self._scan_cancels[role] = cancel = threading.Event()
         self.reports[role] = None
         if not path:
             self._scanning.discard(role)
@@ -336,8 +349,7 @@ class DataPanel(QGroupBox):
         self.scan_progress.show()
         self._refresh()
         run_in_thread(
-            self._inspect,
-            path,
+            functools.partial(self._inspect, path, cancel=cancel),
             on_result=lambda report: self._scan_done(role, scan_id, report),
             on_error=lambda message, _details: self._scan_failed(role, scan_id, path, message),
             on_progress=lambda done, total: self._scan_progress(role, scan_id, done, total),

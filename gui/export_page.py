@@ -70,21 +70,23 @@ def _size(path: str) -> int:
 
 
 def export_job(formats: list[str], out_dir: str):
-    """The job for the model thread: each format in turn; a failed format is reported, the rest go on."""
+    """The job for the model thread: each format in turn; a failed format is reported, the rest go on.
+    Cancelling stops it at the next step of the format under way (ExportCancelled: "Stopped.")."""
 
     def job(context) -> list[ExportedFile]:
         from core.errors import FitStudioError
-        from core.modeling.export import export_model
+        from core.modeling.export import ExportCancelled, export_model
 
         written: list[ExportedFile] = []
         labels: set[str] = set()
         for done, fmt in enumerate(formats):
-            if context.cancel.is_set():
-                break
             context.progress(done, len(formats))
             context.message(f"Exporting {fmt}…")
             try:
-                paths = export_model(context.model, fmt, out_dir, on_message=context.message)
+                paths = export_model(context.model, fmt, out_dir, on_message=context.message,
+                                     cancel=context.cancel)
+            except ExportCancelled:
+                raise
             except FitStudioError as exc:
                 written.append(ExportedFile(fmt, "", 0, str(exc)))
                 continue

@@ -1,8 +1,9 @@
 """The main window: tabs (Train, Evaluate, Predict, Export), menus, status bar, drops.
 
 It composes panels and owns no training logic: the Train tab runs the engine, this window only asks
-before closing during a run and waits for the run's thread before it closes. The Evaluate, Predict and
-Export tabs share one opened model (gui.model_worker.ModelService, its own thread).
+before closing during a run. The Evaluate, Predict and Export tabs share one opened model
+(gui.model_worker.ModelService, its own thread). Closing never blocks the GUI thread: the window asks
+the run and the model thread to stop and closes once they have; folder scans are cancelled.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
+from core import tf_runtime
 from core.data.dataset import inspect
 from core.paths import resource_path
 from gui.data_panel import local_folder_from_urls
@@ -22,7 +24,9 @@ from gui.model_worker import ModelService
 from gui.predict_page import PredictPage, local_paths_from_urls
 from gui.settings_store import SettingsStore
 from gui.training_page import TrainingPage, default_train_fn
-from gui.worker import run_in_thread
+from gui.worker import TensorFlowWatcher, run_in_thread
+
+LOADING_TENSORFLOW = "Loading TensorFlow…"
 
 
 def default_device_fn() -> str:
@@ -58,14 +62,14 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.export, "Export")
         self.setCentralWidget(self.tabs)
         self._close_when_idle = False
+        self._status_text = ""
         self._build_status_bar()
         self._build_menus()
-        self.training.status_message.connect(self.statusBar().showMessage)
+        self._connect_status()
         self.training.device_seen.connect(self._show_device)
-        self.training.idle.connect(self._on_training_idle)
+        self.training.idle.connect(self._close_if_asked)
+        self.models.stopped.connect(self._close_if_asked)
         self.training.summary.evaluate_requested.connect(self.evaluate_run)
-        for page in (self.evaluation, self.predict, self.export):
-            page.status_message.connect(self.statusBar().showMessage)
         self._restore_geometry()
         if device_fn is not None:
             # After the first paint, so loading TensorFlow never delays the window.
@@ -78,7 +82,25 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         bar.addPermanentWidget(self.training.run_status)
         bar.addPermanentWidget(self.device_label)
-        bar.showMessage("Ready. The demo dataset is loaded: press Train to try it.")
+        self.show_status("Ready. The demo dataset is loaded: press Train to try it.")
+
+    def _connect_status(self) -> None:
+        for page in (self.training, self.evaluation, self.predict, self.export):
+            page.status_message.connect(self.show_status)
+        self.tensorflow = TensorFlowWatcher(self)
+        self.tensorflow.changed.connect(self._refresh_status)
+        self.training.running_changed.connect(self._refresh_status)
+        self.models.busy_changed.connect(self._refresh_status)
+
+    def show_status(self, text: str) -> None:
+        """The status line of every page; while their work waits for TensorFlow, it says so instead."""
+        self._status_text = text
+        self._refresh_status()
+
+    def _refresh_status(self, *_state) -> None:
+        # Loading starts at once: the device probe begins it, or the work itself as it starts.
+        waiting = tf_runtime.is_loading() and (self.training.is_running or self.models.busy)
+        self.statusBar().showMessage(LOADING_TENSORFLOW if waiting else self._status_text)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -174,24 +196,35 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Yes
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        # The run and the model thread are asked to stop and the window closes once they have (a
+        # batch, or an export's current step); the event loop runs meanwhile, so nothing blocks.
         if self.training.is_running:
             event.ignore()
             if self._close_when_idle or self.confirm_close_during_training():
-                # Close once the thread has stopped (within one batch); the event loop keeps running
-                # meanwhile, so the window stays responsive and nothing blocks.
                 self._close_when_idle = True
                 self.training.stop_training()
-                self.statusBar().showMessage("Stopping the run before closing…")
+                self.show_status("Stopping the run before closing…")
+            return
+        if self.models.has_thread:
+            event.ignore()
+            self._close_when_idle = True
+            self._stop_model_work()
             return
         self._save_state()
-        for page in (self.evaluation, self.predict, self.export):
-            page.shutdown()
-        if self.models.busy:
-            self.statusBar().showMessage("Finishing the model's work before closing…")
-        self.models.shutdown()  # evaluation/prediction stop within a batch; an export is finished
+        # A scan may be stuck on an unreachable drive: it is told to stop, and the window does not
+        # wait for it (gui.app ends the process whatever is still running).
+        self.training.data.cancel_scans()
+        self.tensorflow.detach()
         event.accept()
 
-    def _on_training_idle(self) -> None:
+    def _stop_model_work(self) -> None:
+        if self.models.busy:
+            self.show_status("Finishing the model's work before closing…")
+        for page in (self.evaluation, self.predict, self.export):
+            page.shutdown()
+        self.models.stop()
+
+    def _close_if_asked(self) -> None:
         if self._close_when_idle:
             self._close_when_idle = False
             self.close()

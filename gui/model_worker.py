@@ -211,6 +211,7 @@ class ModelService(QObject):
     load_failed = Signal(str, str)  # source, message
     busy_changed = Signal(bool)
     job_done = Signal(str)  # kind, after its callbacks ran
+    stopped = Signal()  # the thread has ended after stop(), and the model with it
 
     def __init__(self, load_fn: Callable[[str], Any] | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -228,6 +229,11 @@ class ModelService(QObject):
     @property
     def busy(self) -> bool:
         return bool(self._jobs)
+
+    @property
+    def has_thread(self) -> bool:
+        """The model thread exists (busy, or idle holding the open model) and must stop before exit."""
+        return self._thread is not None
 
     def running(self, kind: str) -> JobHandle | None:
         """The queued or running job of this kind, if any."""
@@ -360,23 +366,23 @@ class ModelService(QObject):
 
     # --- shutting down -----------------------------------------------------------------------
 
-    def shutdown(self, wait_ms: int = 60_000) -> bool:
-        """Cancels the jobs, ends the thread and waits for it; True when it stopped in time.
+    def stop(self) -> None:
+        """Cancels the jobs and lets the thread end, without waiting: `stopped` follows when it has.
 
-        Evaluation and prediction stop within one batch; an export in progress is finished first.
+        Never blocks the GUI thread. Evaluation and prediction stop within one batch, an export at
+        its next step (a TensorFlow Lite conversion under way runs to its end first).
         """
         self.cancel_all()
-        thread, worker = self._thread, self._worker
-        if worker is None or thread is None:
-            return True
-        worker.stop()
-        stopped = thread.wait(wait_ms)
-        if stopped:
-            self._on_thread_finished()
-        return stopped
+        if self._worker is None:
+            self.stopped.emit()
+            return
+        self._worker.stop()
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        if self._thread is not None and self._thread.isFinished():
-            self._thread, self._worker = None, None
-            self.info = None
+        if self._thread is None:
+            return
+        self._thread.wait()  # `finished` is emitted just before the thread returns: a moment at most
+        self._thread, self._worker = None, None
+        self.info = None
+        self.stopped.emit()

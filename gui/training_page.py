@@ -377,7 +377,8 @@ class TrainingPage(QWidget):
         self.run_status.preparing()
         self._clock.start()
         self._tick()
-        self.status_message.emit("Loading TensorFlow and reading the images…")
+        # While TensorFlow still loads, the window says so instead.
+        self.status_message.emit("Reading the images and building the model…")
         self._lock(True)
 
     def stop_training(self) -> None:

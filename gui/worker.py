@@ -19,6 +19,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from core import tf_runtime
 from core.errors import FitStudioError
 from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted
 
@@ -232,3 +233,20 @@ class ResumeWorker(TrainingWorker):
         if self.batch_size is None:
             return self._train_fn(self.run_dir, on_event, cancel, self.epochs)
         return self._train_fn(self.run_dir, on_event, cancel, self.epochs, batch_size=self.batch_size)
+
+
+class TensorFlowWatcher(QObject):
+    """Relays core.tf_runtime's news (heard on whichever thread loads TensorFlow) as a signal whose
+    slots run on the GUI thread. `detach()` before the receiver goes away."""
+
+    changed = Signal(str)  # tf_runtime.LOADING, LOADED or FAILED
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        tf_runtime.add_listener(self._relay)
+
+    def _relay(self, state: str) -> None:
+        self.changed.emit(state)  # queued to the GUI thread when called from another thread
+
+    def detach(self) -> None:
+        tf_runtime.remove_listener(self._relay)

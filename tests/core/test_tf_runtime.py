@@ -57,13 +57,14 @@ def test_one_thread_imports_and_the_others_wait_for_the_same_modules():
     slow = SlowImport()
     loader = Loader(("tensorflow", "keras"), slow)
     heard: list[str] = []
-    loader.add_listener(heard.append)
-    assert not loader.is_loaded()
+    loader.add_listener(lambda state: heard.append(state) or seen_loading.append(loader.is_loading()))
+    seen_loading: list[bool] = []
+    assert not loader.is_loaded() and not loader.is_loading()
     results = load_from_threads(loader, 4)
     assert [name for name, _ in slow.calls] == ["tensorflow", "keras"]  # once, in order
     assert len({thread for _, thread in slow.calls}) == 1
     assert len(results) == 4 and all(result is results[0] for result in results)
-    assert loader.is_loaded() and heard == [LOADING, LOADED]
+    assert loader.is_loaded() and heard == [LOADING, LOADED] and seen_loading == [True, False]
     assert loader.load() is results[0] and len(slow.calls) == 2  # later calls import nothing
 
 
@@ -74,7 +75,8 @@ def test_a_failed_import_reaches_every_caller_and_the_next_call_tries_again():
     loader.add_listener(heard.append)
     results = load_from_threads(loader, 2)
     assert all(isinstance(result, ImportError) for result in results)
-    assert not loader.is_loaded() and heard == [LOADING, FAILED, LOADING, FAILED]
+    assert not loader.is_loaded() and not loader.is_loading()
+    assert heard == [LOADING, FAILED, LOADING, FAILED]
     slow.fail = False
     assert loader.load()["tensorflow"].__name__ == "tensorflow"
 

@@ -214,8 +214,9 @@ def fake_engine():
 def make_window(qtbot, qapp, store, tmp_path):
     """make_window(train_fn=..., config=...) -> a shown MainWindow whose folder scans have finished.
 
-    `config` is saved to the settings first (runs go to tmp_path unless it says otherwise). At
-    teardown a running training is stopped and the window closed.
+    `config` is saved to the settings first (runs go to tmp_path unless it says otherwise);
+    `inspect_fn` replaces core.data.dataset.inspect for the folder scans. At teardown a running
+    training is stopped and the window closed, once the run and the model thread have stopped.
     """
     from gui.app import style_application
     from gui.main_window import MainWindow
@@ -223,12 +224,15 @@ def make_window(qtbot, qapp, store, tmp_path):
     style_application(qapp)  # screenshots look like the real app
     windows = []
 
-    def make(train_fn=None, config: TrainingConfig | None = None, device_fn=lambda: "CPU only (test)"):
+    def make(train_fn=None, config: TrainingConfig | None = None, device_fn=lambda: "CPU only (test)",
+             inspect_fn=None):
         if config is not None:
             store.save_config(config)
         elif not store.settings.contains("training/out_dir"):
             store.save_config(TrainingConfig(out_dir=str(tmp_path / "runs")))
         kwargs = {"train_fn": train_fn} if train_fn is not None else {}
+        if inspect_fn is not None:
+            kwargs["inspect_fn"] = inspect_fn
         window = MainWindow(store=store, device_fn=device_fn, **kwargs)
         qtbot.addWidget(window)
         window.show()
@@ -239,11 +243,9 @@ def make_window(qtbot, qapp, store, tmp_path):
 
     yield make
     for window in windows:
-        if window.training.is_running:
-            window.confirm_close_during_training = lambda: True
+        window.confirm_close_during_training = lambda: True
         window.close()
-        qtbot.waitUntil(lambda w=window: not w.training.is_running, timeout=60_000)
-        window.close()
+        qtbot.waitUntil(lambda w=window: not w.isVisible(), timeout=60_000)
 
 
 @pytest.fixture

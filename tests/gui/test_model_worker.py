@@ -1,9 +1,10 @@
-"""The model thread without Keras: jobs in order on one thread, errors and cancellation, shutdown;
+"""The model thread without Keras: jobs in order on one thread, errors and cancellation, stopping;
 and the confusion heatmap's geometry and colours."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
@@ -55,8 +56,9 @@ def test_jobs_run_in_order_on_one_thread_that_owns_the_model(qtbot, tmp_path):
         assert len(set(threads)) == 1 and threads[0] != threading.main_thread().ident
         assert busy[0] is True and busy[-1] is False
     finally:
-        assert service.shutdown(5_000)
-    assert not running_threads()
+        with qtbot.waitSignal(service.stopped, timeout=5_000):
+            service.stop()
+    assert not running_threads() and not service.has_thread
 
 
 def test_errors_and_cancellation_reach_the_gui_thread(qtbot, tmp_path):
@@ -84,22 +86,36 @@ def test_errors_and_cancellation_reach_the_gui_thread(qtbot, tmp_path):
         assert errors[1][0] == "ZeroDivisionError: division by zero" and "Traceback" in errors[1][1]
         assert errors[2] == ("Stopped.", "", True)
     finally:
-        service.shutdown(5_000)
+        with qtbot.waitSignal(service.stopped, timeout=5_000):
+            service.stop()
 
 
-def test_shutdown_cancels_a_running_job(qtbot):
+def test_stop_cancels_a_running_job_without_blocking_the_gui_thread(qtbot):
     service = ModelService(load_fn=fake_load)
-    started = threading.Event()
+    started, release = threading.Event(), threading.Event()
+    errors = []
 
-    def endless(context):
+    def stubborn(context):  # like a TensorFlow Lite conversion: cannot stop before it is done
         started.set()
-        while not context.cancel.wait(0.01):
-            pass
+        release.wait(10)
+        if context.cancel.is_set():
+            raise RuntimeError("stopped at the next step")
 
-    service.submit("endless", endless)
+    service.submit("convert", stubborn, on_error=lambda *args: errors.append(args))
     assert started.wait(5)
-    assert service.shutdown(5_000)
-    assert not running_threads()
+    began = time.monotonic()
+    service.stop()
+    assert time.monotonic() - began < 0.1 and service.has_thread  # returned at once; the job still runs
+    with qtbot.waitSignal(service.stopped, timeout=5_000):
+        release.set()
+    assert not running_threads() and not service.has_thread
+    assert errors == [("Stopped.", "", True)]
+
+
+def test_stop_without_a_thread_says_stopped_at_once(qtbot):
+    service = ModelService(load_fn=fake_load)
+    with qtbot.waitSignal(service.stopped, timeout=1_000):
+        service.stop()
 
 
 def test_heatmap_cells_colours_and_clicks(qtbot):
