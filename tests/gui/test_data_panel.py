@@ -5,14 +5,38 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 from conftest import make_class_folders
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
+from core.data.dataset import inspect
 from core.paths import demo_train_dir, demo_val_dir
+from gui.worker import running_threads
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class BlockingInspect:
+    """core.data.dataset.inspect, except that the scan of `slow_folder` waits for `release` before it
+    reports (the cancel flag it was given is recorded, not obeyed)."""
+
+    def __init__(self, slow_folder: str):
+        self.slow_folder = slow_folder
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.cancel_seen, self.finished = threading.Event(), threading.Event()
+
+    def __call__(self, root, progress=None, cancel=None):
+        if root != self.slow_folder:
+            return inspect(root, progress=progress, cancel=cancel)
+        self.entered.set()
+        self.release.wait(10)
+        if cancel.is_set():
+            self.cancel_seen.set()
+        report = inspect(root, progress=progress)
+        self.finished.set()
+        return report
 
 
 def table_rows(window) -> dict[str, tuple[str, str]]:
@@ -139,12 +163,20 @@ def test_dropping_a_dataset_root_fills_both_folders(make_window, qtbot, tiny_dat
 
 
 def test_a_newer_choice_wins_over_a_slower_scan(make_window, qtbot, tmp_path):
-    window = make_window()
-    data = window.training.data
+    """The first folder's scan ends only after the second one's: its late report must be ignored."""
     first = make_class_folders(str(tmp_path / "first"), {"a": 3, "b": 3})
     second = make_class_folders(str(tmp_path / "second"), {"x": 3, "y": 3})
+    slow = BlockingInspect(first)
+    window = make_window(inspect_fn=slow)
+    data = window.training.data
     data.use_split.setChecked(True)
     data.train_field.set_path(first)
+    assert slow.entered.wait(5)
     data.train_field.set_path(second)
     qtbot.waitUntil(lambda: not data.is_scanning(), timeout=10_000)
     assert set(table_rows(window)) == {"x", "y"}
+    slow.release.set()
+    qtbot.waitUntil(lambda: slow.finished.is_set() and not running_threads(), timeout=10_000)
+    qtbot.wait(50)  # the late report's callback runs on the event loop
+    assert set(table_rows(window)) == {"x", "y"} and window.training.train_button.isEnabled()
+    assert slow.cancel_seen.is_set()  # the replaced scan had been told to stop
