@@ -117,7 +117,7 @@ def find_images(folder: str, cancel: threading.Event | None = None) -> list[str]
     """Image files below `folder`, recursively, skipping hidden files and folders, sorted."""
     found = []
     for parent, dirs, files in os.walk(folder, followlinks=True):
-        _stop_if_cancelled(cancel, folder)
+        _stop_if_cancelled(cancel)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(os.path.join(parent, f) for f in sorted(files) if is_image_file(f))
     return found
@@ -143,7 +143,7 @@ def scan(
         for path in find_images(os.path.join(root, name), cancel)
     ]
     results = _probe_all([path for path, _ in candidates], progress, cancel)
-    _stop_if_cancelled(cancel, root)
+    _stop_if_cancelled(cancel)
     paths, labels, infos, skipped = [], [], [], []
     for (path, label), result in zip(candidates, results, strict=True):
         if isinstance(result, ImageInfo):
@@ -256,9 +256,9 @@ def _require_same_classes(expected: list[str], found: list[str], root: str) -> N
         raise DatasetError(f"{problem} (validation folder: {root})")
 
 
-def _stop_if_cancelled(cancel: threading.Event | None, root: str) -> None:
+def _stop_if_cancelled(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
-        raise ScanCancelled(f"The scan of {root} was stopped.")
+        raise ScanCancelled("The scan was stopped.")
 
 
 def _probe_all(

@@ -113,7 +113,7 @@ def test_a_cancelled_scan_stops_at_the_next_file(tmp_path, monkeypatch):
     real_probe = dataset.probe_image
     monkeypatch.setattr(dataset, "probe_image", probe_then_cancel)
     report = inspect(root, cancel=cancel)
-    assert report.error == f"The scan of {root} was stopped." and not report.usable
+    assert report.error == "The scan was stopped." and not report.usable
     assert len(probed) <= 5 + 8  # at most one more file on each of the (up to 8) probing threads
     with pytest.raises(ScanCancelled):
         scan(root, cancel=cancel)
