@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 PACKAGE_STAMP := $(VENV)/.installed-package
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: run test lint bench package clean
+.PHONY: run test lint bench package screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(DEV_STAMP)
 
 test: lint
 	$(PY) -m pytest
+
+# The README's and the guide's pictures, from the real window, offscreen (docs/images/*.png).
+screenshots: $(RUN_STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) docs/make_screenshots.py
 
 bench: $(RUN_STAMP)
 	$(PY) bench/pipeline.py
