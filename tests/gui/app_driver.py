@@ -94,6 +94,10 @@ class Driver:
             lambda ok: (done.__setitem__("evaluate", True), self.result.__setitem__("evaluated", ok),
                         self.note("evaluated"))
         )
+        self.window.models.load_failed.connect(
+            lambda _source, message: (done.__setitem__("evaluate", True),
+                                      self.result.update(evaluated=False, model_error=message))
+        )
         self.when(self.train_button_ready, self.press_train)
         if "model" in self.plan:
             self.window.tabs.setCurrentWidget(self.window.evaluation)
