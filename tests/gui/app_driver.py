@@ -124,7 +124,10 @@ class Driver:
         self.window.tabs.setCurrentWidget(page)
         page.folder.set_path(self.plan["export_to"])
         self.result["export_started"] = page.export()
-        self.when(lambda: "savedmodel" in page.activity.text(), self.finish)
+        if self.result["export_started"]:
+            self.when(lambda: "savedmodel" in page.activity.text(), self.finish)
+        else:
+            self.finish("the export did not start")
 
     def close_during_training(self) -> None:
         """Train at once, close the window `close_after_s` seconds after pressing Train."""
