@@ -138,10 +138,16 @@ class Driver:
         self.when(self.train_button_ready, press_and_schedule_close)
 
     def close_during_scan(self) -> None:
-        """Choose a training folder, close while it is still scanned."""
+        """Choose a training folder (and `val_folder`), close while they are still scanned."""
         data = self.window.training.data
-        self.when(lambda: not data.is_scanning(), lambda: data.train_field.set_path(self.plan["folder"]))
-        self.when(data.is_scanning, lambda: QTimer.singleShot(300, self.finish))
+
+        def choose() -> None:
+            if "val_folder" in self.plan:
+                data.val_field.set_path(self.plan["val_folder"])
+            data.train_field.set_path(self.plan["folder"])
+            QTimer.singleShot(300, self.finish)
+
+        self.when(lambda: not data.is_scanning(), choose)
 
 
 def main() -> int:

@@ -84,12 +84,18 @@ def test_closing_4_s_after_train_leaves_a_cancelled_run(tmp_path):
     assert report["status"] == "cancelled" and report["epochs_completed"] < 60
 
 
-@pytest.mark.timeout(120)
-def test_closing_during_a_scan_that_never_ends_exits_cleanly(tmp_path):
-    """A folder with a file whose reading never returns (a FIFO: like a dead network drive) is still
-    being scanned when the window closes; the process ends with exit code 0 all the same."""
-    folder = make_class_folders(str(tmp_path / "stuck"), {"a": 3, "b": 3})
-    os.mkfifo(os.path.join(folder, "a", "never.png"))
-    done, result = drive(tmp_path, {"scenario": "close-during-scan", "folder": folder}, timeout=100)
+@pytest.mark.timeout(150)
+def test_closing_during_scans_that_never_end_exits_cleanly(tmp_path):
+    """Two folders still scanned when the window closes: one whose listing never ends (two symbolic
+    links back to their parent: the scan walks forever) and one with a file whose reading never
+    returns (a FIFO, like a dead network drive). The first stops when told, the second cannot; the
+    process ends with exit code 0 all the same. Before, Qt aborted it (exit 134)."""
+    endless = make_class_folders(str(tmp_path / "endless"), {"a": 3, "b": 3})
+    for name in ("left", "right"):
+        os.symlink("..", os.path.join(endless, "a", name))
+    stuck = make_class_folders(str(tmp_path / "stuck"), {"a": 3, "b": 3})
+    os.mkfifo(os.path.join(stuck, "a", "never.png"))
+    plan = {"scenario": "close-during-scan", "folder": endless, "val_folder": stuck}
+    done, result = drive(tmp_path, plan, timeout=130)
     assert_clean_exit(done)
     assert result["error"] == ""
