@@ -94,6 +94,10 @@ class Driver:
             lambda ok: (done.__setitem__("evaluate", True), self.result.__setitem__("evaluated", ok),
                         self.note("evaluated"))
         )
+        self.window.models.load_failed.connect(
+            lambda _source, message: (done.__setitem__("evaluate", True),
+                                      self.result.update(evaluated=False, model_error=message))
+        )
         self.when(self.train_button_ready, self.press_train)
         if "model" in self.plan:
             self.window.tabs.setCurrentWidget(self.window.evaluation)
@@ -120,7 +124,10 @@ class Driver:
         self.window.tabs.setCurrentWidget(page)
         page.folder.set_path(self.plan["export_to"])
         self.result["export_started"] = page.export()
-        self.when(lambda: "savedmodel" in page.activity.text(), self.finish)
+        if self.result["export_started"]:
+            self.when(lambda: "savedmodel" in page.activity.text(), self.finish)
+        else:
+            self.finish("the export did not start")
 
     def close_during_training(self) -> None:
         """Train at once, close the window `close_after_s` seconds after pressing Train."""
@@ -131,10 +138,16 @@ class Driver:
         self.when(self.train_button_ready, press_and_schedule_close)
 
     def close_during_scan(self) -> None:
-        """Choose a training folder, close while it is still scanned."""
+        """Choose a training folder (and `val_folder`), close while they are still scanned."""
         data = self.window.training.data
-        self.when(lambda: not data.is_scanning(), lambda: data.train_field.set_path(self.plan["folder"]))
-        self.when(data.is_scanning, lambda: QTimer.singleShot(300, self.finish))
+
+        def choose() -> None:
+            if "val_folder" in self.plan:
+                data.val_field.set_path(self.plan["val_folder"])
+            data.train_field.set_path(self.plan["folder"])
+            QTimer.singleShot(300, self.finish)
+
+        self.when(lambda: not data.is_scanning(), choose)
 
 
 def main() -> int:

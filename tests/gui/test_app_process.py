@@ -47,7 +47,7 @@ def assert_clean_exit(done: subprocess.CompletedProcess) -> None:
     assert QT_THREAD_WARNING not in done.stderr
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)  # the first tiny_run trains in this process too
 def test_train_and_evaluate_at_once_then_close_during_an_export(tmp_path, tmp_path_factory, tiny_dataset):
     """Train pressed the moment it is enabled, a model evaluated on the Evaluate tab meanwhile: both
     wait for TensorFlow, then run to the end. Then an export, and the window closed during it."""
@@ -59,13 +59,12 @@ def test_train_and_evaluate_at_once_then_close_during_an_export(tmp_path, tmp_pa
             "export_to": str(tmp_path / "exported")}
     done, result = drive(tmp_path, plan, timeout=280)
     assert_clean_exit(done)
-    assert result["error"] == "", result
-    assert LOADING_TENSORFLOW in result["statuses"]  # Train was pressed while TensorFlow loaded
     assert result["status"] == "completed", result["log"]
     assert result["points"] == {"batch": 2 * 6, "train_epoch": 2, "val_epoch": 2}  # every curve filled
     assert DEVICE.match(result["device"]), result["device"]  # the probe's answer, not "unknown (...)"
-    assert result["evaluated"] is True
-    assert result["export_started"] is True
+    assert result["evaluated"] is True, result.get("model_error")
+    assert LOADING_TENSORFLOW in result["statuses"]  # Train was pressed while TensorFlow loaded
+    assert result["error"] == "", result
     exported = set(os.listdir(tmp_path / "exported"))
     assert "model.keras" in exported and not [name for name in exported if name.endswith(".partial")]
 
@@ -85,12 +84,18 @@ def test_closing_4_s_after_train_leaves_a_cancelled_run(tmp_path):
     assert report["status"] == "cancelled" and report["epochs_completed"] < 60
 
 
-@pytest.mark.timeout(120)
-def test_closing_during_a_scan_that_never_ends_exits_cleanly(tmp_path):
-    """A folder with a file whose reading never returns (a FIFO: like a dead network drive) is still
-    being scanned when the window closes; the process ends with exit code 0 all the same."""
-    folder = make_class_folders(str(tmp_path / "stuck"), {"a": 3, "b": 3})
-    os.mkfifo(os.path.join(folder, "a", "never.png"))
-    done, result = drive(tmp_path, {"scenario": "close-during-scan", "folder": folder}, timeout=100)
+@pytest.mark.timeout(150)
+def test_closing_during_scans_that_never_end_exits_cleanly(tmp_path):
+    """Two folders still scanned when the window closes: one whose listing never ends (two symbolic
+    links back to their parent: the scan walks forever) and one with a file whose reading never
+    returns (a FIFO, like a dead network drive). The first stops when told, the second cannot; the
+    process ends with exit code 0 all the same. Before, Qt aborted it (exit 134)."""
+    endless = make_class_folders(str(tmp_path / "endless"), {"a": 3, "b": 3})
+    for name in ("left", "right"):
+        os.symlink("..", os.path.join(endless, "a", name))
+    stuck = make_class_folders(str(tmp_path / "stuck"), {"a": 3, "b": 3})
+    os.mkfifo(os.path.join(stuck, "a", "never.png"))
+    plan = {"scenario": "close-during-scan", "folder": endless, "val_folder": stuck}
+    done, result = drive(tmp_path, plan, timeout=130)
     assert_clean_exit(done)
     assert result["error"] == ""
