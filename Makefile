@@ -1,6 +1,10 @@
 # Two commands set everything up: `make run` and `make test`. Each creates .venv when missing and
 # reinstalls only when a requirements file is newer than the stamp of the last install.
+# Python 3.11 to 3.13 are supported. PYTHON picks the interpreter that creates the virtual
+# environment (`make test PYTHON=python3.13 VENV=.venv-3.13`); `make test-newest` does that for the
+# newest supported one, in its own .venv-3.13, so it never disturbs .venv.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+NEWEST_PYTHON ?= $(shell command -v python3.13 || echo python3.13)
 VENV := .venv
 PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
@@ -8,7 +12,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 PACKAGE_STAMP := $(VENV)/.installed-package
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: run test lint bench package clean
+.PHONY: run test test-newest lint bench package clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +39,9 @@ lint: $(DEV_STAMP)
 test: lint
 	$(PY) -m pytest
 
+test-newest:
+	$(MAKE) test PYTHON=$(NEWEST_PYTHON) VENV=.venv-3.13
+
 bench: $(RUN_STAMP)
 	$(PY) bench/pipeline.py
 
@@ -47,4 +54,4 @@ package: $(PACKAGE_STAMP)
 	@echo "Bundle: dist/FitStudio, $$(du -sh dist/FitStudio | cut -f1)"
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.13 build dist .pytest_cache .ruff_cache
