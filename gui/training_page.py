@@ -216,11 +216,13 @@ class TrainingPage(QWidget):
         self.data.folder_used.connect(self._remember_folder)
         self.summary.open_folder_requested.connect(self.open_folder)
         self.settings.epochs.valueChanged.connect(self._preview_epochs)
+        self.settings.advanced_toggled.connect(self.store.set_advanced_settings_open)
 
     def _load_settings(self) -> None:
         config = self.store.load_config()
         self._base_config = config
         self.settings.set_config(config)
+        self.settings.set_advanced_visible(self.store.advanced_settings_open())
         self._preview_epochs(config.epochs)
         self.data.set_recent(self.store.recent_folders())
         self.data.set_folders(config.train_dir, config.val_dir, config.val_split,
