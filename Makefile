@@ -4,7 +4,10 @@
 # environment (`make test PYTHON=python3.13 VENV=.venv-3.13`); `make test-newest` does that for the
 # newest supported one, in its own .venv-3.13, so it never disturbs .venv.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-NEWEST_PYTHON ?= $(shell command -v python3.13 || echo python3.13)
+# The newest supported Python: python3.13 on PATH, else pyenv's 3.13 (whose shim fails unless that
+# version is selected).
+NEWEST_PYTHON ?= $(firstword $(foreach candidate,python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13),\
+	$(shell $(candidate) -c "" >/dev/null 2>&1 && echo $(candidate))))
 VENV := .venv
 PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
@@ -40,6 +43,7 @@ test: lint
 	$(PY) -m pytest
 
 test-newest:
+	@test -n "$(NEWEST_PYTHON)" || { echo "No Python 3.13 found: make test-newest NEWEST_PYTHON=/path/to/python3.13"; exit 2; }
 	$(MAKE) test PYTHON=$(NEWEST_PYTHON) VENV=.venv-3.13
 
 bench: $(RUN_STAMP)
