@@ -1,6 +1,13 @@
 # Two commands set everything up: `make run` and `make test`. Each creates .venv when missing and
 # reinstalls only when a requirements file is newer than the stamp of the last install.
+# Python 3.11 to 3.13 are supported. PYTHON picks the interpreter that creates the virtual
+# environment (`make test PYTHON=python3.13 VENV=.venv-3.13`); `make test-newest` does that for the
+# newest supported one, in its own .venv-3.13, so it never disturbs .venv.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The newest supported Python: python3.13 on PATH, else pyenv's 3.13 (whose shim fails unless that
+# version is selected).
+NEWEST_PYTHON ?= $(firstword $(foreach candidate,python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13),\
+	$(shell $(candidate) -c "" >/dev/null 2>&1 && echo $(candidate))))
 VENV := .venv
 PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
@@ -8,7 +15,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 PACKAGE_STAMP := $(VENV)/.installed-package
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: run test lint bench package screenshots clean
+.PHONY: run test test-newest lint bench package screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +42,10 @@ lint: $(DEV_STAMP)
 test: lint
 	$(PY) -m pytest
 
+test-newest:
+	@test -n "$(NEWEST_PYTHON)" || { echo "No Python 3.13 found: make test-newest NEWEST_PYTHON=/path/to/python3.13"; exit 2; }
+	$(MAKE) test PYTHON=$(NEWEST_PYTHON) VENV=.venv-3.13
+
 # The README's and the guide's pictures, from the real window, offscreen (docs/images/*.png).
 screenshots: $(RUN_STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) docs/make_screenshots.py
@@ -51,4 +62,4 @@ package: $(PACKAGE_STAMP)
 	@echo "Bundle: dist/FitStudio, $$(du -sh dist/FitStudio | cut -f1)"
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.13 build dist .pytest_cache .ruff_cache

@@ -1,8 +1,10 @@
 """A gallery of image thumbnails with captions and probability bars (evaluation mistakes, predictions).
 
-Thumbnails are decoded with Pillow on a worker thread (gui.worker.run_in_thread), only when a card
-is first painted, in small batches; the GUI thread turns the returned arrays into pixmaps and keeps
-them in a bounded cache. Double click (or Enter) emits `open_requested(path)`.
+Thumbnails are decoded by the engine (core.data.images.decode_thumbnail: the orientation and colours
+the model gets, so a transparent PNG shows white and a 16-bit scan grey) on a worker thread
+(gui.worker.run_in_thread), only when a card is first painted, in small batches; the GUI thread
+turns the returned arrays into pixmaps and keeps them in a bounded cache. Double click (or Enter)
+emits `open_requested(path)`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QStyle, QStyledItemDelegate, QWidget
 
+from core.data.images import decode_thumbnail
 from gui.worker import run_in_thread
 
 THUMBNAIL_SIZE = 120
@@ -58,19 +61,13 @@ def load_thumbnails(
     paths: list[str], size: int, cancel: threading.Event
 ) -> list[tuple[str, np.ndarray | None]]:
     """(path, RGB uint8 array at most size x size, or None when unreadable) for each path (worker thread)."""
-    from PIL import Image, ImageOps
-
     out: list[tuple[str, np.ndarray | None]] = []
     for path in paths:
         if cancel.is_set():
             break
         try:
-            with Image.open(path) as image:
-                image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale
-                image = ImageOps.exif_transpose(image)
-                image.thumbnail((size, size))
-                out.append((path, np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))))
-        except Exception:
+            out.append((path, decode_thumbnail(path, size)))
+        except Exception:  # UnreadableImage, or anything else a broken file raises: "cannot show"
             out.append((path, None))
     return out
 

@@ -9,12 +9,14 @@ epoch `e` sits at e + (step + 1) / steps, and the end of epoch e at e + 1.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from core.events import BatchEnd
 
 MAX_REDRAWS_PER_SECOND = 20
 TRAIN_COLOUR = "#2563eb"
@@ -37,25 +39,32 @@ class SeriesBuffer:
         self.size = 0
 
     def append(self, x: float, y: float) -> None:
-        if self.size == len(self._x):
-            self._x = np.concatenate([self._x, np.empty_like(self._x)])
-            self._y = np.concatenate([self._y, np.empty_like(self._y)])
+        self._reserve(self.size + 1)
         self._x[self.size] = x
         self._y[self.size] = y
         self.size += 1
+
+    def extend(self, x: np.ndarray, y: np.ndarray) -> None:
+        end = self.size + len(x)
+        self._reserve(end)
+        self._x[self.size:end] = x
+        self._y[self.size:end] = y
+        self.size = end
+
+    def _reserve(self, needed: int) -> None:
+        capacity = max(len(self._x), 1)
+        while capacity < needed:
+            capacity *= 2
+        if capacity != len(self._x):
+            self._x = np.concatenate([self._x, np.empty(capacity - len(self._x))])
+            self._y = np.concatenate([self._y, np.empty(capacity - len(self._y))])
 
     def clear(self) -> None:
         self.size = 0
 
     def assign(self, x: np.ndarray, y: np.ndarray) -> None:
-        capacity = max(len(self._x), 1)
-        while capacity < len(x):
-            capacity *= 2
-        self._x = np.empty(capacity, dtype=np.float64)
-        self._y = np.empty(capacity, dtype=np.float64)
-        self._x[: len(x)] = x
-        self._y[: len(y)] = y
-        self.size = len(x)
+        self.size = 0
+        self.extend(x, y)
 
     @property
     def x(self) -> np.ndarray:
@@ -92,11 +101,23 @@ class EmaSmoother:
         return np.fromiter((self.add(float(v)) for v in values), dtype=np.float64, count=len(values))
 
 
+class EpochAxis(pg.AxisItem):
+    """An x axis in epochs with ticks on whole epochs only (1, 2, 5, 10, ... apart), as a run has no
+    epoch 0.2; fractional ticks appear only when the view is zoomed inside a single epoch."""
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float):
+        levels = super().tickSpacing(minVal, maxVal, size)
+        if abs(maxVal - minVal) < 1:
+            return levels
+        whole = [(spacing, offset) for spacing, offset in levels if spacing >= 1 and spacing == int(spacing)]
+        return whole or [(1.0, 0.0)]
+
+
 class MetricPlot(pg.PlotWidget):
     """One metric: per-batch training (raw and smoothed), per-epoch training and validation, best mark."""
 
     def __init__(self, title: str, y_label: str, parent: QWidget | None = None):
-        super().__init__(parent=parent)
+        super().__init__(parent=parent, axisItems={"bottom": EpochAxis("bottom")})
         self.setTitle(title, size="11pt", color="#1f2937")
         self.setLabel("bottom", "Epoch")
         self.setLabel("left", y_label)
@@ -239,14 +260,26 @@ class LivePlots(QWidget):
         for plot in self.plots.values():
             plot.clear_markers()
         if epochs:
-            self.plots["loss"].setXRange(0, epochs, padding=0.04)
+            self.show_epochs(epochs)
         self._dirty = True
 
-    def add_batch(self, epoch: int, step: int, steps: int, loss: float, accuracy: float) -> None:
-        x = epoch + (step + 1) / max(steps, 1)
-        for name, value in (("loss", loss), ("accuracy", accuracy)):
-            self.batch[name].append(x, value)
-            self.smoothed[name].append(x, self.smoothers[name].add(value))
+    def show_epochs(self, epochs: int) -> None:
+        """Fits the x axis (shared by both plots) to a run of `epochs` epochs."""
+        self.plots["loss"].setXRange(0, epochs, padding=0.04)
+
+    def is_empty(self) -> bool:
+        return not any(len(buffer) for buffers in (self.batch, self.train_epochs, self.val_epochs)
+                       for buffer in buffers.values())
+
+    def add_batches(self, batches: Sequence[BatchEnd]) -> None:
+        """One point per batch and metric, in the order given (the worker sends them in groups)."""
+        x = np.fromiter((b.epoch + (b.step + 1) / max(b.steps, 1) for b in batches), np.float64, len(batches))
+        for name in ("loss", "accuracy"):
+            values = np.fromiter((getattr(b, name) for b in batches), np.float64, len(batches))
+            smoother = self.smoothers[name]
+            smoothed = np.fromiter((smoother.add(float(v)) for v in values), np.float64, len(values))
+            self.batch[name].extend(x, values)
+            self.smoothed[name].extend(x, smoothed)
         self._dirty = True
 
     def add_epoch(self, epoch: int, logs: dict[str, float], best_epoch: int | None = None) -> None:

@@ -1,7 +1,9 @@
 """The settings panel: every TrainingConfig field that is not about the data folders.
 
 Each widget's range comes from core.config.LIMITS, so a value the engine would reject cannot be
-entered.
+entered. The settings most runs change stay in view; the rest (resize mode, learning-rate plateau,
+seed, decode threads, cache, output folder) fold under "Advanced", whose header says how many of
+them differ from the defaults while it is folded.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -100,8 +102,22 @@ def _int_spin(name: str, suffix: str = "", step: int = 1) -> QSpinBox:
     return box
 
 
+# The folded settings: TrainingConfig field -> label of its row.
+ADVANCED_FIELDS = {
+    "resize_mode": "Resize",
+    "reduce_lr_patience": "Reduce LR",
+    "reduce_lr_factor": "Reduce LR",
+    "seed": "Seed",
+    "decode_threads": "Decode threads",
+    "cache": "Image cache",
+    "cache_memory_mb": "Cache memory",
+    "out_dir": "Output folder",
+}
+
+
 class SettingsPanel(QGroupBox):
     changed = Signal()
+    advanced_toggled = Signal(bool)  # the Advanced section was opened (True) or folded
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Model and training", parent)
@@ -147,42 +163,91 @@ class SettingsPanel(QGroupBox):
         self.out_browse = QToolButton(text="…")
         self.out_browse.setToolTip("Choose the folder where run folders are created")
         self.out_browse.clicked.connect(self._browse_out_dir)
+        self.advanced_toggle = QToolButton()
+        self._advanced_rows: list[int] = []
         self._build_layout()
         self._add_tooltips()
         self._connect_changes()
+        self.set_advanced_visible(False)
 
     def _build_layout(self) -> None:
-        form = QFormLayout()
+        form = self.form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setVerticalSpacing(5)
         form.addRow("Model", self.model)
         form.addRow("Epochs", self.epochs)
         form.addRow("Batch size", self.batch_size)
         form.addRow("Image size", self.image_size)
-        form.addRow("Resize", self.resize_mode)
         form.addRow("Learning rate", self.learning_rate)
+        form.addRow("Augmentation", self._augmentation_row())
         form.addRow("Early stopping", self.early_stopping_patience)
+        self.advanced_toggle.setObjectName("advancedToggle")
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.setAutoRaise(True)
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_toggle.setCursor(Qt.CursorShape.PointingHandCursor)
+        form.addRow(self.advanced_toggle)
         lr_row = QHBoxLayout()
         lr_row.addWidget(self.reduce_lr_patience, 3)
         lr_row.addWidget(self.reduce_lr_factor, 2)
-        form.addRow("Reduce LR", lr_row)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.out_dir, 1)
+        out_row.addWidget(self.out_browse)
+        for label, field in (("Resize", self.resize_mode), ("Reduce LR", lr_row), ("Seed", self.seed),
+                             ("Decode threads", self.decode_threads), ("Image cache", self.cache),
+                             ("Cache memory", self.cache_memory_mb), ("Output folder", out_row)):
+            form.addRow(label, field)
+            self._advanced_rows.append(form.rowCount() - 1)
+        outer = QVBoxLayout(self)
+        outer.addLayout(form)
+
+    def _augmentation_row(self) -> QWidget:
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         for index, box in enumerate(self.augment.values()):
             grid.addWidget(box, 0, index)
         augment = QWidget()
         augment.setLayout(grid)
-        form.addRow("Augmentation", augment)
-        form.addRow("Seed", self.seed)
-        form.addRow("Decode threads", self.decode_threads)
-        form.addRow("Image cache", self.cache)
-        form.addRow("Cache memory", self.cache_memory_mb)
-        out_row = QHBoxLayout()
-        out_row.addWidget(self.out_dir, 1)
-        out_row.addWidget(self.out_browse)
-        form.addRow("Output folder", out_row)
-        outer = QVBoxLayout(self)
-        outer.addLayout(form)
+        return augment
+
+    # --- the Advanced section -----------------------------------------------------------------
+
+    def set_advanced_visible(self, visible: bool) -> None:
+        """Opens or folds the Advanced section (without emitting advanced_toggled)."""
+        self.advanced_toggle.blockSignals(True)
+        self.advanced_toggle.setChecked(visible)
+        self.advanced_toggle.blockSignals(False)
+        self._show_advanced(visible)
+
+    def advanced_visible(self) -> bool:
+        return self.advanced_toggle.isChecked()
+
+    def _on_advanced_toggled(self, visible: bool) -> None:
+        self._show_advanced(visible)
+        self.advanced_toggled.emit(visible)
+
+    def _show_advanced(self, visible: bool) -> None:
+        for row in self._advanced_rows:
+            self.form.setRowVisible(row, visible)
+        arrow = Qt.ArrowType.DownArrow if visible else Qt.ArrowType.RightArrow
+        self.advanced_toggle.setArrowType(arrow)
+        self._describe_advanced()
+
+    def changed_advanced_settings(self) -> list[str]:
+        """Labels of the folded rows whose values differ from the defaults (each label once)."""
+        current, defaults = self.apply_to(TrainingConfig()), TrainingConfig()
+        labels = [label for name, label in ADVANCED_FIELDS.items()
+                  if getattr(current, name) != getattr(defaults, name)]
+        return list(dict.fromkeys(labels))
+
+    def _describe_advanced(self) -> None:
+        changed = self.changed_advanced_settings()
+        folded_note = f" ({len(changed)} changed)" if changed and not self.advanced_visible() else ""
+        self.advanced_toggle.setText(f"Advanced{folded_note}")
+        tip = "Resize mode, learning-rate plateau, seed, decode threads, image cache and output folder"
+        if changed:
+            tip += "\nChanged from the defaults: " + ", ".join(changed)
+        self.advanced_toggle.setToolTip(tip)
 
     def _add_tooltips(self) -> None:
         self.model.setToolTip("\n".join(f"{k}: {v}" for k, v in MODEL_HINTS.items()))
@@ -227,6 +292,8 @@ class SettingsPanel(QGroupBox):
         for box in self.augment.values():
             box.toggled.connect(self.changed)
         self.out_dir.textChanged.connect(self.changed)
+        self.changed.connect(self._describe_advanced)
+        self.advanced_toggle.toggled.connect(self._on_advanced_toggled)
 
     def _browse_out_dir(self) -> None:
         folder = self.choose_folder("Output folder for runs", self.out_dir.text() or ".")

@@ -115,6 +115,13 @@ class SettingsStore:
     def set_window_state(self, name: str, state: QByteArray) -> None:
         self.settings.setValue(f"window/{name}", state)
 
+    def advanced_settings_open(self) -> bool:
+        """Whether the settings panel's Advanced section was open when last left (folded at first)."""
+        return _convert(self.settings.value("window/advanced_settings_open", False), False) is True
+
+    def set_advanced_settings_open(self, open_: bool) -> None:
+        self.settings.setValue("window/advanced_settings_open", bool(open_))
+
     def sync(self) -> None:
         self.settings.sync()
 

@@ -215,11 +215,15 @@ class TrainingPage(QWidget):
         self.data.changed.connect(self._update_buttons)
         self.data.folder_used.connect(self._remember_folder)
         self.summary.open_folder_requested.connect(self.open_folder)
+        self.settings.epochs.valueChanged.connect(self._preview_epochs)
+        self.settings.advanced_toggled.connect(self.store.set_advanced_settings_open)
 
     def _load_settings(self) -> None:
         config = self.store.load_config()
         self._base_config = config
         self.settings.set_config(config)
+        self.settings.set_advanced_visible(self.store.advanced_settings_open())
+        self._preview_epochs(config.epochs)
         self.data.set_recent(self.store.recent_folders())
         self.data.set_folders(config.train_dir, config.val_dir, config.val_split,
                               self.store.last_validation_folder())
@@ -228,6 +232,11 @@ class TrainingPage(QWidget):
         self.store.save_config(self.current_config())
         if self.data.val_field.path():
             self.store.set_last_validation_folder(self.data.val_field.path())
+
+    def _preview_epochs(self, epochs: int) -> None:
+        """Before any run the empty plots span the epochs that Train would run."""
+        if not self.is_running and self.plots.is_empty():
+            self.plots.show_epochs(epochs)
 
     def _remember_folder(self, path: str) -> None:
         self.data.set_recent(self.store.add_recent_folder(path))
@@ -366,7 +375,7 @@ class TrainingPage(QWidget):
         self.worker = worker
         self.worker.message.connect(self._on_message)
         self.worker.run_started.connect(self._on_run_started)
-        self.worker.batch_end.connect(self._on_batch_end)
+        self.worker.batches_end.connect(self._on_batches_end)
         self.worker.epoch_end.connect(self._on_epoch_end)
         self.worker.run_finished.connect(self._on_run_finished)
         self.worker.run_failed.connect(self._on_run_failed)
@@ -422,12 +431,14 @@ class TrainingPage(QWidget):
         self.device_seen.emit(event.device)
         self.status_message.emit("Training…")
 
-    def _on_batch_end(self, event: BatchEnd) -> None:
-        self.plots.add_batch(event.epoch, event.step, event.steps, event.loss, event.accuracy)
-        if event.step == 0:
-            self.run_status.show_epoch(event.epoch, self._epochs, event.steps)
-        self.run_status.show_batch(event.step, event.images_per_second)
-        self._last_batch = event
+    def _on_batches_end(self, batches: tuple[BatchEnd, ...]) -> None:
+        """Every batch since the last call: all go to the plots, the status shows the newest."""
+        self.plots.add_batches(batches)
+        newest = batches[-1]
+        if self._last_batch is None or newest.epoch != self._last_batch.epoch:
+            self.run_status.show_epoch(newest.epoch, self._epochs, newest.steps)
+        self.run_status.show_batch(newest.step, newest.images_per_second)
+        self._last_batch = newest
 
     def _on_epoch_end(self, event: EpochEnd) -> None:
         self.plots.add_epoch(event.epoch, event.logs, event.best_epoch)

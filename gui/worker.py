@@ -12,6 +12,7 @@ Rules kept here so no panel has to remember them:
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,16 +160,86 @@ def run_in_thread(
     return start_worker(worker, name, relay)
 
 
+BATCH_INTERVAL_SECONDS = 0.05  # batches cross to the GUI thread at most 20 times a second
+
+
+class BatchCoalescer:
+    """Groups the per-batch events of the engine's thread into one delivery per `interval`.
+
+    A batch that comes `interval` or more after the last delivery goes at once with everything
+    pending; one that comes sooner waits, and a timer thread delivers it when `interval` is up if no
+    later batch did. `flush()` delivers what is pending now: call it before any other event, so
+    nothing overtakes a batch. Deliveries happen under one lock, in the order the batches came.
+    """
+
+    def __init__(self, deliver: Callable[[tuple[BatchEnd, ...]], None],
+                 interval: float = BATCH_INTERVAL_SECONDS):
+        self._deliver, self._interval = deliver, interval
+        self._pending: list[BatchEnd] = []
+        self._last_delivery = float("-inf")
+        self._lock = threading.Condition()  # re-entrant: a direct slot may call flush()
+        self._timer: threading.Thread | None = None
+        self._closed = False
+
+    def add(self, batch: BatchEnd) -> None:
+        with self._lock:
+            self._pending.append(batch)
+            if time.monotonic() - self._last_delivery >= self._interval:
+                self._send()
+            elif len(self._pending) == 1:
+                self._start_timer()
+                self._lock.notify()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._send()
+
+    def close(self) -> None:
+        """Delivers what is pending and ends the timer thread."""
+        with self._lock:
+            self._send()
+            self._closed = True
+            self._lock.notify()
+        if self._timer is not None:
+            self._timer.join()
+
+    def _send(self) -> None:
+        if self._pending:
+            batches, self._pending = tuple(self._pending), []
+            self._last_delivery = time.monotonic()
+            self._deliver(batches)
+
+    def _start_timer(self) -> None:
+        if self._timer is None and not self._closed:
+            self._timer = threading.Thread(target=self._deliver_when_due, name="FitStudio batch timer",
+                                           daemon=True)
+            self._timer.start()
+
+    def _deliver_when_due(self) -> None:
+        with self._lock:
+            while not self._closed:
+                due_in = self._last_delivery + self._interval - time.monotonic()
+                if not self._pending:
+                    self._lock.wait()
+                elif due_in > 0:
+                    self._lock.wait(due_in)
+                else:
+                    self._send()
+
+
 class TrainingWorker(QObject):
     """Runs one engine job (train, or resume of a run folder) and re-emits its events as signals
     carrying plain data.
 
+    Per-batch events are grouped (BatchCoalescer): `batches_end` carries every batch since the last
+    one, at most about 20 times a second whatever the batch rate, so a fast model cannot flood the
+    GUI thread. Every other event first sends the batches before it, so the order is kept.
     Nothing here touches a widget: every slot connected to these signals runs on the GUI thread.
     """
 
     message = Signal(str, str)  # text, level
     run_started = Signal(object)  # RunStarted
-    batch_end = Signal(object)  # BatchEnd
+    batches_end = Signal(object)  # tuple[BatchEnd, ...]: every batch since the last, in order
     epoch_end = Signal(object)  # EpochEnd
     run_finished = Signal(object)  # RunResult of a completed or cancelled run
     run_failed = Signal(str, str, object)  # message, details, RunResult
@@ -180,6 +251,7 @@ class TrainingWorker(QObject):
         self._config = config
         self._train_fn = train_fn
         self._cancel = threading.Event()
+        self._batches = BatchCoalescer(self.batches_end.emit)
 
     def cancel(self) -> None:
         """Thread-safe: asks the engine to stop within one batch."""
@@ -202,13 +274,16 @@ class TrainingWorker(QObject):
         except Exception as exc:  # the engine promises not to raise, but the window must survive
             self.start_failed.emit(f"{type(exc).__name__}: {exc}", traceback.format_exc())
         finally:
+            self._batches.close()
             self.finished.emit()
 
     def _on_event(self, event) -> None:
         # Called on this worker's thread by the engine.
         if isinstance(event, BatchEnd):
-            self.batch_end.emit(event)
-        elif isinstance(event, EpochEnd):
+            self._batches.add(event)
+            return
+        self._batches.flush()
+        if isinstance(event, EpochEnd):
             self.epoch_end.emit(event)
         elif isinstance(event, Message):
             self.message.emit(event.text, event.level)

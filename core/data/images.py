@@ -1,7 +1,9 @@
 """Turning one image file into an RGB uint8 array of the model's input size, with Pillow.
 
-Every decode goes through `decode_image`; every cheap pre-flight check through `probe_image`.
-Both raise `UnreadableImage` with a reason a person can act on, never a Pillow exception.
+Every decode goes through `decode_image` (the model's input) or `decode_thumbnail` (a picture of a
+data image for people, with the same orientation and colours the model gets); every cheap
+pre-flight check through `probe_image`. All raise `UnreadableImage` with a reason a person can act
+on, never a Pillow exception.
 """
 
 from __future__ import annotations
@@ -54,18 +56,31 @@ def decode_image(path: str, size: int, resize_mode: str = "stretch") -> np.ndarr
     which is 2-4x faster and invisible after the final resize. EXIF orientation is applied, and
     every mode (palette, alpha, CMYK, 16-bit, 1-bit) becomes 8-bit RGB with alpha over white.
     """
-    with _open(path) as image:
-        if image.format == "JPEG":
-            # draft keeps both sides >= the request, so the final resize still only shrinks.
-            image.draft("RGB", (size, size))
-        _load_or_raise(image)
-        image = ImageOps.exif_transpose(image)
-        rgb = to_rgb(image)
+    rgb = _decode_rgb(path, size)
     if resize_mode == "crop":
         rgb = ImageOps.fit(rgb, (size, size), Image.Resampling.BILINEAR)
     elif rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def decode_thumbnail(path: str, size: int) -> np.ndarray:
+    """Decodes `path` for display: an (h, w, 3) uint8 RGB array at most `size` on its longer side,
+    keeping the aspect ratio, with decode_image's orientation and colour conversion."""
+    rgb = _decode_rgb(path, size)
+    rgb.thumbnail((size, size))
+    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+
+
+def _decode_rgb(path: str, size: int) -> Image.Image:
+    """The oriented 8-bit RGB image, decoded at a reduced scale when a JPEG is much larger than `size`."""
+    with _open(path) as image:
+        if image.format == "JPEG":
+            # draft keeps both sides >= the request, so a later resize still only shrinks.
+            image.draft("RGB", (size, size))
+        _load_or_raise(image)
+        image = ImageOps.exif_transpose(image)
+        return to_rgb(image)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -7,7 +7,13 @@ import time
 
 import numpy as np
 
-from gui.plots import MAX_REDRAWS_PER_SECOND, EmaSmoother, LivePlots, SeriesBuffer
+from core.events import BatchEnd
+from gui.plots import MAX_REDRAWS_PER_SECOND, EmaSmoother, EpochAxis, LivePlots, SeriesBuffer
+
+
+def batches(epoch: int, steps: int, loss=lambda step: 0.5, accuracy=lambda step: 0.5) -> list[BatchEnd]:
+    """One epoch's BatchEnd events, as the worker hands them to the plots."""
+    return [BatchEnd(epoch, step, steps, loss(step), accuracy(step), 100.0) for step in range(steps)]
 
 
 def test_series_buffer_grows_by_doubling():
@@ -32,8 +38,7 @@ def test_batch_and_epoch_points_and_best_marker(qtbot):
     qtbot.addWidget(plots)
     plots.reset(epochs=2)
     for epoch in range(2):
-        for step in range(4):
-            plots.add_batch(epoch, step, 4, loss=1.0 / (step + 1), accuracy=0.25 * step)
+        plots.add_batches(batches(epoch, 4, loss=lambda step: 1 / (step + 1), accuracy=lambda step: step / 4))
         logs = {"loss": 0.5, "accuracy": 0.6, "val_loss": 0.7 - epoch / 10, "val_accuracy": 0.5}
         plots.add_epoch(epoch, logs, best_epoch=epoch)
     plots.redraw()
@@ -51,8 +56,7 @@ def test_smoothing_slider_changes_the_smoothed_curve_only(qtbot):
     plots = LivePlots()
     qtbot.addWidget(plots)
     values = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
-    for step, value in enumerate(values):
-        plots.add_batch(0, step, len(values), loss=value, accuracy=value)
+    plots.add_batches(batches(0, len(values), loss=values.__getitem__, accuracy=values.__getitem__))
     plots.smoothing.setValue(0)
     plots.redraw()
     assert not len(plots.plots["loss"].batch_smooth.getData()[0] or [])
@@ -73,8 +77,9 @@ def test_100k_batch_points_redraw_is_throttled_and_fast(qtbot):
     started = time.monotonic()
     steps = 1000
     for epoch in range(100):
-        for step in range(steps):
-            plots.add_batch(epoch, step, steps, loss=1.0 / (1 + epoch + step / steps), accuracy=0.5)
+        events = batches(epoch, steps, loss=lambda step, e=epoch: 1.0 / (1 + e + step / steps))
+        for first in range(0, steps, 50):  # in groups, as the worker sends them
+            plots.add_batches(events[first:first + 50])
         qtbot.wait(1)  # let the timer run as it would while training
     qtbot.waitUntil(lambda: not plots._dirty, timeout=2_000)
     elapsed = time.monotonic() - started
@@ -110,8 +115,7 @@ def test_history_of_a_resumed_run_markers_and_continuation(qtbot):
     plots.mark_lr_change(1, 1e-3, 5e-4)
     assert len(plots.plots["accuracy"].markers) == 2
     # The batches continue after the resume.
-    for step in range(4):
-        plots.add_batch(3, step, 4, loss=0.6, accuracy=0.7)
+    plots.add_batches(batches(3, 4, loss=lambda step: 0.6, accuracy=lambda step: 0.7))
     plots.add_epoch(3, {"loss": 0.6, "accuracy": 0.7, "val_loss": 0.85, "val_accuracy": 0.5,
                         "learning_rate": 5e-4}, best_epoch=3)
     plots.mark_early_stop(3)
@@ -124,3 +128,34 @@ def test_history_of_a_resumed_run_markers_and_continuation(qtbot):
     plots.reset(epochs=3)
     assert plots.marker_texts() == [] and not plots.plots["accuracy"].markers
     assert plots.lr_changes == [] and plots.early_stop_x is None and plots.resumed_at is None
+
+
+def test_groups_of_batches_keep_every_point_in_order_and_smooth_across_groups(qtbot):
+    plots = LivePlots()
+    qtbot.addWidget(plots)
+    plots.set_smoothing(0.5)
+    events = batches(0, 10, loss=lambda step: float(step % 2), accuracy=lambda step: step / 10)
+    for group in (events[:1], events[1:7], events[7:]):
+        plots.add_batches(group)
+    plots.redraw()
+    x, loss = plots.plots["loss"].batch_raw.getData()
+    assert list(x) == [(step + 1) / 10 for step in range(10)]
+    assert list(loss) == [float(step % 2) for step in range(10)]
+    expected = EmaSmoother(0.5).smooth(loss)
+    assert np.allclose(plots.plots["loss"].batch_smooth.getData()[1], expected)
+
+
+def test_the_epoch_axis_shows_whole_epochs_before_and_during_a_run(qtbot):
+    plots = LivePlots()
+    qtbot.addWidget(plots)
+    plots.resize(1000, 400)
+    plots.show()
+    axis = plots.plots["loss"].getAxis("bottom")
+    assert isinstance(axis, EpochAxis)
+    for low, high in ((0.0, 1.0), (-0.2, 5.2), (0.0, 3.0), (0.0, 37.0)):
+        ticks = [value for level in axis.tickValues(low, high, 400) for value in level[1]]
+        assert ticks and all(value == int(value) for value in ticks), (low, high, ticks)
+    assert axis.tickValues(2.3, 2.9, 400)[0][1], "zoomed inside one epoch, fractional ticks remain"
+    plots.show_epochs(5)
+    low, high = plots.plots["accuracy"].getViewBox().viewRange()[0]
+    assert low < 0 < 5 < high < 5.5  # the accuracy plot shares the loss plot's x axis

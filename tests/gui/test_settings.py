@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QPoint, QRect, QSettings, Qt
+from PySide6.QtWidgets import QScrollArea
 
 from core.config import LIMITS, Augmentation, TrainingConfig
 from gui.settings_panel import ScientificSpinBox, SettingsPanel
@@ -121,3 +122,52 @@ def test_settings_persist_between_launches(make_window, tmp_path):
     assert not again.training.settings.cache_memory_mb.isEnabled()
     assert config.val_dir is None and config.val_split == 0.25
     assert again.training.data.use_split.isChecked()
+
+
+def _in_view(widget, scroll: QScrollArea) -> bool:
+    """`widget` is shown and lies wholly inside the scroll area's visible part."""
+    viewport = scroll.viewport()
+    top_left = widget.mapTo(viewport, QPoint(0, 0))
+    return widget.isVisible() and viewport.rect().contains(QRect(top_left, widget.size()))
+
+
+def test_common_settings_fit_at_1400x900_and_the_rest_fold_under_advanced(make_window, qtbot, screenshot):
+    window = make_window()
+    window.resize(1400, 900)
+    qtbot.wait(50)
+    page = window.training
+    panel = page.settings
+    scroll = page.findChild(QScrollArea)
+    screenshot(window, "settings_1400x900.png")
+    assert not panel.advanced_visible()
+    for widget in (panel.model, panel.epochs, panel.batch_size, panel.image_size, panel.learning_rate,
+                   panel.augment["contrast"], panel.early_stopping_patience, panel.advanced_toggle):
+        assert _in_view(widget, scroll), widget
+    folded = (panel.resize_mode, panel.reduce_lr_patience, panel.seed, panel.decode_threads, panel.cache,
+              panel.cache_memory_mb, panel.out_dir)
+    assert not any(widget.isVisible() for widget in folded)
+    assert scroll.verticalScrollBar().maximum() == 0  # nothing below to scroll to
+
+    qtbot.mouseClick(panel.advanced_toggle, Qt.MouseButton.LeftButton)
+    assert all(widget.isVisible() for widget in folded)
+    assert page.store.advanced_settings_open()
+
+
+def test_advanced_remembers_open_and_counts_changed_settings_while_folded(make_window, store):
+    store.set_advanced_settings_open(True)
+    window = make_window()
+    panel = window.training.settings
+    assert panel.advanced_visible() and panel.seed.isVisible()
+    assert panel.advanced_toggle.text() == "Advanced"
+    panel.seed.setValue(7)
+    panel.cache.setChecked(False)
+    panel.reduce_lr_patience.setValue(3)
+    panel.reduce_lr_factor.setValue(0.3)
+    panel.advanced_toggle.click()
+    assert not panel.seed.isVisible() and not store.advanced_settings_open()
+    # make_window's runs go to a temporary folder: the output folder differs from the default too.
+    assert panel.advanced_toggle.text() == "Advanced (4 changed)"
+    assert "Reduce LR, Seed, Image cache, Output folder" in panel.advanced_toggle.toolTip()
+    window.close()
+    assert not make_window().training.settings.advanced_visible()
+

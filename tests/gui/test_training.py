@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
 from PySide6.QtCore import Qt
 
 from core.config import TrainingConfig
@@ -47,6 +48,20 @@ def test_fake_run_fills_the_plots_and_locks_the_settings(make_window, qtbot, tmp
     page.open_folder = opened.append
     qtbot.mouseClick(page.summary.open_button, Qt.MouseButton.LeftButton)
     assert opened == [os.path.join(str(tmp_path / "runs"), "fake-run")]
+
+
+def test_a_burst_of_thousands_of_batches_reaches_the_plots_whole_and_in_order(make_window, qtbot, tmp_path,
+                                                                              tiny_dataset, fake_engine):
+    engine = fake_engine(steps=3000)
+    window = make_window(train_fn=engine, config=tiny_config(tmp_path, tiny_dataset, epochs=2))
+    page = window.training
+    with qtbot.waitSignal(page.idle, timeout=30_000):
+        page.start_training()
+    page.plots.redraw()
+    assert page.plots.point_counts() == {"batch": 6000, "train_epoch": 2, "val_epoch": 2}
+    x = page.plots.batch["loss"].x  # every point: the curve itself draws a downsampled copy
+    assert np.allclose(x, (np.arange(6000) + 1) / 3000) and (np.diff(x) > 0).all()
+    assert page.run_status.progress.value() == 3000 and "Epoch 2 of 2" in page.run_status.epoch_label.text()
 
 
 def test_stop_ends_a_fake_run_and_keeps_it(make_window, qtbot, tmp_path, tiny_dataset, fake_engine):
@@ -159,3 +174,14 @@ def test_real_training_through_the_window(make_window, qtbot, tmp_path, tiny_dat
     assert page.last_result.status == "cancelled"
     assert os.path.isdir(page.last_result.run_dir)
     assert stopped_in < 1.0, f"stop took {stopped_in:.2f} s"
+
+
+def test_empty_plots_span_the_epochs_to_train_in_whole_epochs(make_window, qtbot):
+    window = make_window()
+    page = window.training
+    page.settings.epochs.setValue(8)
+    low, high = page.plots.plots["loss"].getViewBox().viewRange()[0]
+    assert low < 0 and 8 < high < 9
+    axis = page.plots.plots["loss"].getAxis("bottom")
+    ticks = [value for _, values in axis.tickValues(low, high, axis.width()) for value in values]
+    assert ticks and all(value == int(value) for value in ticks)

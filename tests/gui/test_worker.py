@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
+
+from PySide6.QtCore import QObject, Signal, Slot
 
 from core.errors import ConfigError
-from core.events import BatchEnd, Message
+from core.events import BatchEnd, EpochEnd, Message, RunFinished, RunResult
 from gui.worker import (
+    BATCH_INTERVAL_SECONDS,
+    BatchCoalescer,
     ResumeWorker,
     TrainingWorker,
     run_in_thread,
@@ -14,6 +19,25 @@ from gui.worker import (
     start_worker,
     wait_for_threads,
 )
+
+
+class OnGuiThread(QObject):
+    """Re-emits a worker's signal on the GUI thread, for qtbot.waitSignal.
+
+    PySide6 calls a plain Python callable, such as the one waitSignal connects, on the thread that
+    emits: a worker that finishes between waitSignal's check and its event loop would leave that
+    loop running with its timeout timer stopped, and the test hanging.
+    """
+
+    arrived = Signal()
+
+    def __init__(self, signal):
+        super().__init__()
+        signal.connect(self._relay)
+
+    @Slot()
+    def _relay(self) -> None:
+        self.arrived.emit()
 
 
 def test_run_in_thread_calls_back_on_the_gui_thread(qtbot):
@@ -55,8 +79,9 @@ def test_training_worker_reemits_engine_events_and_cancels(qtbot):
     worker = TrainingWorker(config=None, train_fn=engine)
     messages, batches = [], []
     worker.message.connect(lambda text, level: messages.append((text, level)))
-    worker.batch_end.connect(batches.append)
-    with qtbot.waitSignal(worker.finished, timeout=5_000):
+    worker.batches_end.connect(lambda group: batches.extend(group))
+    done = OnGuiThread(worker.finished)
+    with qtbot.waitSignal(done.arrived, timeout=5_000):
         start_worker(worker, "training test")
         qtbot.waitUntil(lambda: bool(batches), timeout=5_000)
         worker.cancel()
@@ -78,7 +103,8 @@ def test_resume_worker_calls_resume_with_the_run_folder_and_reports_refusals(qtb
     worker = ResumeWorker("runs/a", resume, epochs=None)
     messages = []
     worker.message.connect(lambda text, level: messages.append(text))
-    with qtbot.waitSignal(worker.finished, timeout=5_000):
+    done = OnGuiThread(worker.finished)
+    with qtbot.waitSignal(done.arrived, timeout=5_000):
         start_worker(worker, "resume test")
     assert wait_for_threads(5_000)
     assert calls == [("runs/a", None, True)] and messages == ["Resuming after epoch 2 of 5"]
@@ -86,7 +112,117 @@ def test_resume_worker_calls_resume_with_the_run_folder_and_reports_refusals(qtb
     refused = ResumeWorker("runs/a", resume, epochs=2)
     errors = []
     refused.start_failed.connect(lambda message, details: errors.append((message, details)))
-    with qtbot.waitSignal(refused.finished, timeout=5_000):
+    done = OnGuiThread(refused.finished)
+    with qtbot.waitSignal(done.arrived, timeout=5_000):
         start_worker(refused, "resume test")
     assert wait_for_threads(5_000)
     assert errors == [("This run has already trained 2 epochs of 2. Ask for more epochs...", "")]
+
+
+def batch(epoch: int, step: int, steps: int = 1000) -> BatchEnd:
+    return BatchEnd(epoch, step, steps, 1.0 / (step + 1), 0.5, 100.0)
+
+
+def test_coalescer_sends_a_burst_in_few_groups_with_every_batch_in_order():
+    groups = []
+    coalescer = BatchCoalescer(groups.append)
+    started = time.monotonic()
+    for step in range(5000):
+        coalescer.add(batch(0, step, 5000))
+    elapsed = time.monotonic() - started
+    coalescer.close()
+    assert [b.step for group in groups for b in group] == list(range(5000))
+    # The first batch goes at once, then one group per interval, and the rest at close().
+    assert len(groups) <= elapsed / BATCH_INTERVAL_SECONDS + 3, (len(groups), elapsed)
+    assert groups[0] == (batch(0, 0, 5000),)
+
+
+def test_coalescer_timer_delivers_a_waiting_batch_without_a_further_event():
+    delivered = threading.Event()
+    groups = []
+
+    def deliver(group):
+        groups.append(group)
+        if len(groups) == 2:
+            delivered.set()
+
+    coalescer = BatchCoalescer(deliver)
+    coalescer.add(batch(0, 0))  # goes at once
+    coalescer.add(batch(0, 1))  # within the interval: waits for the timer
+    try:
+        assert delivered.wait(5), "the waiting batch was never delivered"
+        assert groups == [(batch(0, 0),), (batch(0, 1),)]
+    finally:
+        coalescer.close()
+
+
+def test_coalescer_flush_sends_pending_batches_at_once():
+    groups = []
+    coalescer = BatchCoalescer(groups.append, interval=60.0)
+    for step in range(3):
+        coalescer.add(batch(0, step))
+    assert groups == [(batch(0, 0),)]
+    coalescer.flush()
+    assert groups == [(batch(0, 0),), (batch(0, 1), batch(0, 2))]
+    coalescer.close()
+    assert len(groups) == 2  # nothing left to send
+
+
+class Recorder(QObject):
+    """Lives on the GUI thread: records what the worker's signals deliver there, in arrival order."""
+
+    def __init__(self):
+        super().__init__()
+        self.log: list[tuple] = []
+        self.groups = 0
+
+    @Slot(object)
+    def batches(self, group):
+        self.groups += 1
+        self.log.extend(("batch", b.epoch, b.step) for b in group)
+
+    @Slot(object)
+    def epoch(self, event):
+        self.log.append(("epoch", event.epoch))
+
+    @Slot(str, str)
+    def message(self, text, level):
+        self.log.append(("message", text))
+
+    @Slot(object)
+    def finished(self, result):
+        self.log.append(("finished", result.status))
+
+
+def test_worker_coalesces_thousands_of_batches_and_flushes_before_other_events(qtbot):
+    steps, epochs = 2000, 2
+
+    def engine(config, on_event, cancel):
+        for epoch in range(epochs):
+            for step in range(steps):
+                on_event(batch(epoch, step, steps))
+            on_event(EpochEnd(epoch, epochs, {"loss": 0.5}, 1.0, 100.0, 0.0))
+            on_event(Message(f"saved epoch {epoch + 1}"))
+        on_event(RunFinished(RunResult("run", "completed", epochs, 1, 0.5, 0.5, {}, 1.0)))
+
+    worker = TrainingWorker(config=None, train_fn=engine)
+    recorder = Recorder()
+    worker.batches_end.connect(recorder.batches)
+    worker.epoch_end.connect(recorder.epoch)
+    worker.message.connect(recorder.message)
+    worker.run_finished.connect(recorder.finished)
+    started = time.monotonic()
+    done = OnGuiThread(worker.finished)
+    with qtbot.waitSignal(done.arrived, timeout=30_000):
+        start_worker(worker, "coalescing test")
+    elapsed = time.monotonic() - started
+    assert wait_for_threads(5_000)
+    qtbot.waitUntil(lambda: recorder.log and recorder.log[-1][0] == "finished", timeout=5_000)
+    expected = []
+    for epoch in range(epochs):
+        expected += [("batch", epoch, step) for step in range(steps)]
+        expected += [("epoch", epoch), ("message", f"saved epoch {epoch + 1}")]
+    assert recorder.log == [*expected, ("finished", "completed")]
+    # At most one group per interval, plus the flushes before the epoch ends.
+    assert recorder.groups <= elapsed / BATCH_INTERVAL_SECONDS + 2 * epochs + 2, (recorder.groups, elapsed)
+    assert recorder.groups < steps * epochs / 20
