@@ -48,7 +48,7 @@ from core.paths import decoded_cache_dir
 FORMAT_VERSION = 1  # bump when decode_image's output changes: stores of older versions are never read
 RECENT_CHANGE_NS = 3 * 10**9  # FAT stores modification times in 2 s steps
 INDEX_FLUSH_EVERY = 32  # index lines buffered before one write; a crash loses at most these
-ROOM_STEP_BYTES = 64 * 1024**2  # disk space asked for at a time, so the shared lock is rarely taken
+ROOM_STEP_BYTES = 64 * 1024**2  # disk space taken from the budget at a time: the shared lock is rarely taken
 LOCK_TIMEOUT_S = 20.0
 _META, _USED, _LEASES, _LOCK = "meta.json", "used", "leases", "lock"
 _DELETING = ".deleting-"
@@ -386,13 +386,14 @@ class ImageStore:
                     self._allowance -= self.slot_bytes
                     return True
             try:
-                room = self.cache.make_room(self, max(ROOM_STEP_BYTES, self.slot_bytes))
+                room = self.cache.make_room(self, self.slot_bytes)
             except OSError as exc:
                 self._stop_writing(f"The disk cache is busy or unusable ({exc}).")
                 return False
             with self._lock:
-                self._allowance = room
-                if room >= self.slot_bytes:
+                # A step at a time: processes writing at once overshoot the budget by a step at most.
+                self._allowance = min(room, ROOM_STEP_BYTES)
+                if self._allowance >= self.slot_bytes:
                     self._allowance -= self.slot_bytes
                     return True
         budget_mb = self.cache.budget_bytes / 1024**2

@@ -39,6 +39,7 @@ _shared = _load_shared_helpers()
 COLOURS = _shared.COLOURS
 write_image = _shared.write_image
 make_class_folders = _shared.make_class_folders
+age_files = _shared.age_files
 
 
 @pytest.fixture(autouse=True)
