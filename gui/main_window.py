@@ -184,6 +184,7 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage("Stopping the run before closing…")
             return
         self._save_state()
+        self.training.warm_up.stop()
         for page in (self.evaluation, self.predict, self.export):
             page.shutdown()
         if self.models.busy:

@@ -37,6 +37,7 @@ MODEL_HINTS = {
 RESIZE_LABELS = {"stretch": "Stretch to square", "crop": "Centre crop to square"}
 _ONE_TWO_FIVE = (1.0, 2.0, 5.0)
 CACHE_MEMORY_MAX_MB = 1024 * 1024  # 1 TB: the engine has no upper limit; a spin box needs one
+CACHE_DISK_MAX_MB = 16 * 1024 * 1024
 
 
 class ScientificSpinBox(QDoubleSpinBox):
@@ -136,6 +137,12 @@ class SettingsPanel(QGroupBox):
         self.cache_memory_mb.setSuffix(" MB")
         self.cache_memory_mb.setSpecialValueText("Automatic (¼ of RAM)")
         self.cache_memory_mb.setAccelerated(True)
+        self.cache_disk_mb = QSpinBox()
+        self.cache_disk_mb.setRange(0, CACHE_DISK_MAX_MB)
+        self.cache_disk_mb.setSingleStep(512)
+        self.cache_disk_mb.setSuffix(" MB")
+        self.cache_disk_mb.setSpecialValueText("Off (nothing kept between runs)")
+        self.cache_disk_mb.setAccelerated(True)
         self.augment = {
             "flip": QCheckBox("Flip"),
             "rotation": QCheckBox("Rotate"),
@@ -177,6 +184,7 @@ class SettingsPanel(QGroupBox):
         form.addRow("Decode threads", self.decode_threads)
         form.addRow("Image cache", self.cache)
         form.addRow("Cache memory", self.cache_memory_mb)
+        form.addRow("Disk cache", self.cache_disk_mb)
         out_row = QHBoxLayout()
         out_row.addWidget(self.out_dir, 1)
         out_row.addWidget(self.out_browse)
@@ -202,25 +210,30 @@ class SettingsPanel(QGroupBox):
         )
         self.reduce_lr_factor.setToolTip("What the learning rate is multiplied by on a plateau")
         self.cache.setToolTip(
-            "Decode every image once and keep the pixels for the following epochs: in memory while "
-            "the budget lasts, else in a temporary file on disk"
+            "Decode every image once and keep the pixels for the following epochs (in memory while "
+            "the budget lasts, else in a temporary file on disk) and, within the disk cache, for later runs"
         )
         self.cache_memory_mb.setToolTip(
             "Memory the decoded-image cache may use; what does not fit goes to a disk file. "
             "Automatic: a quarter of this computer's memory"
+        )
+        self.cache_disk_mb.setToolTip(
+            "Disk space for decoded images kept between runs, so the next run on the same folder, size "
+            "and resize mode starts without decoding; the least recently used datasets are removed first"
         )
         self.out_dir.setToolTip("Each run creates a new folder here with the model, history and report")
 
     def _connect_changes(self) -> None:
         for box in (self.epochs, self.batch_size, self.image_size, self.seed, self.decode_threads,
                     self.early_stopping_patience, self.reduce_lr_patience, self.reduce_lr_factor,
-                    self.cache_memory_mb):
+                    self.cache_memory_mb, self.cache_disk_mb):
             box.valueChanged.connect(self.changed)
         self.cache.toggled.connect(self.changed)
         # A setting that does nothing in the current state is shown disabled, not hidden.
         self.reduce_lr_patience.valueChanged.connect(
             lambda value: self.reduce_lr_factor.setEnabled(value > 0))
         self.cache.toggled.connect(self.cache_memory_mb.setEnabled)
+        self.cache.toggled.connect(self.cache_disk_mb.setEnabled)
         self.learning_rate.valueChanged.connect(self.changed)
         self.model.currentIndexChanged.connect(self.changed)
         self.resize_mode.currentIndexChanged.connect(self.changed)
@@ -258,6 +271,8 @@ class SettingsPanel(QGroupBox):
         self.cache.setChecked(config.cache)
         self.cache_memory_mb.setValue(config.cache_memory_mb)
         self.cache_memory_mb.setEnabled(config.cache)
+        self.cache_disk_mb.setValue(config.cache_disk_mb)
+        self.cache_disk_mb.setEnabled(config.cache)
 
     def apply_to(self, config: TrainingConfig) -> TrainingConfig:
         """`config` with every field this panel edits replaced by the panel's values."""
@@ -277,4 +292,5 @@ class SettingsPanel(QGroupBox):
             reduce_lr_factor=round(float(self.reduce_lr_factor.value()), 2),
             cache=self.cache.isChecked(),
             cache_memory_mb=self.cache_memory_mb.value(),
+            cache_disk_mb=self.cache_disk_mb.value(),
         )

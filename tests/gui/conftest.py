@@ -52,6 +52,21 @@ def isolated_qsettings(tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def no_warm_up_unless_asked(request, monkeypatch):
+    """The window's warm-up would decode the demo dataset on a background thread in every test; only
+    tests that ask for `real_warm_up` get it."""
+    if "real_warm_up" not in request.fixturenames:
+        from gui.warmup import WarmUpTarget
+
+        monkeypatch.setattr(WarmUpTarget, "of", classmethod(lambda cls, config: None))
+
+
+@pytest.fixture
+def real_warm_up():
+    """Marks a test that lets the window prepare images in the background, as it does for users."""
+
+
+@pytest.fixture(autouse=True)
 def no_leaked_threads(qapp):
     """Fails the test when a thread it started (through gui.worker) is still running at the end."""
     yield
