@@ -2,6 +2,7 @@
 once, a budget with LRU eviction, the warm-up, and the `cache` command."""
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,12 +15,15 @@ import pytest
 from conftest import age_files, make_class_folders, write_image
 
 from core.cli.main import EXIT_OK
+from core.config import TrainingConfig
 from core.data import disk_cache, warmup
 from core.data.dataset import scan
 from core.data.disk_cache import DiskCache
 from core.data.images import decode_image
 from core.data.pipeline import DecodedCache, ImageStream
 from core.data.warmup import warm_up
+from core.events import Message
+from core.training.driver import train
 from main import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -386,3 +390,75 @@ def test_closing_the_last_user_lets_other_processes_evict_the_store(dataset):
     assert disk_cache._in_use(one.folder)
     two.close()
     assert not disk_cache._in_use(one.folder)
+
+
+# --- real runs ----------------------------------------------------------------------------------------
+
+
+def cli_run(train_dir, val_dir, out, *extra):
+    assert main(["train", "--train", train_dir, "--val", val_dir, "--epochs", "1", "--batch-size", "8",
+                 "--image-size", str(SIZE), "--out", out, *extra]) == EXIT_OK
+    (newest,) = sorted(os.listdir(out))[-1:]
+    return files_json(os.path.join(out, newest, "report.json"))
+
+
+def files_json(path):
+    from core.files import read_json
+
+    report = read_json(path)
+    shutil.rmtree(os.path.dirname(path))  # the next run's folder is then the only one
+    return report
+
+
+def test_a_second_cli_run_reuses_every_first_epoch_image(tiny_dataset, tmp_path):
+    train_dir, val_dir = (age_files(folder) for folder in tiny_dataset)
+    out = str(tmp_path / "runs")
+    assert cli_run(train_dir, val_dir, out)["cache"] == {"reused": 0, "decoded": 36}
+    assert cli_run(train_dir, val_dir, out)["cache"] == {"reused": 36, "decoded": 0}
+
+
+def test_no_cache_decodes_everything_and_keeps_nothing(tiny_dataset, tmp_path, isolated_disk_cache):
+    train_dir, val_dir = (age_files(folder) for folder in tiny_dataset)
+    report = cli_run(train_dir, val_dir, str(tmp_path / "runs"), "--no-cache")
+    assert report["cache"] == {"reused": 0, "decoded": 36} and report["config"]["cache"] is False
+    assert not os.path.exists(isolated_disk_cache)
+
+
+def test_a_zero_disk_budget_keeps_nothing_between_runs(tiny_dataset, tmp_path, isolated_disk_cache):
+    train_dir, val_dir = (age_files(folder) for folder in tiny_dataset)
+    report = cli_run(train_dir, val_dir, str(tmp_path / "runs"), "--cache-disk-mb", "0")
+    assert report["cache"] == {"reused": 0, "decoded": 36} and report["config"]["cache_disk_mb"] == 0
+    assert not os.path.exists(isolated_disk_cache)
+
+
+def test_a_run_takes_over_what_the_warm_up_prepared(tiny_dataset, tmp_path, monkeypatch):
+    train_dir, val_dir = (age_files(folder) for folder in tiny_dataset)
+    cancel = threading.Event()
+    decodes = []
+
+    def counting_decode(*args):
+        decodes.append(args[0])
+        if len(decodes) == 10:
+            cancel.set()
+        return decode_image(*args)
+
+    monkeypatch.setattr(warmup, "decode_image", counting_decode)
+    result = warm_up([train_dir, val_dir], SIZE, "stretch", cancel=cancel, low_priority=False)
+    assert result.cancelled and result.decoded == 10
+    report = cli_run(train_dir, val_dir, str(tmp_path / "runs"))
+    assert report["cache"] == {"reused": 10, "decoded": 26}
+
+
+def test_an_unusable_disk_cache_is_a_warning_and_the_run_goes_on(tiny_dataset, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("the cache folder cannot be made below a file")
+    monkeypatch.setenv("FITSTUDIO_CACHE_DIR", str(blocker / "cache"))
+    train_dir, val_dir = (age_files(folder) for folder in tiny_dataset)
+    config = TrainingConfig(train_dir=train_dir, val_dir=val_dir, epochs=1, batch_size=8, image_size=SIZE,
+                            out_dir=str(tmp_path / "runs"))
+    events = []
+    result = train(config, events.append)
+    report = files_json(os.path.join(result.run_dir, "report.json"))
+    assert report["status"] == "completed" and report["cache"] == {"reused": 0, "decoded": 36}
+    warnings = [e.text for e in events if isinstance(e, Message) and e.level == "warning"]
+    assert len(warnings) == 2 and warnings[0].startswith("The disk cache cannot be used")
