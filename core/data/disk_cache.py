@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -52,6 +53,8 @@ ROOM_STEP_BYTES = 64 * 1024**2  # disk space taken from the budget at a time: th
 LOCK_TIMEOUT_S = 20.0
 _META, _USED, _LEASES, _LOCK = "meta.json", "used", "leases", "lock"
 _DELETING = ".deleting-"
+_STORE_NAME = re.compile(r"[0-9a-f]{24}")
+_LEFTOVER_NAME = re.compile(r"[0-9a-f]{24}\.deleting-[0-9a-f]{8}")
 _BINARY = getattr(os, "O_BINARY", 0)  # Windows would translate line ends without it
 
 Stamp = tuple[int, int, int]  # size, modification time and change time of a file, in ns
@@ -202,12 +205,13 @@ class DiskCache:
             names = os.listdir(self.folder)
         except OSError:
             return []
+        # Only names this module makes: FITSTUDIO_CACHE_DIR may point at a folder holding other things.
         if remove_leftovers:  # stores whose deletion a crash interrupted
             for name in names:
-                if _DELETING in name:
+                if _LEFTOVER_NAME.fullmatch(name):
                     shutil.rmtree(os.path.join(self.folder, name), ignore_errors=True)
         return [os.path.join(self.folder, n) for n in names
-                if _DELETING not in n and os.path.isdir(os.path.join(self.folder, n))]
+                if _STORE_NAME.fullmatch(n) and os.path.isdir(os.path.join(self.folder, n))]
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

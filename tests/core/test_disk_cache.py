@@ -323,6 +323,17 @@ def test_cache_info_and_clear_commands(dataset, isolated_disk_cache, capsys):
     assert "0 images in 0 datasets" in capsys.readouterr().out
 
 
+def test_clear_deletes_only_what_the_cache_made(dataset, isolated_disk_cache):
+    first_epoch(scan(dataset)[0])
+    unrelated = os.path.join(isolated_disk_cache, "holiday-photos")
+    os.makedirs(unrelated)
+    interrupted = os.path.join(isolated_disk_cache, "ab" * 12 + ".deleting-0123abcd")  # a crash mid-delete
+    os.makedirs(interrupted)
+    assert DiskCache().clear().removed == 1
+    assert os.path.isdir(unrelated) and not os.path.exists(interrupted)
+    assert sorted(os.listdir(isolated_disk_cache)) == ["holiday-photos", "lock"]
+
+
 def test_cache_command_needs_an_action(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["cache"])
