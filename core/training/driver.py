@@ -230,7 +230,12 @@ class _Run:
         from core.data.pipeline import DecodedCache
 
         store = self._disk_store(root)
-        cache = DecodedCache(len(split_files), self.config.image_size, budget, disk=store)
+        try:
+            cache = DecodedCache(len(split_files), self.config.image_size, budget, disk=store)
+        except BaseException:
+            if store is not None:
+                store.close()  # else its lease keeps other processes from evicting it until we exit
+            raise
         where = f"on disk ({cache.path})" if cache.on_disk else "in memory"
         text = f"Caching {len(split_files)} decoded images {where}: {cache.nbytes / 1e6:.0f} MB"
         if store is not None:
