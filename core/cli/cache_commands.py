@@ -7,6 +7,7 @@ import sys
 import time
 from typing import TextIO
 
+from core.config import DEFAULT_CACHE_DISK_MB
 from core.data.disk_cache import DiskCache
 
 EXIT_OK = 0
@@ -35,7 +36,8 @@ def print_info(cache: DiskCache, out: TextIO) -> int:
     total = sum(store.size_bytes for store in stores)
     entries = sum(store.entries for store in stores)
     out.write(f"Disk cache: {cache.folder}\n")
-    out.write(f"{_megabytes(total)}, {entries} images in {len(stores)} datasets\n")
+    out.write(f"{_megabytes(total)}, {entries} images in {len(stores)} datasets (runs keep it within "
+              f"--cache-disk-mb, by default {DEFAULT_CACHE_DISK_MB} MB)\n")
     for store in stores:
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(store.last_used)) if store.last_used else "?"
         busy = ", in use" if store.in_use else ""
