@@ -1,13 +1,18 @@
 """How fast FitStudio's input pipeline feeds Keras, against Keras's own loader and a textbook generator.
 
     python bench/pipeline.py                 # 2,000 photo-sized JPEGs, 224 px, batch 32
-    python bench/pipeline.py --skip-memory   # without the two peak-memory runs (about 2 min less)
+    python bench/pipeline.py --skip-memory   # without the peak-memory runs (about 4 min less)
+    python bench/pipeline.py --skip-streams  # without section 1
 
 Makes (or reuses) a synthetic dataset of photo-sized JPEGs under bench/data/, then measures in
 one run, on the same files, at the same input size and batch size:
   1. images/s of iterating each stream alone, epoch 1 and epoch 2;
-  2. images/s of `fit` (small CNN) fed by each stream, and by numpy arrays already in memory;
-  3. peak resident memory of one FitStudio training epoch over 2,000 and 10,000 images, cache off.
+  2. images/s of `fit` (small CNN) fed by each stream, and by numpy arrays already in memory; and
+     FitStudio with the disk cache of decoded images (core.data.disk_cache): a first run that fills
+     it, a second run on the same data, and a first run after --warm-up-seconds of warm-up (as the
+     window does while the user picks settings), each with a fresh cache folder under bench/data/;
+  3. peak resident memory of one FitStudio training epoch over 2,000 and 10,000 images, cache off;
+     and over 2,000 images with the cache on: no disk cache, a first run that fills it, a second run.
 Shared machines swing between fast and slow phases (seen here: the same epoch at 100 or at 200
 images/s), so every figure is the best of --repeats fresh attempts (epoch 1) or of all later epochs
 of those attempts (epoch 2+); the textbook generator, ten times slower, gets one attempt of two
@@ -23,6 +28,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from multiprocessing import Pool
 
@@ -35,6 +41,9 @@ from PIL import Image  # noqa: E402
 
 CLASSES = ("alpha", "bravo", "charlie", "delta", "echo")
 DATA = os.path.join(ROOT, "bench", "data")
+KERAS = "Keras image_dataset_from_directory"
+FIRST_RUN = "FitStudio, first run (fills disk cache)"
+SECOND_RUN = "FitStudio, second run (disk cache)"
 
 
 def main() -> None:
@@ -44,21 +53,27 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2, help="fresh attempts per measurement")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per fit attempt")
+    parser.add_argument("--warm-up-seconds", type=float, default=5.0, metavar="S")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-streams", action="store_true")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)  # internal: one training epoch
+    parser.add_argument("--probe-disk-mb", type=int, help=argparse.SUPPRESS)  # internal: cache on
     args = parser.parse_args()
     if args.memory_probe:
-        return memory_probe(args.memory_probe, args.size, args.batch)
+        return memory_probe(args.memory_probe, args.size, args.batch, args.probe_disk_mb)
     root = make_photos(os.path.join(DATA, f"photos-{args.images}"), args.images)
     print(
         f"dataset: {root}, {args.images} JPEGs 1024x768..2000x1500, input {args.size} px, "
         f"batch {args.batch}, {os.cpu_count()} CPU cores\n"
     )
-    streams = measure_streams(root, args.size, args.batch, args.repeats)
-    print_table("1. stream alone (images/s)", ["epoch 1", "epoch 2"], streams, "FitStudio")
-    fits = measure_fits(root, args.size, args.batch, args.repeats, args.epochs)
+    if not args.skip_streams:
+        streams = measure_streams(root, args.size, args.batch, args.repeats)
+        print_table("1. stream alone (images/s)", ["epoch 1", "epoch 2"], streams, "FitStudio")
+    fits = measure_fits(root, args.size, args.batch, args.repeats, args.epochs, args.warm_up_seconds)
     print_table("2. fit, small CNN (images/s)", ["epoch 1", "epoch 2+"], fits, "FitStudio")
     ratio_line(fits, "numpy arrays in memory (limit)", column=1)
+    second = fits[SECOND_RUN][0] / fits[KERAS][0]
+    print(f"   second run, epoch 1: {second:.2f}x image_dataset_from_directory's epoch 1 (target: 1.5x)\n")
     if not args.skip_memory:
         measure_memory(root, args.size, args.batch)
 
@@ -167,7 +182,7 @@ def rate(count: int, work) -> float:
 # --- 2. fit ---------------------------------------------------------------------------------------
 
 
-def measure_fits(root, size, batch, repeats, epochs):
+def measure_fits(root, size, batch, repeats, epochs, warm_up_seconds):
     import keras
     import tensorflow as tf
 
@@ -176,10 +191,12 @@ def measure_fits(root, size, batch, repeats, epochs):
 
     files = scan(root)[0]
     steps = math.ceil(len(files) / batch)
+    warmed = f"FitStudio after {warm_up_seconds:g} s warm-up"
     attempts = {
         name: []
-        for name in ("FitStudio", "Keras image_dataset_from_directory", "numpy arrays in memory (limit)")
+        for name in ("FitStudio", KERAS, "numpy arrays in memory (limit)", FIRST_RUN, SECOND_RUN, warmed)
     }
+    prepared = []
     for _ in range(repeats):
         cache = DecodedCache(len(files), size, memory_budget=2**40)
         stream = ImageStream(files, size, batch, shuffle=True, seed=1, cache=cache)
@@ -189,20 +206,60 @@ def measure_fits(root, size, batch, repeats, epochs):
         keras_ds = keras.utils.image_dataset_from_directory(
             root, image_size=(size, size), batch_size=batch, shuffle=True, seed=1, verbose=False
         ).prefetch(tf.data.AUTOTUNE)
-        attempts["Keras image_dataset_from_directory"].append(
+        attempts[KERAS].append(
             fit_rates(keras_ds, size, None, epochs, len(files))
         )
         arrays = (in_memory, files.labels, batch)
         attempts["numpy arrays in memory (limit)"].append(fit_rates(arrays, size, None, epochs, len(files)))
         del in_memory, arrays
+        with tempfile.TemporaryDirectory(dir=DATA, prefix="disk-cache-") as folder:
+            attempts[FIRST_RUN].append(disk_cached_fit(files, folder, size, batch, steps, epochs))
+            attempts[SECOND_RUN].append(disk_cached_fit(files, folder, size, batch, steps, 2))
+        with tempfile.TemporaryDirectory(dir=DATA, prefix="disk-cache-") as folder:
+            prepared.append(warm_up_for(root, folder, size, warm_up_seconds))
+            attempts[warmed].append(disk_cached_fit(files, folder, size, batch, steps, 2))
 
     def forever():
         for epoch in range(1_000_000):
             yield from textbook_epoch(files, size, batch, epoch)
 
     results = {name: best_by_epoch(rates) for name, rates in attempts.items()}
+    results[f"{warmed} ({min(prepared):.0%}-{max(prepared):.0%} prepared)"] = results.pop(warmed)
     results["textbook Pillow generator"] = fit_rates(forever(), size, steps, 2, len(files))
     return results
+
+
+def disk_cached_fit(files, folder, size, batch, steps, epochs) -> list[float]:
+    """A run as `train` makes it: the in-run cache in memory, reading through the disk cache in `folder`."""
+    from core.data.disk_cache import DiskCache
+    from core.data.pipeline import DecodedCache, ImageStream
+
+    store = DiskCache(folder, budget_bytes=2**40).open(os.path.dirname(os.path.dirname(files.paths[0])),
+                                                       size, "stretch")
+    cache = DecodedCache(len(files), size, memory_budget=2**40, disk=store)
+    stream = ImageStream(files, size, batch, shuffle=True, seed=1, cache=cache)
+    try:
+        return fit_rates(stream, size, steps, epochs, len(files), stream)
+    finally:
+        stream.close()  # closes the store: the next run opens it afresh, as a new process would
+
+
+def warm_up_for(root, folder, size, seconds) -> float:
+    """Runs the window's warm-up (one low-priority thread) for `seconds`; the share of images prepared."""
+    import threading
+
+    from core.data.disk_cache import DiskCache
+    from core.data.warmup import warm_up
+
+    cancel, outcome = threading.Event(), []
+    cache = DiskCache(folder, budget_bytes=2**40)
+    worker = threading.Thread(target=lambda: outcome.append(warm_up([root], size, "stretch", cache=cache,
+                                                                    cancel=cancel)))
+    worker.start()
+    time.sleep(seconds)
+    cancel.set()
+    worker.join()
+    return outcome[0].done / outcome[0].total
 
 
 def fit_rates(data, size, steps, epochs, count, stream=None) -> list[float]:
@@ -255,24 +312,34 @@ def measure_memory(root, size, batch):
     print("\n3. peak resident memory of one FitStudio training epoch, cache off")
     peaks = {}
     for label, folder in (("2,000 images", root), ("10,000 images", big)):
-        done = subprocess.run(
-            [sys.executable, __file__, "--memory-probe", folder, "--size", str(size), "--batch", str(batch)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        peaks[label] = json.loads(done.stdout.strip().splitlines()[-1])
+        peaks[label] = probe(folder, size, batch)
         print(
             f"   {label:<16} peak {peaks[label]['peak_mb']:7.0f} MB   "
             f"({peaks[label]['images_per_second']:.0f} images/s, epoch {peaks[label]['seconds']:.0f} s)"
         )
     growth = peaks["10,000 images"]["peak_mb"] / peaks["2,000 images"]["peak_mb"] - 1
     print(f"   growth from 2,000 to 10,000 images: {growth:+.1%} (target: under +20%)")
+    print("\n   2,000 images, cache on")
+    with tempfile.TemporaryDirectory(dir=DATA, prefix="disk-cache-") as cache_dir:
+        for label, disk_mb in (("no disk cache", 0), ("first run", 2**20), ("second run", 2**20)):
+            peak = probe(root, size, batch, disk_mb, cache_dir)
+            print(f"   {label:<16} peak {peak['peak_mb']:7.0f} MB   "
+                  f"({peak['images_per_second']:.0f} images/s, epoch {peak['seconds']:.0f} s, "
+                  f"cache {peak['cache']})")
 
 
-def memory_probe(folder: str, size: int, batch: int) -> None:
-    import tempfile
+def probe(folder, size, batch, disk_mb=None, cache_dir=None) -> dict:
+    """One training epoch in a fresh process; its peak resident memory."""
+    command = [sys.executable, __file__, "--memory-probe", folder, "--size", str(size), "--batch", str(batch)]
+    if disk_mb is not None:
+        command += ["--probe-disk-mb", str(disk_mb)]
+    env = {**os.environ, "FITSTUDIO_CACHE_DIR": cache_dir} if cache_dir else None
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
+
+def memory_probe(folder: str, size: int, batch: int, disk_mb: int | None) -> None:
+    """Trains one epoch: cache off, or (with `disk_mb`) the cache on with that disk budget."""
     from core.config import TrainingConfig
     from core.training.driver import train
 
@@ -284,12 +351,14 @@ def memory_probe(folder: str, size: int, batch: int) -> None:
             epochs=1,
             batch_size=batch,
             image_size=size,
-            cache=False,
+            cache=disk_mb is not None,
+            cache_disk_mb=disk_mb or 0,
             out_dir=out,
         )
         result = train(config)
         with open(os.path.join(result.run_dir, "report.json")) as handle:
-            epoch = json.load(handle)["epochs"][0]
+            report = json.load(handle)
+    epoch = report["epochs"][0]
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
@@ -297,6 +366,7 @@ def memory_probe(folder: str, size: int, batch: int) -> None:
                 "peak_mb": peak_kb / 1024,
                 "seconds": epoch["seconds"],
                 "images_per_second": epoch["images_per_second"],
+                "cache": report.get("cache"),
             }
         )
     )

@@ -16,6 +16,8 @@ from core.paths import default_runs_dir, demo_train_dir, demo_val_dir
 MODEL_NAMES = ("small-cnn", "mobilenetv2", "efficientnetb0")
 # How an image meets the model's square input: squeezed whole, or its centre square cut out.
 RESIZE_MODES = ("stretch", "crop")
+# Disk space that decoded images kept between runs may take, by default (core.data.disk_cache).
+DEFAULT_CACHE_DISK_MB = 4096
 # Limits that keep a run meaningful and inside memory; the window's spin boxes use the same.
 LIMITS = {
     "epochs": (1, 10_000),
@@ -63,8 +65,9 @@ class TrainingConfig:
     out_dir: str = field(default_factory=default_runs_dir)
     resize_mode: str = "stretch"  # or "crop": centre-crop to the aspect ratio first
     decode_threads: int = 0  # 0: one per CPU core
-    cache: bool = True  # keep decoded images after the first epoch (memory, else a disk file)
+    cache: bool = True  # keep decoded images: for later epochs (memory, else a disk file) and later runs
     cache_memory_mb: int = 0  # memory the cache may use; 0: a quarter of the machine's RAM
+    cache_disk_mb: int = DEFAULT_CACHE_DISK_MB  # the disk cache shared by all runs; 0: keep nothing
     early_stopping_patience: int = 0  # stop after this many epochs without a better val_loss; 0: off
     reduce_lr_patience: int = 0  # multiply the learning rate by reduce_lr_factor after this many; 0: off
     reduce_lr_factor: float = 0.5
@@ -80,6 +83,8 @@ class TrainingConfig:
             raise ConfigError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}.")
         if self.decode_threads < 0 or self.cache_memory_mb < 0:
             raise ConfigError("decode_threads and cache_memory_mb must be 0 (automatic) or more.")
+        if self.cache_disk_mb < 0:
+            raise ConfigError("cache_disk_mb must be 0 (keep nothing on disk between runs) or more.")
         return self
 
     def replace(self, **changes: Any) -> TrainingConfig:

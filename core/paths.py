@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
+CACHE_DIR_ENV = "FITSTUDIO_CACHE_DIR"
 _SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -35,6 +36,23 @@ def user_data_dir() -> str:
     else:
         base = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
     return os.path.join(base, "FitStudio", "FitStudio")
+
+
+def user_cache_dir() -> str:
+    """The per-user cache folder of the platform, for data that can be rebuilt at any time:
+    $XDG_CACHE_HOME (else ~/.cache) on Linux, ~/Library/Caches on macOS, %LOCALAPPDATA% on Windows."""
+    home = os.path.expanduser("~")
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
+        return os.path.join(base, "FitStudio", "FitStudio", "Cache")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Caches", "FitStudio")
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "FitStudio")
+
+
+def decoded_cache_dir() -> str:
+    """Where decoded images are kept between runs; FITSTUDIO_CACHE_DIR moves it (tests, full disks)."""
+    return os.environ.get(CACHE_DIR_ENV) or os.path.join(user_cache_dir(), "decoded")
 
 
 def default_runs_dir() -> str:

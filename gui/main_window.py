@@ -215,6 +215,7 @@ class MainWindow(QMainWindow):
         # wait for it (gui.app ends the process whatever is still running).
         self.training.data.cancel_scans()
         self.tensorflow.detach()
+        self.training.warm_up.stop()
         event.accept()
 
     def _stop_model_work(self) -> None:

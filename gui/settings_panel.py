@@ -39,6 +39,7 @@ MODEL_HINTS = {
 RESIZE_LABELS = {"stretch": "Stretch to square", "crop": "Centre crop to square"}
 _ONE_TWO_FIVE = (1.0, 2.0, 5.0)
 CACHE_MEMORY_MAX_MB = 1024 * 1024  # 1 TB: the engine has no upper limit; a spin box needs one
+CACHE_DISK_MAX_MB = 16 * 1024 * 1024
 
 
 class ScientificSpinBox(QDoubleSpinBox):
@@ -111,6 +112,7 @@ ADVANCED_FIELDS = {
     "decode_threads": "Decode threads",
     "cache": "Image cache",
     "cache_memory_mb": "Cache memory",
+    "cache_disk_mb": "Disk cache",
     "out_dir": "Output folder",
 }
 
@@ -152,6 +154,12 @@ class SettingsPanel(QGroupBox):
         self.cache_memory_mb.setSuffix(" MB")
         self.cache_memory_mb.setSpecialValueText("Automatic (¼ of RAM)")
         self.cache_memory_mb.setAccelerated(True)
+        self.cache_disk_mb = QSpinBox()
+        self.cache_disk_mb.setRange(0, CACHE_DISK_MAX_MB)
+        self.cache_disk_mb.setSingleStep(512)
+        self.cache_disk_mb.setSuffix(" MB")
+        self.cache_disk_mb.setSpecialValueText("Off (nothing kept between runs)")
+        self.cache_disk_mb.setAccelerated(True)
         self.augment = {
             "flip": QCheckBox("Flip"),
             "rotation": QCheckBox("Rotate"),
@@ -195,7 +203,8 @@ class SettingsPanel(QGroupBox):
         out_row.addWidget(self.out_browse)
         for label, field in (("Resize", self.resize_mode), ("Reduce LR", lr_row), ("Seed", self.seed),
                              ("Decode threads", self.decode_threads), ("Image cache", self.cache),
-                             ("Cache memory", self.cache_memory_mb), ("Output folder", out_row)):
+                             ("Cache memory", self.cache_memory_mb), ("Disk cache", self.cache_disk_mb),
+                             ("Output folder", out_row)):
             form.addRow(label, field)
             self._advanced_rows.append(form.rowCount() - 1)
         outer = QVBoxLayout(self)
@@ -267,25 +276,30 @@ class SettingsPanel(QGroupBox):
         )
         self.reduce_lr_factor.setToolTip("What the learning rate is multiplied by on a plateau")
         self.cache.setToolTip(
-            "Decode every image once and keep the pixels for the following epochs: in memory while "
-            "the budget lasts, else in a temporary file on disk"
+            "Decode every image once and keep the pixels for the following epochs (in memory while "
+            "the budget lasts, else in a temporary file on disk) and, within the disk cache, for later runs"
         )
         self.cache_memory_mb.setToolTip(
             "Memory the decoded-image cache may use; what does not fit goes to a disk file. "
             "Automatic: a quarter of this computer's memory"
+        )
+        self.cache_disk_mb.setToolTip(
+            "Disk space for decoded images kept between runs, so the next run on the same folder, size "
+            "and resize mode starts without decoding; the least recently used datasets are removed first"
         )
         self.out_dir.setToolTip("Each run creates a new folder here with the model, history and report")
 
     def _connect_changes(self) -> None:
         for box in (self.epochs, self.batch_size, self.image_size, self.seed, self.decode_threads,
                     self.early_stopping_patience, self.reduce_lr_patience, self.reduce_lr_factor,
-                    self.cache_memory_mb):
+                    self.cache_memory_mb, self.cache_disk_mb):
             box.valueChanged.connect(self.changed)
         self.cache.toggled.connect(self.changed)
         # A setting that does nothing in the current state is shown disabled, not hidden.
         self.reduce_lr_patience.valueChanged.connect(
             lambda value: self.reduce_lr_factor.setEnabled(value > 0))
         self.cache.toggled.connect(self.cache_memory_mb.setEnabled)
+        self.cache.toggled.connect(self.cache_disk_mb.setEnabled)
         self.learning_rate.valueChanged.connect(self.changed)
         self.model.currentIndexChanged.connect(self.changed)
         self.resize_mode.currentIndexChanged.connect(self.changed)
@@ -325,6 +339,8 @@ class SettingsPanel(QGroupBox):
         self.cache.setChecked(config.cache)
         self.cache_memory_mb.setValue(config.cache_memory_mb)
         self.cache_memory_mb.setEnabled(config.cache)
+        self.cache_disk_mb.setValue(config.cache_disk_mb)
+        self.cache_disk_mb.setEnabled(config.cache)
 
     def apply_to(self, config: TrainingConfig) -> TrainingConfig:
         """`config` with every field this panel edits replaced by the panel's values."""
@@ -344,4 +360,5 @@ class SettingsPanel(QGroupBox):
             reduce_lr_factor=round(float(self.reduce_lr_factor.value()), 2),
             cache=self.cache.isChecked(),
             cache_memory_mb=self.cache_memory_mb.value(),
+            cache_disk_mb=self.cache_disk_mb.value(),
         )

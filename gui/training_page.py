@@ -32,12 +32,13 @@ from core.data.dataset import inspect
 from core.errors import ConfigError
 from core.events import BatchEnd, EpochEnd, RunResult, RunStarted
 from core.runs.run_info import RunInfo, half_batch_size, read_run_info
-from gui.data_panel import DataPanel
+from gui.data_panel import TRAIN, DataPanel
 from gui.log_panel import LogPanel
 from gui.plots import LivePlots
 from gui.run_widgets import RunStatus, RunSummary
 from gui.settings_panel import SettingsPanel
 from gui.settings_store import SettingsStore
+from gui.warmup import WarmUp, WarmUpTarget
 from gui.worker import ResumeWorker, TrainingWorker, start_worker
 
 DATA_WAIT_TOOLTIP = (
@@ -78,6 +79,8 @@ class TrainingPage(QWidget):
     def __init__(self, store: SettingsStore, train_fn: Callable = default_train_fn, inspect_fn=inspect,
                  parent: QWidget | None = None, resume_fn: Callable = default_resume_fn):
         super().__init__(parent)
+        self.warm_up = WarmUp(parent=self)
+        self.warm_up_label = QLabel()
         self.store = store
         self.train_fn = train_fn
         self.resume_fn = resume_fn
@@ -137,8 +140,13 @@ class TrainingPage(QWidget):
         buttons.addWidget(self.train_button, 2)
         buttons.addWidget(self.resume_button, 1)
         buttons.addWidget(self.stop_button, 1)
+        self.warm_up_label.setObjectName("warmUpLabel")
+        self.warm_up_label.setToolTip("Decoding the training images into the disk cache while you set up, "
+                                      "so the first epoch starts fast; Train takes over from here")
+        self.warm_up_label.hide()
         hint_row = QHBoxLayout()
         hint_row.addWidget(self.train_hint, 1)
+        hint_row.addWidget(self.warm_up_label, 0, Qt.AlignmentFlag.AlignTop)
         hint_row.addWidget(self.resume_run_button, 0, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
         panels = QWidget()
         panels.setObjectName("sidePanel")
@@ -213,6 +221,9 @@ class TrainingPage(QWidget):
         self.resume_run_button.clicked.connect(self.resume_run_action.trigger)
         self.summary_resume_button.clicked.connect(self.resume_last_run)
         self.data.changed.connect(self._update_buttons)
+        self.data.changed.connect(self._warm_up_current)
+        self.settings.changed.connect(self._warm_up_current)
+        self.warm_up.text_changed.connect(self._show_warm_up)
         self.data.folder_used.connect(self._remember_folder)
         self.summary.open_folder_requested.connect(self.open_folder)
         self.settings.epochs.valueChanged.connect(self._preview_epochs)
@@ -281,6 +292,22 @@ class TrainingPage(QWidget):
                 "Continue this run from its last finished epoch" if unfinished
                 else "Continue this finished run for more epochs, in the same run folder"
             )
+
+    def _warm_up_current(self) -> None:
+        """Prepares the images the next run would read: the training folder once it is scanned, and
+        the validation folder once it is ready too."""
+        train = self.data.reports.get(TRAIN)
+        if self.is_running or train is None or train.error:
+            self.warm_up.request(None)
+            return
+        config = self.current_config()
+        if self.data.problem() is not None:
+            config = config.replace(val_dir=None)
+        self.warm_up.request(WarmUpTarget.of(config))
+
+    def _show_warm_up(self, text: str) -> None:
+        self.warm_up_label.setText(text)
+        self.warm_up_label.setVisible(bool(text))
 
     def _lock(self, running: bool) -> None:
         self.data.setEnabled(not running)
@@ -372,6 +399,7 @@ class TrainingPage(QWidget):
         self._started_at = time.monotonic()
 
     def _start_worker(self, worker: TrainingWorker) -> None:
+        self.warm_up.stop()  # at once: the run reads the same disk cache and takes over from here
         self.worker = worker
         self.worker.message.connect(self._on_message)
         self.worker.run_started.connect(self._on_run_started)
@@ -408,6 +436,7 @@ class TrainingPage(QWidget):
         self._tick()
         self.run_status.progress.hide()
         self._lock(False)
+        self._warm_up_current()
         self.idle.emit()
 
     # --- engine events (GUI thread) -------------------------------------------------------------

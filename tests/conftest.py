@@ -9,6 +9,8 @@ os.environ.setdefault("FITSTUDIO_OFFLINE", "1")  # never try to download pretrai
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests never need a GPU; TF starts faster
 
+import time
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -44,3 +46,21 @@ def tiny_dataset(tmp_path):
     train = make_class_folders(str(tmp_path / "train"), dict.fromkeys(classes, 8))
     val = make_class_folders(str(tmp_path / "val"), dict.fromkeys(classes, 4))
     return train, val
+
+
+def age_files(root: str, seconds: float = 600.0) -> str:
+    """Sets every file's modification time `seconds` back: the disk cache keeps only files that have
+    not changed for a few seconds, and freshly written test images would never be kept."""
+    moment = time.time() - seconds
+    for parent, _, names in os.walk(root):
+        for name in names:
+            os.utime(os.path.join(parent, name), (moment, moment))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def isolated_disk_cache(tmp_path, monkeypatch):
+    """Every test (and every process it starts) gets its own disk cache, never the user's."""
+    folder = tmp_path / "decoded-cache"
+    monkeypatch.setenv("FITSTUDIO_CACHE_DIR", str(folder))
+    return str(folder)

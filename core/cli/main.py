@@ -1,5 +1,5 @@
 """The headless face of the engine: `inspect` and `train` (and, via core.cli.model_commands, `evaluate`,
-`predict` and `export`) for the command line.
+`predict` and `export`; via core.cli.cache_commands, `cache`) for the command line.
 
 Exit codes: 0 success, 1 the run failed, 2 bad arguments or an unusable folder, 130 stopped by
 Ctrl-C (the run so far is saved).
@@ -37,9 +37,11 @@ def add_commands(subparsers) -> None:
     add_training_arguments(train_parser)
     train_parser.set_defaults(handler=run_train)
 
+    from core.cli.cache_commands import add_cache_command
     from core.cli.model_commands import add_model_commands  # evaluate, predict, export
 
     add_model_commands(subparsers)
+    add_cache_command(subparsers)
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +93,19 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=defaults.seed, metavar="N")
     parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="decode every image in every epoch and keep nothing on disk between runs",
+    )
+    parser.add_argument(
+        "--cache-disk-mb",
+        type=int,
+        default=defaults.cache_disk_mb,
+        metavar="MB",
+        help="disk space for decoded images kept between runs, least recently used datasets removed "
+        f"first (default {defaults.cache_disk_mb}; 0: keep nothing)",
+    )
+    parser.add_argument(
         "--out", default=defaults.out_dir, metavar="DIR", help="folder the run folder is created in"
     )
     parser.add_argument(
@@ -133,6 +148,8 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         seed=args.seed,
         out_dir=args.out,
         resize_mode=args.resize,
+        cache=not args.no_cache,
+        cache_disk_mb=args.cache_disk_mb,
         early_stopping_patience=args.early_stopping,
         reduce_lr_patience=args.reduce_lr,
     ).validate()

@@ -10,11 +10,14 @@ Without a cache only the file list is held and images exist only for the batches
 memory stays bounded whatever the size of the dataset. With a `DecodedCache`, each image is
 decoded and resized once, in the first epoch; later epochs gather batches from the cache (in
 memory within a budget, else a file on disk). Augmentation layers live in the model, so cached
-images are still augmented differently every epoch.
+images are still augmented differently every epoch. A `DecodedCache` given an `ImageStore`
+(core.data.disk_cache) takes the first epoch's images from the disk cache of earlier runs, and keeps
+what it decodes there for the next run.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.data.dataset import FileSet
+from core.data.disk_cache import ImageStore
 from core.data.images import UnreadableImage, decode_image
 from core.tf_runtime import load_keras
 
@@ -53,9 +57,12 @@ def default_cache_budget_bytes() -> int:
 class DecodedCache:
     """Decoded, resized images by file index: an array in memory when it fits `memory_budget`,
     else a memory-mapped file on disk (deleted on close). Pages are only touched when written, so
-    a cache costs memory as it fills, not up front."""
+    a cache costs memory as it fills, not up front. With `disk`, images missing here are first looked
+    for in that store of earlier runs, and decoded ones are kept there too."""
 
-    def __init__(self, count: int, image_size: int, memory_budget: int, folder: str | None = None):
+    def __init__(self, count: int, image_size: int, memory_budget: int, folder: str | None = None,
+                 disk: ImageStore | None = None):
+        self.disk = disk
         shape = (count, image_size, image_size, 3)
         self.nbytes = math.prod(shape)
         self.path: str | None = None
@@ -83,7 +90,25 @@ class DecodedCache:
         self.images[index] = image
         self.filled[index] = True
 
+    def fill(self, index: int, path: str, out: np.ndarray, decode: Callable[[], np.ndarray]) -> bool:
+        """Puts image `index` (file `path`) into `out` and keeps it: from the disk store when it holds
+        the file unchanged (True), else from `decode()`, whose result the store then keeps (False)."""
+        if self.disk is None:
+            out[...] = decode()
+            reused = False
+        else:
+            stamp = self.disk.stamp(path)  # before decoding: a change while decoding is then seen
+            reused = self.disk.load_into(path, stamp, out)
+            if not reused:
+                out[...] = decode()
+                self.disk.save(path, stamp, out)
+        self.store(index, out)
+        return reused
+
     def close(self) -> None:
+        if self.disk is not None:
+            self.disk.close()
+            self.disk = None
         if self.path is not None:
             del self.images
             if os.path.exists(self.path):
@@ -164,6 +189,10 @@ class ImageStream(keras.utils.PyDataset):
         self.cache = cache
         self.wait_seconds = 0.0  # time callers spent blocked on decoding, since the last reset
         self.unreadable: dict[int, str] = {}
+        # How each image first reached this stream: from the disk cache of an earlier run, or decoded.
+        self.first_loads = {"reused": 0, "decoded": 0}
+        self._loaded = np.zeros(len(files), dtype=bool)
+        self._count_lock = threading.Lock()
         self._epoch = 0
         self._pending: dict[int, _PendingBatch] = {}
         self._lock = threading.Lock()
@@ -224,6 +253,12 @@ class ImageStream(keras.utils.PyDataset):
         kept = pending.indices[keep]
         return pending.images[keep], self.files.labels[kept], kept
 
+    def _count_load(self, index: int, reused: bool) -> None:
+        with self._count_lock:
+            if not self._loaded[index]:
+                self._loaded[index] = True
+                self.first_loads["reused" if reused else "decoded"] += 1
+
     def take_wait_seconds(self) -> float:
         waited, self.wait_seconds = self.wait_seconds, 0.0
         return waited
@@ -257,10 +292,15 @@ class ImageStream(keras.utils.PyDataset):
         if self.cache is not None and self.cache.filled[index]:
             images[slot] = self.cache.images[index]
             return True
+        path = self.files.paths[index]
         try:
-            images[slot] = decode_image(self.files.paths[index], self.image_size, self.resize_mode)
-            if self.cache is not None:
-                self.cache.store(index, images[slot])
+            if self.cache is None:
+                images[slot] = decode_image(path, self.image_size, self.resize_mode)
+                reused = False
+            else:
+                decode = functools.partial(decode_image, path, self.image_size, self.resize_mode)
+                reused = self.cache.fill(index, path, images[slot], decode)
+            self._count_load(index, reused)
             return True
         except UnreadableImage as exc:
             self.unreadable[index] = str(exc)

@@ -365,6 +365,37 @@ class RunRecord(RunCallback):
         }
 
 
+class DiskCacheUse(RunCallback):
+    """How this session's first epoch got its images, for report.json: from the disk cache of earlier
+    runs (or the window's warm-up), or decoded now. Tells the disk cache's warnings (damaged files, a
+    full budget) on the training thread, at each epoch's end."""
+
+    def __init__(self, emit: Callable[[Event], None]):
+        super().__init__()
+        self.emit = emit
+        self.streams: list = []
+
+    def watch(self, streams: list) -> None:
+        self.streams = list(streams)
+        self.tell()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.tell()
+
+    def on_train_end(self, logs=None):
+        self.tell()
+
+    def tell(self) -> None:
+        stores = {id(s.cache.disk): s.cache.disk for s in self.streams if s.cache and s.cache.disk}
+        for store in stores.values():
+            for level, text in store.take_messages():
+                self.emit(Message(text, level))
+
+    def report(self) -> dict[str, Any]:
+        return {"cache": {kind: sum(s.first_loads[kind] for s in self.streams)
+                          for kind in ("reused", "decoded")}}
+
+
 class ReportProgress(RunCallback):
     """Rewrites report.json (status "running") once each epoch's checkpoint is saved, so a killed run
     leaves a report that matches its checkpoint."""

@@ -115,6 +115,7 @@ class _Run:
         self.record = callbacks.RunRecord()
         self.history = callbacks.HistoryRecorder(record_learning_rate=bool(config.reduce_lr_patience))
         self.policy = callbacks.PlateauPolicy(config, self.history, emit)
+        self.cache_use = callbacks.DiskCacheUse(emit)
         self.saver: Any = None  # needs the run folder: made in _open_run_dir
 
     def _callbacks(self, train_stream, val_stream) -> list:
@@ -128,6 +129,7 @@ class _Run:
             self.history,
             self.policy,
             self.saver,
+            self.cache_use,
             callbacks.ReportProgress(self.saver, lambda: self._write_report(self._result("running", ""))),
             callbacks.EpochEvents(self.config.epochs, self.timer, self.history, self.policy, self.emit,
                                   self.cancel),
@@ -135,7 +137,7 @@ class _Run:
 
     def _stateful(self) -> list:
         """The callbacks whose state a checkpoint carries and whose report() fills report.json."""
-        return [self.timer, self.history, self.policy, self.record, self.saver]
+        return [self.timer, self.history, self.policy, self.record, self.saver, self.cache_use]
 
     def _states(self) -> dict[str, Any]:
         states: dict[str, Any] = {}
@@ -203,7 +205,7 @@ class _Run:
     def _open_streams(self, streams: list) -> None:
         """Appends the training and validation streams to `streams` as they are made, so the caller
         closes whatever exists (thread pools, a disk cache) if the second one fails."""
-        from core.data.pipeline import ImageStream
+        from core.data.pipeline import ImageStream, default_cache_budget_bytes
 
         shared = {
             "image_size": self.config.image_size,
@@ -214,26 +216,48 @@ class _Run:
             "cancel": self.cancel,
             "on_skip": self._skipped_while_training,
         }
-        train_cache, val_cache = self._caches()
-        streams.append(ImageStream(self.train_files, shuffle=True, cache=train_cache, **shared))
-        streams.append(ImageStream(self.val_files, shuffle=False, cache=val_cache, **shared))
-
-    def _caches(self):
-        """One decoded-image cache per stream, in memory while the budget lasts, else on disk."""
-        from core.data.pipeline import DecodedCache, default_cache_budget_bytes
-
-        if not self.config.cache:
-            return None, None
         budget = self.config.cache_memory_mb * 1024**2 or default_cache_budget_bytes()
-        caches = []
-        for split_files in (self.train_files, self.val_files):
-            cache = DecodedCache(len(split_files), self.config.image_size, budget)
-            budget -= 0 if cache.on_disk else cache.nbytes
-            where = f"on disk ({cache.path})" if cache.on_disk else "in memory"
-            size_mb = cache.nbytes / 1e6
-            self.emit(Message(f"Caching {len(split_files)} decoded images {where}: {size_mb:.0f} MB"))
-            caches.append(cache)
-        return caches
+        splits = ((self.train_files, self.config.train_dir, True),
+                  (self.val_files, self.config.val_dir or self.config.train_dir, False))
+        for split_files, root, shuffle in splits:
+            cache = self._cache(split_files, root, budget) if self.config.cache else None
+            budget -= 0 if cache is None or cache.on_disk else cache.nbytes
+            streams.append(ImageStream(split_files, shuffle=shuffle, cache=cache, **shared))
+        self.cache_use.watch(streams)
+
+    def _cache(self, split_files: FileSet, root: str, budget: int):
+        """A stream's decoded-image cache: in memory while `budget` lasts, else in a temporary file;
+        reading through the disk cache that runs share, unless that is off."""
+        from core.data.pipeline import DecodedCache
+
+        store = self._disk_store(root)
+        try:
+            cache = DecodedCache(len(split_files), self.config.image_size, budget, disk=store)
+        except BaseException:
+            if store is not None:
+                store.close()  # else its lease keeps other processes from evicting it until we exit
+            raise
+        where = f"on disk ({cache.path})" if cache.on_disk else "in memory"
+        text = f"Caching {len(split_files)} decoded images {where}: {cache.nbytes / 1e6:.0f} MB"
+        if store is not None:
+            ready = sum(store.has(path, store.stamp(path)) for path in split_files.paths)
+            text += f"; {ready} of them are ready in the disk cache"
+        self.emit(Message(text))
+        return cache
+
+    def _disk_store(self, root: str):
+        """The disk cache of `root` that runs share; None when it is off or cannot be used."""
+        from core.data.disk_cache import DiskCache
+
+        if not self.config.cache_disk_mb:
+            return None
+        try:
+            return DiskCache(budget_bytes=self.config.cache_disk_mb * 1024**2).open(
+                root, self.config.image_size, self.config.resize_mode)
+        except OSError as exc:
+            self.emit(Message(f"The disk cache cannot be used ({exc}); images are decoded as usual.",
+                              "warning"))
+            return None
 
     def _fit(self, train_stream, val_stream) -> None:
         if self.cancel.is_set():

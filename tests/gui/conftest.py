@@ -39,6 +39,7 @@ _shared = _load_shared_helpers()
 COLOURS = _shared.COLOURS
 write_image = _shared.write_image
 make_class_folders = _shared.make_class_folders
+age_files = _shared.age_files
 
 
 @pytest.fixture(autouse=True)
@@ -48,6 +49,21 @@ def isolated_qsettings(tmp_path):
         for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
             QSettings.setPath(fmt, scope, str(tmp_path / "qsettings"))
     yield
+
+
+@pytest.fixture(autouse=True)
+def no_warm_up_unless_asked(request, monkeypatch):
+    """The window's warm-up would decode the demo dataset on a background thread in every test; only
+    tests that ask for `real_warm_up` get it."""
+    if "real_warm_up" not in request.fixturenames:
+        from gui.warmup import WarmUpTarget
+
+        monkeypatch.setattr(WarmUpTarget, "of", classmethod(lambda cls, config: None))
+
+
+@pytest.fixture
+def real_warm_up():
+    """Marks a test that lets the window prepare images in the background, as it does for users."""
 
 
 @pytest.fixture(autouse=True)
