@@ -14,6 +14,9 @@ from core.errors import ConfigError
 from core.paths import default_runs_dir, demo_train_dir, demo_val_dir
 
 MODEL_NAMES = ("small-cnn", "mobilenetv2", "efficientnetb0")
+PRETRAINED_MODELS = ("mobilenetv2", "efficientnetb0")  # a Keras backbone with ImageNet weights
+MIN_BACKBONE_IMAGE_SIZE = 32  # keras.applications refuses smaller inputs
+WEIGHTS_URL_SCHEMES = ("http://", "https://", "file://")
 # How an image meets the model's square input: squeezed whole, or its centre square cut out.
 RESIZE_MODES = ("stretch", "crop")
 # Limits that keep a run meaningful and inside memory; the window's spin boxes use the same.
@@ -68,6 +71,7 @@ class TrainingConfig:
     early_stopping_patience: int = 0  # stop after this many epochs without a better val_loss; 0: off
     reduce_lr_patience: int = 0  # multiply the learning rate by reduce_lr_factor after this many; 0: off
     reduce_lr_factor: float = 0.5
+    weights_url: str = ""  # a mirror of Keras's weight files; "": $FITSTUDIO_WEIGHTS_URL, else Keras's
 
     def validate(self) -> TrainingConfig:
         for name, (low, high) in LIMITS.items():
@@ -78,6 +82,17 @@ class TrainingConfig:
             raise ConfigError(f"Unknown model '{self.model}'. Choose one of: {', '.join(MODEL_NAMES)}.")
         if self.resize_mode not in RESIZE_MODES:
             raise ConfigError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}.")
+        if self.model in PRETRAINED_MODELS and self.image_size < MIN_BACKBONE_IMAGE_SIZE:
+            raise ConfigError(
+                f"{self.model} needs images of at least {MIN_BACKBONE_IMAGE_SIZE} px; "
+                f"image_size is {self.image_size}."
+            )
+        url = self.weights_url.strip()
+        if url and not url.lower().startswith(WEIGHTS_URL_SCHEMES):
+            raise ConfigError(
+                f"The weights mirror must be a URL starting with {', '.join(WEIGHTS_URL_SCHEMES)}, "
+                f"not '{url}'."
+            )
         if self.decode_threads < 0 or self.cache_memory_mb < 0:
             raise ConfigError("decode_threads and cache_memory_mb must be 0 (automatic) or more.")
         return self

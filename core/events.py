@@ -59,6 +59,17 @@ class EpochEnd:
 
 
 @dataclass(frozen=True)
+class DownloadProgress:
+    """Pretrained weights are being downloaded; the last event of a download has done=True."""
+
+    file_name: str
+    url: str
+    received_bytes: int
+    total_bytes: int | None  # None when the server does not say
+    done: bool = False
+
+
+@dataclass(frozen=True)
 class RunResult:
     run_dir: str
     status: str  # "completed", "cancelled" or "failed"
@@ -89,4 +100,4 @@ class RunFailed:
     result: RunResult
 
 
-Event = Message | RunStarted | BatchEnd | EpochEnd | RunFinished | RunFailed
+Event = Message | DownloadProgress | RunStarted | BatchEnd | EpochEnd | RunFinished | RunFailed

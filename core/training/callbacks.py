@@ -338,20 +338,29 @@ class CheckpointSaver(RunCallback):
 
 
 class RunRecord(RunCallback):
-    """What the run learns once and keeps over resumes: whether pretrained weights were loaded (and
-    the note saying so) and when it was resumed. State: `pretrained`, `weights_note`, `resumes`."""
+    """What the run learns once and keeps over resumes: whether pretrained weights were loaded, from
+    which file and source (and the note saying so), and when it was resumed. State: `pretrained`,
+    `weights_note`, `weights`, `resumes`."""
 
     def __init__(self):
         super().__init__()
         self.pretrained: bool | None = None
         self.weights_note = ""
+        self.weights: dict[str, Any] | None = None  # core.modeling.weights.Weights, for a backbone
         self.resumes: list[dict[str, Any]] = []
 
+    def note_weights(self, built: Any) -> None:
+        """Takes what core.modeling.models.build_model says about the model's weights."""
+        self.pretrained, self.weights_note = built.pretrained, built.note
+        self.weights = built.weights.to_dict() if built.weights else None
+
     def get_state(self) -> dict[str, Any]:
-        return {"pretrained": self.pretrained, "weights_note": self.weights_note, "resumes": self.resumes}
+        return {"pretrained": self.pretrained, "weights_note": self.weights_note, "weights": self.weights,
+                "resumes": self.resumes}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.pretrained, self.weights_note = state["pretrained"], state["weights_note"]
+        self.weights = state.get("weights")  # absent in checkpoints of earlier versions
         self.resumes = list(state["resumes"])
 
     def note_resume(self, from_epoch: int) -> None:
@@ -361,6 +370,7 @@ class RunRecord(RunCallback):
         return {
             "pretrained_weights": self.pretrained,
             "weights_note": self.weights_note,
+            "weights": self.weights,
             "resumes": self.resumes,
         }
 

@@ -238,7 +238,10 @@ class _Run:
     def _fit(self, train_stream, val_stream) -> None:
         if self.cancel.is_set():
             return  # stopped while TensorFlow loaded or the images were read: train nothing
-        self.model = self._model()
+        model = self._model()
+        if self.cancel.is_set():
+            return  # stopped while the weights downloaded: the untrained model is not worth saving
+        self.model = model
         initial_epoch = self.history.epochs_done
         self.emit(
             RunStarted(
@@ -283,8 +286,11 @@ class _Run:
             self.config.image_size,
             self.config.augmentation,
             self.config.seed,
+            weights_url=self.config.weights_url,
+            on_event=self.emit,
+            cancel=self.cancel,
         )
-        self.record.pretrained, self.record.weights_note = built.pretrained, built.note
+        self.record.note_weights(built)
         self.emit(Message(built.note, "warning" if built.pretrained is False else "info"))
         built.model.compile(
             optimizer=keras.optimizers.Adam(self.config.learning_rate),
