@@ -12,6 +12,7 @@ import pytest
 from conftest import make_class_folders
 from weight_files import MOBILENET_IMAGE_SIZE, WeightsMirror, backbone_weight_file, first_kernel
 
+import main as fitstudio
 from core import files
 from core.config import TrainingConfig
 from core.errors import ConfigError
@@ -105,6 +106,28 @@ def test_a_run_uses_the_weights_in_the_keras_cache(keras_home, tmp_path, tmp_pat
     np.testing.assert_array_equal(backbone.get_layer("Conv1").kernel.numpy(), first_kernel(saved))
 
 
+def test_cli_train_downloads_from_the_mirror_in_the_environment(keras_home, mirror, tmp_path, monkeypatch,
+                                                                capsys, tmp_path_factory):
+    monkeypatch.setenv(WEIGHTS_URL_ENV, mirror.url("good"))
+    train_dir = make_class_folders(str(tmp_path / "train"), {"blue": 3, "red": 3}, size=MOBILENET_IMAGE_SIZE)
+    out = str(tmp_path / "runs")
+    code = fitstudio.main(["train", "--train", train_dir, "--val", train_dir, "--model", "mobilenetv2",
+                           "--image-size", str(MOBILENET_IMAGE_SIZE), "--epochs", "1", "--batch-size", "6",
+                           "--out", out])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    url = mirror.url("good") + FILE_NAME
+    assert f"Downloading {url}" in printed and f"Downloaded {FILE_NAME}" in printed
+    run_dir = os.path.join(out, os.listdir(out)[0])
+    report = files.read_json(os.path.join(run_dir, "report.json"))
+    assert report["pretrained_weights"] is True
+    assert report["weights"]["origin"] == "download" and report["weights"]["url"] == url
+    model = keras.models.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True)
+    backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    kernel = first_kernel(backbone_weight_file(tmp_path_factory))
+    np.testing.assert_array_equal(backbone.get_layer("Conv1").kernel.numpy(), kernel)
+
+
 def test_a_mirror_download_reports_progress_and_lands_in_the_cache(keras_home, mirror):
     events = []
     weights = obtain_weights("mobilenetv2", MOBILENET_IMAGE_SIZE, mirror.url("good"), events.append)
@@ -179,13 +202,15 @@ def test_offline_the_message_says_which_file_to_get_and_where(keras_home, monkey
 
 
 def test_import_copies_a_file_that_loads_and_refuses_one_that_does_not(keras_home, tmp_path,
-                                                                       tmp_path_factory):
+                                                                       tmp_path_factory, capsys):
     page = tmp_path / "weights.h5"
     page.write_text("<html>not found</html>")
     with pytest.raises(WeightsError, match="not a weight file"):
         import_weights(str(page), "mobilenetv2", MOBILENET_IMAGE_SIZE)
     with pytest.raises(WeightsError, match="is not a file"):
         import_weights(str(tmp_path / "nothing.h5"), "mobilenetv2", MOBILENET_IMAGE_SIZE)
+    assert fitstudio.main(["import-weights", str(page), "--model", "mobilenetv2"]) == 2
+    assert "not a weight file" in capsys.readouterr().err
     assert cache_contents(keras_home) == []
     mine = tmp_path / "downloaded by hand.h5"
     shutil.copyfile(backbone_weight_file(tmp_path_factory), mine)
