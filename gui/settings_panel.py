@@ -21,13 +21,14 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLineEdit,
+    QPushButton,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from core.config import LIMITS, MODEL_NAMES, Augmentation, TrainingConfig
+from core.config import LIMITS, MODEL_NAMES, PRETRAINED_MODELS, Augmentation, TrainingConfig
 
 MODEL_HINTS = {
     "small-cnn": "small CNN trained from scratch: fast, good for simple images",
@@ -112,6 +113,9 @@ class SettingsPanel(QGroupBox):
         for name in MODEL_NAMES:
             self.model.addItem(name, name)
             self.model.setItemData(self.model.count() - 1, MODEL_HINTS.get(name, ""), 3)  # tooltip role
+        self.import_weights_button = QPushButton("Import weights…")
+        self.weights_url = QLineEdit()
+        self.weights_url.setPlaceholderText("Keras's servers")
         self.learning_rate = ScientificSpinBox(*LIMITS["learning_rate"])
         self.resize_mode = QComboBox()
         for mode, label in RESIZE_LABELS.items():
@@ -155,7 +159,10 @@ class SettingsPanel(QGroupBox):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setVerticalSpacing(5)
-        form.addRow("Model", self.model)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(self.import_weights_button)
+        form.addRow("Model", model_row)
         form.addRow("Epochs", self.epochs)
         form.addRow("Batch size", self.batch_size)
         form.addRow("Image size", self.image_size)
@@ -177,6 +184,7 @@ class SettingsPanel(QGroupBox):
         form.addRow("Decode threads", self.decode_threads)
         form.addRow("Image cache", self.cache)
         form.addRow("Cache memory", self.cache_memory_mb)
+        form.addRow("Weights mirror", self.weights_url)
         out_row = QHBoxLayout()
         out_row.addWidget(self.out_dir, 1)
         out_row.addWidget(self.out_browse)
@@ -192,6 +200,14 @@ class SettingsPanel(QGroupBox):
         self.learning_rate.setToolTip("Step size of the Adam optimizer (arrow keys step 1-2-5 per decade)")
         self.seed.setToolTip("Same seed, same data and settings: same shuffling and initial weights")
         self.decode_threads.setToolTip("Threads that decode images while the model trains")
+        self.import_weights_button.setToolTip(
+            "Give FitStudio the ImageNet weight file of this model (for computers without internet): "
+            "it is checked, then copied into the Keras cache"
+        )
+        self.weights_url.setToolTip(
+            "A mirror of Keras's weight files (a web folder holding them); the file name is appended. "
+            "Empty: $FITSTUDIO_WEIGHTS_URL, else Keras's own servers"
+        )
         self.early_stopping_patience.setToolTip(
             "Stop when the validation loss has not improved for this many epochs "
             "(the best epoch is kept as model.keras). Off: always train every epoch."
@@ -227,6 +243,13 @@ class SettingsPanel(QGroupBox):
         for box in self.augment.values():
             box.toggled.connect(self.changed)
         self.out_dir.textChanged.connect(self.changed)
+        self.weights_url.textChanged.connect(self.changed)
+        self.model.currentIndexChanged.connect(self._enable_pretrained_settings)
+
+    def _enable_pretrained_settings(self) -> None:
+        pretrained = self.model.currentData() in PRETRAINED_MODELS
+        self.import_weights_button.setEnabled(pretrained)
+        self.weights_url.setEnabled(pretrained)
 
     def _browse_out_dir(self) -> None:
         folder = self.choose_folder("Output folder for runs", self.out_dir.text() or ".")
@@ -258,6 +281,8 @@ class SettingsPanel(QGroupBox):
         self.cache.setChecked(config.cache)
         self.cache_memory_mb.setValue(config.cache_memory_mb)
         self.cache_memory_mb.setEnabled(config.cache)
+        self.weights_url.setText(config.weights_url)
+        self._enable_pretrained_settings()
 
     def apply_to(self, config: TrainingConfig) -> TrainingConfig:
         """`config` with every field this panel edits replaced by the panel's values."""
@@ -277,4 +302,5 @@ class SettingsPanel(QGroupBox):
             reduce_lr_factor=round(float(self.reduce_lr_factor.value()), 2),
             cache=self.cache.isChecked(),
             cache_memory_mb=self.cache_memory_mb.value(),
+            weights_url=self.weights_url.text().strip(),
         )

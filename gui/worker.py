@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from core import tf_runtime
 from core.errors import FitStudioError
-from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted
+from core.events import BatchEnd, DownloadProgress, EpochEnd, Message, RunFailed, RunFinished, RunStarted
 
 
 @dataclass
@@ -167,6 +167,7 @@ class TrainingWorker(QObject):
     """
 
     message = Signal(str, str)  # text, level
+    download_progress = Signal(object)  # DownloadProgress of pretrained weights
     run_started = Signal(object)  # RunStarted
     batch_end = Signal(object)  # BatchEnd
     epoch_end = Signal(object)  # EpochEnd
@@ -212,6 +213,8 @@ class TrainingWorker(QObject):
             self.epoch_end.emit(event)
         elif isinstance(event, Message):
             self.message.emit(event.text, event.level)
+        elif isinstance(event, DownloadProgress):
+            self.download_progress.emit(event)
         elif isinstance(event, RunStarted):
             self.run_started.emit(event)
         elif isinstance(event, RunFinished):
