@@ -133,6 +133,12 @@ class SettingsPanel(QGroupBox):
         self.reduce_lr_factor.setDecimals(2)
         self.reduce_lr_factor.setSingleStep(0.05)
         self.reduce_lr_factor.setPrefix("\u00d7 ")
+        self.fine_tune_after = _int_spin("fine_tune_after", " epochs")
+        self.fine_tune_after.setPrefix("after ")
+        self.fine_tune_after.setSpecialValueText("Off")
+        self.fine_tune_layers = _int_spin("fine_tune_layers", " layers")
+        self.fine_tune_layers.setPrefix("top ")
+        self.fine_tune_learning_rate = ScientificSpinBox(*LIMITS["fine_tune_learning_rate"])
         self.cache = QCheckBox("Keep decoded images")
         self.cache_memory_mb = QSpinBox()
         self.cache_memory_mb.setRange(0, CACHE_MEMORY_MAX_MB)
@@ -173,6 +179,11 @@ class SettingsPanel(QGroupBox):
         lr_row.addWidget(self.reduce_lr_patience, 3)
         lr_row.addWidget(self.reduce_lr_factor, 2)
         form.addRow("Reduce LR", lr_row)
+        fine_tune_row = QHBoxLayout()
+        fine_tune_row.addWidget(self.fine_tune_after, 1)
+        fine_tune_row.addWidget(self.fine_tune_layers, 1)
+        form.addRow("Fine-tune", fine_tune_row)
+        form.addRow("Fine-tune LR", self.fine_tune_learning_rate)
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         for index, box in enumerate(self.augment.values()):
@@ -217,6 +228,18 @@ class SettingsPanel(QGroupBox):
             "has not improved for this many epochs. Off: keep the learning rate."
         )
         self.reduce_lr_factor.setToolTip("What the learning rate is multiplied by on a plateau")
+        self.fine_tune_after.setToolTip(
+            "Fine-tuning, for the pretrained models: after this many epochs with the pretrained base "
+            "frozen, unfreeze its top layers and go on with a lower learning rate. Off: keep it frozen."
+        )
+        self.fine_tune_layers.setToolTip(
+            "How many of the base's top layers fine-tuning unfreezes (BatchNormalization layers stay "
+            "frozen, as Keras's guide advises)"
+        )
+        self.fine_tune_learning_rate.setToolTip(
+            "Learning rate while fine-tuning: small (1e-5), so the pretrained features are adjusted, "
+            "not overwritten"
+        )
         self.cache.setToolTip(
             "Decode every image once and keep the pixels for the following epochs: in memory while "
             "the budget lasts, else in a temporary file on disk"
@@ -230,7 +253,8 @@ class SettingsPanel(QGroupBox):
     def _connect_changes(self) -> None:
         for box in (self.epochs, self.batch_size, self.image_size, self.seed, self.decode_threads,
                     self.early_stopping_patience, self.reduce_lr_patience, self.reduce_lr_factor,
-                    self.cache_memory_mb):
+                    self.cache_memory_mb, self.fine_tune_after, self.fine_tune_layers,
+                    self.fine_tune_learning_rate):
             box.valueChanged.connect(self.changed)
         self.cache.toggled.connect(self.changed)
         # A setting that does nothing in the current state is shown disabled, not hidden.
@@ -245,11 +269,16 @@ class SettingsPanel(QGroupBox):
         self.out_dir.textChanged.connect(self.changed)
         self.weights_url.textChanged.connect(self.changed)
         self.model.currentIndexChanged.connect(self._enable_pretrained_settings)
+        self.fine_tune_after.valueChanged.connect(self._enable_pretrained_settings)
 
     def _enable_pretrained_settings(self) -> None:
         pretrained = self.model.currentData() in PRETRAINED_MODELS
         self.import_weights_button.setEnabled(pretrained)
         self.weights_url.setEnabled(pretrained)
+        self.fine_tune_after.setEnabled(pretrained)
+        fine_tuning = pretrained and self.fine_tune_after.value() > 0
+        self.fine_tune_layers.setEnabled(fine_tuning)
+        self.fine_tune_learning_rate.setEnabled(fine_tuning)
 
     def _browse_out_dir(self) -> None:
         folder = self.choose_folder("Output folder for runs", self.out_dir.text() or ".")
@@ -282,10 +311,14 @@ class SettingsPanel(QGroupBox):
         self.cache_memory_mb.setValue(config.cache_memory_mb)
         self.cache_memory_mb.setEnabled(config.cache)
         self.weights_url.setText(config.weights_url)
+        self.fine_tune_after.setValue(config.fine_tune_after)
+        self.fine_tune_layers.setValue(config.fine_tune_layers)
+        self.fine_tune_learning_rate.setValue(config.fine_tune_learning_rate)
         self._enable_pretrained_settings()
 
     def apply_to(self, config: TrainingConfig) -> TrainingConfig:
         """`config` with every field this panel edits replaced by the panel's values."""
+        pretrained = self.model.currentData() in PRETRAINED_MODELS
         return config.replace(
             epochs=self.epochs.value(),
             batch_size=self.batch_size.value(),
@@ -303,4 +336,8 @@ class SettingsPanel(QGroupBox):
             cache=self.cache.isChecked(),
             cache_memory_mb=self.cache_memory_mb.value(),
             weights_url=self.weights_url.text().strip(),
+            # Only a pretrained base can be fine-tuned; for small-cnn the (disabled) box keeps its value.
+            fine_tune_after=self.fine_tune_after.value() if pretrained else 0,
+            fine_tune_layers=self.fine_tune_layers.value(),
+            fine_tune_learning_rate=float(self.fine_tune_learning_rate.value()),
         )

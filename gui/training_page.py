@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from core.config import LIMITS, PRETRAINED_MODELS, TrainingConfig
 from core.data.dataset import inspect
 from core.errors import ConfigError
-from core.events import BatchEnd, DownloadProgress, EpochEnd, RunResult, RunStarted
+from core.events import BatchEnd, DownloadProgress, EpochEnd, FineTuneStarted, RunResult, RunStarted
 from core.formatting import format_size
 from core.modeling.weights import weight_file_name
 from core.runs.run_info import RunInfo, half_batch_size, read_run_info
@@ -377,6 +377,7 @@ class TrainingPage(QWidget):
         self.worker = worker
         self.worker.message.connect(self._on_message)
         self.worker.download_progress.connect(self._on_download_progress)
+        self.worker.fine_tune_started.connect(self._on_fine_tune_started)
         self.worker.run_started.connect(self._on_run_started)
         self.worker.batch_end.connect(self._on_batch_end)
         self.worker.epoch_end.connect(self._on_epoch_end)
@@ -432,6 +433,8 @@ class TrainingPage(QWidget):
         self._run_started_at = time.monotonic()
         self._epochs, self._initial_epoch = event.epochs, event.initial_epoch
         self.plots.reset(event.epochs)
+        if event.fine_tune is not None:  # first: its marker replaces the lr marker of the same epoch
+            self._on_fine_tune_started(event.fine_tune)
         if event.history:
             self.plots.load_history(event.history)
             self.plots.mark_resume(event.initial_epoch)
@@ -443,6 +446,9 @@ class TrainingPage(QWidget):
         )
         self.device_seen.emit(event.device)
         self.status_message.emit("Training…")
+
+    def _on_fine_tune_started(self, event: FineTuneStarted) -> None:
+        self.plots.mark_fine_tune(event.epoch, event.learning_rate)
 
     def _on_batch_end(self, event: BatchEnd) -> None:
         self.plots.add_batch(event.epoch, event.step, event.steps, event.loss, event.accuracy)

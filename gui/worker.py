@@ -21,7 +21,16 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from core import tf_runtime
 from core.errors import FitStudioError
-from core.events import BatchEnd, DownloadProgress, EpochEnd, Message, RunFailed, RunFinished, RunStarted
+from core.events import (
+    BatchEnd,
+    DownloadProgress,
+    EpochEnd,
+    FineTuneStarted,
+    Message,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+)
 
 
 @dataclass
@@ -171,6 +180,7 @@ class TrainingWorker(QObject):
     run_started = Signal(object)  # RunStarted
     batch_end = Signal(object)  # BatchEnd
     epoch_end = Signal(object)  # EpochEnd
+    fine_tune_started = Signal(object)  # FineTuneStarted
     run_finished = Signal(object)  # RunResult of a completed or cancelled run
     run_failed = Signal(str, str, object)  # message, details, RunResult
     start_failed = Signal(str, str)  # message, details: the run could not start
@@ -215,6 +225,8 @@ class TrainingWorker(QObject):
             self.message.emit(event.text, event.level)
         elif isinstance(event, DownloadProgress):
             self.download_progress.emit(event)
+        elif isinstance(event, FineTuneStarted):
+            self.fine_tune_started.emit(event)
         elif isinstance(event, RunStarted):
             self.run_started.emit(event)
         elif isinstance(event, RunFinished):

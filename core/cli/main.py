@@ -119,6 +119,29 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="halve the learning rate when val_loss has not improved for N epochs (default: off)",
     )
     parser.add_argument(
+        "--fine-tune-after",
+        type=int,
+        default=defaults.fine_tune_after,
+        metavar="N",
+        help="after N epochs with the pretrained backbone frozen, unfreeze its top layers and go on "
+        "training with --fine-tune-lr (default: off)",
+    )
+    parser.add_argument(
+        "--fine-tune-layers",
+        type=int,
+        default=defaults.fine_tune_layers,
+        metavar="K",
+        help=f"how many of the backbone's top layers fine-tuning unfreezes; BatchNormalization layers "
+        f"stay frozen (default {defaults.fine_tune_layers})",
+    )
+    parser.add_argument(
+        "--fine-tune-lr",
+        type=float,
+        default=defaults.fine_tune_learning_rate,
+        metavar="X",
+        help=f"learning rate while fine-tuning (default {defaults.fine_tune_learning_rate:g})",
+    )
+    parser.add_argument(
         "--weights-url",
         default=defaults.weights_url,
         metavar="URL",
@@ -154,6 +177,9 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         early_stopping_patience=args.early_stopping,
         reduce_lr_patience=args.reduce_lr,
         weights_url=args.weights_url,
+        fine_tune_after=args.fine_tune_after,
+        fine_tune_layers=args.fine_tune_layers,
+        fine_tune_learning_rate=args.fine_tune_lr,
     ).validate()
 
 

@@ -52,6 +52,37 @@ def build_model(
     return BuiltModel(keras.Model(inputs, outputs, name=name.replace("-", "_")), pretrained, note, weights)
 
 
+def compile_model(model: keras.Model, learning_rate: float) -> None:
+    """How every FitStudio model trains: Adam, sparse categorical cross-entropy, accuracy."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def backbone_of(model: keras.Model) -> keras.Model:
+    """The pretrained backbone inside a model that build_model made: its one nested model."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(nested) != 1:
+        raise ValueError(f"{model.name} has no pretrained backbone to fine-tune")
+    return nested[0]
+
+
+def unfreeze_top_layers(model: keras.Model, count: int) -> int:
+    """Makes the top `count` layers of the backbone trainable and returns how many that is (at most
+    all). BatchNormalization layers stay frozen: Keras's fine-tuning recipe keeps their statistics
+    and scale as pretrained (the backbone also runs them in inference mode, see _frozen_backbone).
+    The model must be compiled again for this to take effect."""
+    base = backbone_of(model)
+    count = min(count, len(base.layers))
+    first_unfrozen = len(base.layers) - count
+    base.trainable = True
+    for index, layer in enumerate(base.layers):
+        layer.trainable = index >= first_unfrozen and not isinstance(layer, layers.BatchNormalization)
+    return count
+
+
 def _augment(x, augmentation: Augmentation, seed: int):
     steps: list[Callable] = []
     if augmentation.flip:
