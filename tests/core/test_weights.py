@@ -225,3 +225,21 @@ def test_a_damaged_cached_file_falls_back_to_random_weights(keras_home):
         handle.write(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)  # the signature, then nothing
     built = build_model("mobilenetv2", 2, MOBILENET_IMAGE_SIZE)
     assert built.pretrained is False and "does not load" in built.note and FILE_NAME in built.note
+
+
+def test_stop_during_the_download_ends_the_run_before_training(keras_home, mirror, tmp_path):
+    train_dir = make_class_folders(str(tmp_path / "train"), {"blue": 2, "red": 2}, size=MOBILENET_IMAGE_SIZE)
+    config = TrainingConfig(
+        train_dir=train_dir, val_dir=train_dir, model="mobilenetv2", image_size=MOBILENET_IMAGE_SIZE,
+        epochs=1, weights_url=mirror.url("stall"), out_dir=str(tmp_path / "runs"),
+    )
+    cancel = threading.Event()
+
+    def stop_when_the_download_starts(event):
+        if isinstance(event, DownloadProgress) and not event.done:
+            cancel.set()
+
+    result = train(config, stop_when_the_download_starts, cancel)
+    assert result.status == "cancelled" and result.epochs_completed == 0
+    assert not os.path.exists(os.path.join(result.run_dir, "last.keras"))
+    assert cache_contents(keras_home) == []
