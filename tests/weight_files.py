@@ -35,15 +35,25 @@ def backbone_weight_file(tmp_path_factory, model: str = "mobilenetv2") -> str:
     return _cache[model]
 
 
-def first_kernel(h5_path: str, layer: str = "Conv1"):
-    """The kernel of `layer` as stored in a legacy weight file."""
+def saved_layer_weights(h5_path: str) -> dict:
+    """{layer name: its weight arrays, in get_weights() order} as stored in a legacy weight file."""
     import h5py
     import numpy as np
 
+    def text(value):
+        return value.decode() if isinstance(value, bytes) else value
+
     with h5py.File(h5_path, "r") as handle:
-        group = handle[layer]
-        names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
-        return np.array(group[next(n for n in names if "kernel" in n)])
+        return {
+            text(layer): [np.array(handle[text(layer)][text(name)])
+                          for name in handle[text(layer)].attrs["weight_names"]]
+            for layer in handle.attrs["layer_names"]
+        }
+
+
+def first_kernel(h5_path: str, layer: str = "Conv1"):
+    """The kernel of `layer` as stored in a legacy weight file."""
+    return saved_layer_weights(h5_path)[layer][0]
 
 
 class WeightsMirror:

@@ -113,8 +113,11 @@ class _Run:
         self.model: Any = None
         self.timer = callbacks.EpochTimer()
         self.record = callbacks.RunRecord()
-        self.history = callbacks.HistoryRecorder(record_learning_rate=bool(config.reduce_lr_patience))
+        # The learning rate is worth a column when it changes: on a plateau, or when fine-tuning begins.
+        changing_rate = bool(config.reduce_lr_patience or config.fine_tune_after)
+        self.history = callbacks.HistoryRecorder(record_learning_rate=changing_rate)
         self.policy = callbacks.PlateauPolicy(config, self.history, emit)
+        self.fine_tune = callbacks.FineTune(config, emit)
         self.saver: Any = None  # needs the run folder: made in _open_run_dir
 
     def _callbacks(self, train_stream, val_stream) -> list:
@@ -124,6 +127,7 @@ class _Run:
         self.timer.watch(train_stream)
         return [
             callbacks.StreamProgress(train_stream, val_stream, self.emit, self.cancel, self.skipped),
+            self.fine_tune,  # switches in on_epoch_begin, before the epoch's first batch
             self.timer,
             self.history,
             self.policy,
@@ -135,7 +139,7 @@ class _Run:
 
     def _stateful(self) -> list:
         """The callbacks whose state a checkpoint carries and whose report() fills report.json."""
-        return [self.timer, self.history, self.policy, self.record, self.saver]
+        return [self.timer, self.history, self.policy, self.fine_tune, self.record, self.saver]
 
     def _states(self) -> dict[str, Any]:
         states: dict[str, Any] = {}
@@ -257,6 +261,7 @@ class _Run:
                 device=self.device,
                 pretrained=self.record.pretrained,
                 history=list(self.history.history),
+                fine_tune=self.fine_tune.began(),
             )
         )
         self.model.fit(
@@ -274,9 +279,7 @@ class _Run:
         )
 
     def _model(self):
-        keras = load_keras()
-
-        from core.modeling.models import build_model
+        from core.modeling.models import build_model, compile_model
 
         if self.resume_from is not None:
             return checkpoints.load_model(self.run_dir, self.resume_from)
@@ -292,11 +295,7 @@ class _Run:
         )
         self.record.note_weights(built)
         self.emit(Message(built.note, "warning" if built.pretrained is False else "info"))
-        built.model.compile(
-            optimizer=keras.optimizers.Adam(self.config.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+        compile_model(built.model, self.config.learning_rate)
         return built.model
 
     def _skipped_while_training(self, path: str, reason: str) -> None:

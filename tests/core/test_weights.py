@@ -1,5 +1,6 @@
 """Pretrained weights: Keras's file names, the cache, a local mirror that succeeds or misbehaves in
-every way a network can, cancelling a download, importing a file, and a run that uses the weights."""
+every way a network can, cancelling a download, importing a file, and runs on cached and on downloaded
+weights."""
 
 import os
 import shutil
@@ -17,7 +18,7 @@ from core import files
 from core.config import TrainingConfig
 from core.errors import ConfigError
 from core.events import DownloadProgress, Message
-from core.modeling.models import build_model
+from core.modeling.models import backbone_of, build_model
 from core.modeling.weights import (
     OFFLINE_ENV,
     WEIGHTS_URL_ENV,
@@ -86,24 +87,23 @@ def test_a_run_uses_the_weights_in_the_keras_cache(keras_home, tmp_path, tmp_pat
     monkeypatch.setenv(OFFLINE_ENV, "1")  # the cache alone must do
     saved = backbone_weight_file(tmp_path_factory)
     os.makedirs(keras_home)
-    shutil.copyfile(saved, os.path.join(keras_home, FILE_NAME))
-    train_dir = make_class_folders(str(tmp_path / "train"), {"blue": 3, "red": 3}, size=MOBILENET_IMAGE_SIZE)
+    cached = os.path.join(keras_home, FILE_NAME)
+    shutil.copyfile(saved, cached)
+    train_dir = make_class_folders(str(tmp_path / "train"), {"blue": 2, "red": 2}, size=MOBILENET_IMAGE_SIZE)
     config = TrainingConfig(
         train_dir=train_dir, val_dir=train_dir, model="mobilenetv2", image_size=MOBILENET_IMAGE_SIZE,
-        epochs=1, batch_size=6, out_dir=str(tmp_path / "runs"),
+        epochs=1, batch_size=4, out_dir=str(tmp_path / "runs"),
     )
     events = []
     result = train(config, events.append)
     assert result.status == "completed", result.message
     report = files.read_json(os.path.join(result.run_dir, "report.json"))
-    cached = os.path.join(keras_home, FILE_NAME)
     assert report["pretrained_weights"] is True
     assert report["weights"]["origin"] == "cache" and report["weights"]["path"] == cached
     assert cached in report["weights_note"]
     assert any(isinstance(e, Message) and cached in e.text for e in events)
     model = keras.models.load_model(os.path.join(result.run_dir, "model.keras"), safe_mode=True)
-    backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
-    np.testing.assert_array_equal(backbone.get_layer("Conv1").kernel.numpy(), first_kernel(saved))
+    np.testing.assert_array_equal(backbone_of(model).get_layer("Conv1").kernel.numpy(), first_kernel(saved))
 
 
 def test_cli_train_downloads_from_the_mirror_in_the_environment(keras_home, mirror, tmp_path, monkeypatch,
@@ -123,9 +123,8 @@ def test_cli_train_downloads_from_the_mirror_in_the_environment(keras_home, mirr
     assert report["pretrained_weights"] is True
     assert report["weights"]["origin"] == "download" and report["weights"]["url"] == url
     model = keras.models.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True)
-    backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     kernel = first_kernel(backbone_weight_file(tmp_path_factory))
-    np.testing.assert_array_equal(backbone.get_layer("Conv1").kernel.numpy(), kernel)
+    np.testing.assert_array_equal(backbone_of(model).get_layer("Conv1").kernel.numpy(), kernel)
 
 
 def test_a_mirror_download_reports_progress_and_lands_in_the_cache(keras_home, mirror):
