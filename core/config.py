@@ -14,6 +14,9 @@ from core.errors import ConfigError
 from core.paths import default_runs_dir, demo_train_dir, demo_val_dir
 
 MODEL_NAMES = ("small-cnn", "mobilenetv2", "efficientnetb0")
+PRETRAINED_MODELS = ("mobilenetv2", "efficientnetb0")  # a Keras backbone with ImageNet weights
+MIN_BACKBONE_IMAGE_SIZE = 32  # keras.applications refuses smaller inputs
+WEIGHTS_URL_SCHEMES = ("http://", "https://", "file://")
 # How an image meets the model's square input: squeezed whole, or its centre square cut out.
 RESIZE_MODES = ("stretch", "crop")
 # Disk space that decoded images kept between runs may take, by default (core.data.disk_cache).
@@ -29,6 +32,9 @@ LIMITS = {
     "early_stopping_patience": (0, 1000),
     "reduce_lr_patience": (0, 1000),
     "reduce_lr_factor": (0.05, 0.95),
+    "fine_tune_after": (0, 10_000),
+    "fine_tune_layers": (1, 1000),  # MobileNetV2 has 154 layers, EfficientNetB0 238
+    "fine_tune_learning_rate": (1e-7, 1.0),
 }
 
 
@@ -71,6 +77,12 @@ class TrainingConfig:
     early_stopping_patience: int = 0  # stop after this many epochs without a better val_loss; 0: off
     reduce_lr_patience: int = 0  # multiply the learning rate by reduce_lr_factor after this many; 0: off
     reduce_lr_factor: float = 0.5
+    weights_url: str = ""  # a mirror of Keras's weight files; "": $FITSTUDIO_WEIGHTS_URL, else Keras's
+    # Fine-tuning: after this many epochs with the backbone frozen, unfreeze its top layers and go on
+    # with a lower learning rate (BatchNormalization layers stay frozen); 0: never.
+    fine_tune_after: int = 0
+    fine_tune_layers: int = 30
+    fine_tune_learning_rate: float = 1e-5
 
     def validate(self) -> TrainingConfig:
         for name, (low, high) in LIMITS.items():
@@ -81,11 +93,37 @@ class TrainingConfig:
             raise ConfigError(f"Unknown model '{self.model}'. Choose one of: {', '.join(MODEL_NAMES)}.")
         if self.resize_mode not in RESIZE_MODES:
             raise ConfigError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}.")
+        if self.model in PRETRAINED_MODELS and self.image_size < MIN_BACKBONE_IMAGE_SIZE:
+            raise ConfigError(
+                f"{self.model} needs images of at least {MIN_BACKBONE_IMAGE_SIZE} px; "
+                f"image_size is {self.image_size}."
+            )
+        self._validate_fine_tuning()
+        url = self.weights_url.strip()
+        if url and not url.lower().startswith(WEIGHTS_URL_SCHEMES):
+            raise ConfigError(
+                f"The weights mirror must be a URL starting with {', '.join(WEIGHTS_URL_SCHEMES)}, "
+                f"not '{url}'."
+            )
         if self.decode_threads < 0 or self.cache_memory_mb < 0:
             raise ConfigError("decode_threads and cache_memory_mb must be 0 (automatic) or more.")
         if self.cache_disk_mb < 0:
             raise ConfigError("cache_disk_mb must be 0 (keep nothing on disk between runs) or more.")
         return self
+
+    def _validate_fine_tuning(self) -> None:
+        if not self.fine_tune_after:
+            return
+        if self.model not in PRETRAINED_MODELS:
+            raise ConfigError(
+                f"Fine-tuning unfreezes a pretrained backbone, which {self.model} has not: choose "
+                f"{' or '.join(PRETRAINED_MODELS)}, or turn fine-tuning off."
+            )
+        if self.fine_tune_after >= self.epochs:
+            raise ConfigError(
+                f"Fine-tuning starts after epoch {self.fine_tune_after}, but the run has {self.epochs} "
+                f"epochs: train more epochs, or start fine-tuning earlier."
+            )
 
     def replace(self, **changes: Any) -> TrainingConfig:
         return dataclasses.replace(self, **changes)

@@ -20,6 +20,16 @@ class Message:
 
 
 @dataclass(frozen=True)
+class FineTuneStarted:
+    """The backbone's top `layers` layers were unfrozen before 0-based `epoch`; training goes on with
+    `learning_rate`."""
+
+    epoch: int
+    layers: int
+    learning_rate: float
+
+
+@dataclass(frozen=True)
 class RunStarted:
     run_dir: str
     class_names: list[str]
@@ -33,6 +43,7 @@ class RunStarted:
     device: str
     pretrained: bool | None  # None for models trained from scratch
     history: list[dict[str, float]] = field(default_factory=list)  # earlier epochs of a resumed run
+    fine_tune: FineTuneStarted | None = None  # fine-tuning that began before this session
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,17 @@ class EpochEnd:
     best_epoch: int | None = None
     learning_rate_change: tuple[float, float] | None = None  # (old, new) when this epoch's end reduced it
     stopped_early: bool = False  # early stopping ends the run after this epoch
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    """Pretrained weights are being downloaded; the last event of a download has done=True."""
+
+    file_name: str
+    url: str
+    received_bytes: int
+    total_bytes: int | None  # None when the server does not say
+    done: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,4 +111,6 @@ class RunFailed:
     result: RunResult
 
 
-Event = Message | RunStarted | BatchEnd | EpochEnd | RunFinished | RunFailed
+Event = (
+    Message | DownloadProgress | RunStarted | BatchEnd | EpochEnd | FineTuneStarted | RunFinished | RunFailed
+)

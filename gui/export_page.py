@@ -24,9 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.formatting import format_size
 from core.runs.run_folder import LABELS_FILE
 from gui.data_panel import FolderField
-from gui.model_bar import MessageBanner, ModelBar, format_size
+from gui.model_bar import MessageBanner, ModelBar
 from gui.model_worker import JobHandle, ModelInfo, ModelService
 from gui.text import escape
 

@@ -246,12 +246,3 @@ def stat_card(caption: str) -> tuple[QFrame, QLabel]:
     layout.addWidget(value)
     layout.addWidget(label)
     return card, value
-
-
-def format_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"

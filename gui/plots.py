@@ -25,6 +25,7 @@ BEST_COLOUR = "#16a34a"
 LR_COLOUR = "#7c3aed"
 EARLY_STOP_COLOUR = "#dc2626"
 RESUME_COLOUR = "#6b7280"
+FINE_TUNE_COLOUR = "#0d9488"
 pg.setConfigOptions(antialias=True, background="w", foreground="#374151")
 
 METRICS = (("loss", "Loss", "val_loss"), ("accuracy", "Accuracy", "val_accuracy"))
@@ -207,6 +208,7 @@ class LivePlots(QWidget):
         self.lr_changes: list[tuple[float, float, float]] = []  # (x, old, new)
         self.early_stop_x: float | None = None
         self.resumed_at: float | None = None
+        self.fine_tune_x: float | None = None
         self.redraw_count = 0
         self._dirty = False
         self._resmooth = False
@@ -256,7 +258,7 @@ class LivePlots(QWidget):
         self.learning_rates.clear()
         self.best_epoch = None
         self.lr_changes.clear()
-        self.early_stop_x = self.resumed_at = None
+        self.early_stop_x = self.resumed_at = self.fine_tune_x = None
         for plot in self.plots.values():
             plot.clear_markers()
         if epochs:
@@ -316,8 +318,8 @@ class LivePlots(QWidget):
     def mark_lr_change(self, epoch: int, old: float, new: float) -> None:
         """The learning rate went from `old` to `new` at the end of 0-based `epoch`; once per epoch."""
         x = float(epoch + 1)
-        if any(abs(x - seen) < 1e-9 for seen, _, _ in self.lr_changes):
-            return
+        if any(abs(x - seen) < 1e-9 for seen, _, _ in self.lr_changes) or x == self.fine_tune_x:
+            return  # once per epoch; the fine-tuning marker names its own learning rate
         self.lr_changes.append((x, old, new))
         # Alternate the label height so neighbouring reductions do not cover each other.
         position = 0.94 if len(self.lr_changes) % 2 else 0.84
@@ -333,6 +335,19 @@ class LivePlots(QWidget):
         for plot in self.plots.values():
             plot.add_marker(x, "early stop", EARLY_STOP_COLOUR, Qt.PenStyle.SolidLine, 0.62, "early_stop",
                             left=True)
+
+    def mark_fine_tune(self, epoch: int, learning_rate: float) -> None:
+        """Fine-tuning began with 0-based `epoch` (the backbone's top layers were unfrozen before it)."""
+        x = float(epoch)
+        if self.fine_tune_x == x:
+            return
+        self.fine_tune_x = x
+        for plot in self.plots.values():
+            for line in [m for m in plot.markers if m.kind == "lr" and m.value() == x]:
+                plot.removeItem(line)
+                plot.markers.remove(line)
+            plot.add_marker(x, f"fine-tuning, lr {learning_rate:.3g}", FINE_TUNE_COLOUR,
+                            Qt.PenStyle.DashDotLine, 0.28, "fine_tune")
 
     def mark_resume(self, initial_epoch: int) -> None:
         """This session continues a run that had finished `initial_epoch` epochs."""

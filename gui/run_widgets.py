@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from core.events import RunResult
-from core.formatting import format_duration
+from core.formatting import format_duration, format_size
 from core.runs.run_folder import BEST_MODEL_FILE
 
 
@@ -38,8 +38,21 @@ class RunStatus(QWidget):
 
     def preparing(self) -> None:
         self.epoch_label.setText("Preparing…")
+        self.speed_label.setText("")
         self.progress.setRange(0, 0)  # busy: TensorFlow loads and the data is checked
         self.progress.setFormat("")
+        self.progress.show()
+
+    def show_download(self, received: int, total: int | None) -> None:
+        """Pretrained weights are downloading: bytes received of `total` (None: not known)."""
+        self.epoch_label.setText("Downloading weights")
+        if total:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(min(1000, round(1000 * received / total)))
+            self.progress.setFormat(f"{format_size(received)} of {format_size(total)}")
+        else:
+            self.progress.setRange(0, 0)
+            self.speed_label.setText(format_size(received))
         self.progress.show()
 
     def show_epoch(self, epoch: int, epochs: int, steps: int) -> None:

@@ -23,13 +23,14 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLineEdit,
+    QPushButton,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from core.config import LIMITS, MODEL_NAMES, Augmentation, TrainingConfig
+from core.config import LIMITS, MODEL_NAMES, PRETRAINED_MODELS, Augmentation, TrainingConfig
 
 MODEL_HINTS = {
     "small-cnn": "small CNN trained from scratch: fast, good for simple images",
@@ -113,6 +114,10 @@ ADVANCED_FIELDS = {
     "cache": "Image cache",
     "cache_memory_mb": "Cache memory",
     "cache_disk_mb": "Disk cache",
+    "fine_tune_after": "Fine-tune",
+    "fine_tune_layers": "Fine-tune",
+    "fine_tune_learning_rate": "Fine-tune LR",
+    "weights_url": "Weights mirror",
     "out_dir": "Output folder",
 }
 
@@ -130,6 +135,9 @@ class SettingsPanel(QGroupBox):
         for name in MODEL_NAMES:
             self.model.addItem(name, name)
             self.model.setItemData(self.model.count() - 1, MODEL_HINTS.get(name, ""), 3)  # tooltip role
+        self.import_weights_button = QPushButton("Import weights…")
+        self.weights_url = QLineEdit()
+        self.weights_url.setPlaceholderText("Keras's servers")
         self.learning_rate = ScientificSpinBox(*LIMITS["learning_rate"])
         self.resize_mode = QComboBox()
         for mode, label in RESIZE_LABELS.items():
@@ -147,6 +155,12 @@ class SettingsPanel(QGroupBox):
         self.reduce_lr_factor.setDecimals(2)
         self.reduce_lr_factor.setSingleStep(0.05)
         self.reduce_lr_factor.setPrefix("\u00d7 ")
+        self.fine_tune_after = _int_spin("fine_tune_after", " epochs")
+        self.fine_tune_after.setPrefix("after ")
+        self.fine_tune_after.setSpecialValueText("Off")
+        self.fine_tune_layers = _int_spin("fine_tune_layers", " layers")
+        self.fine_tune_layers.setPrefix("top ")
+        self.fine_tune_learning_rate = ScientificSpinBox(*LIMITS["fine_tune_learning_rate"])
         self.cache = QCheckBox("Keep decoded images")
         self.cache_memory_mb = QSpinBox()
         self.cache_memory_mb.setRange(0, CACHE_MEMORY_MAX_MB)
@@ -182,7 +196,10 @@ class SettingsPanel(QGroupBox):
         form = self.form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setVerticalSpacing(5)
-        form.addRow("Model", self.model)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(self.import_weights_button)
+        form.addRow("Model", model_row)
         form.addRow("Epochs", self.epochs)
         form.addRow("Batch size", self.batch_size)
         form.addRow("Image size", self.image_size)
@@ -201,7 +218,12 @@ class SettingsPanel(QGroupBox):
         out_row = QHBoxLayout()
         out_row.addWidget(self.out_dir, 1)
         out_row.addWidget(self.out_browse)
-        for label, field in (("Resize", self.resize_mode), ("Reduce LR", lr_row), ("Seed", self.seed),
+        fine_tune_row = QHBoxLayout()
+        fine_tune_row.addWidget(self.fine_tune_after, 1)
+        fine_tune_row.addWidget(self.fine_tune_layers, 1)
+        for label, field in (("Resize", self.resize_mode), ("Reduce LR", lr_row),
+                             ("Fine-tune", fine_tune_row), ("Fine-tune LR", self.fine_tune_learning_rate),
+                             ("Weights mirror", self.weights_url), ("Seed", self.seed),
                              ("Decode threads", self.decode_threads), ("Image cache", self.cache),
                              ("Cache memory", self.cache_memory_mb), ("Disk cache", self.cache_disk_mb),
                              ("Output folder", out_row)):
@@ -266,6 +288,14 @@ class SettingsPanel(QGroupBox):
         self.learning_rate.setToolTip("Step size of the Adam optimizer (arrow keys step 1-2-5 per decade)")
         self.seed.setToolTip("Same seed, same data and settings: same shuffling and initial weights")
         self.decode_threads.setToolTip("Threads that decode images while the model trains")
+        self.import_weights_button.setToolTip(
+            "Give FitStudio the ImageNet weight file of this model (for computers without internet): "
+            "it is checked, then copied into the Keras cache"
+        )
+        self.weights_url.setToolTip(
+            "A mirror of Keras's weight files (a web folder holding them); the file name is appended. "
+            "Empty: $FITSTUDIO_WEIGHTS_URL, else Keras's own servers"
+        )
         self.early_stopping_patience.setToolTip(
             "Stop when the validation loss has not improved for this many epochs "
             "(the best epoch is kept as model.keras). Off: always train every epoch."
@@ -275,6 +305,18 @@ class SettingsPanel(QGroupBox):
             "has not improved for this many epochs. Off: keep the learning rate."
         )
         self.reduce_lr_factor.setToolTip("What the learning rate is multiplied by on a plateau")
+        self.fine_tune_after.setToolTip(
+            "Fine-tuning, for the pretrained models: after this many epochs with the pretrained base "
+            "frozen, unfreeze its top layers and go on with a lower learning rate. Off: keep it frozen."
+        )
+        self.fine_tune_layers.setToolTip(
+            "How many of the base's top layers fine-tuning unfreezes (BatchNormalization layers stay "
+            "frozen, as Keras's guide advises)"
+        )
+        self.fine_tune_learning_rate.setToolTip(
+            "Learning rate while fine-tuning: small (1e-5), so the pretrained features are adjusted, "
+            "not overwritten"
+        )
         self.cache.setToolTip(
             "Decode every image once and keep the pixels for the following epochs (in memory while "
             "the budget lasts, else in a temporary file on disk) and, within the disk cache, for later runs"
@@ -292,7 +334,8 @@ class SettingsPanel(QGroupBox):
     def _connect_changes(self) -> None:
         for box in (self.epochs, self.batch_size, self.image_size, self.seed, self.decode_threads,
                     self.early_stopping_patience, self.reduce_lr_patience, self.reduce_lr_factor,
-                    self.cache_memory_mb, self.cache_disk_mb):
+                    self.cache_memory_mb, self.cache_disk_mb, self.fine_tune_after, self.fine_tune_layers,
+                    self.fine_tune_learning_rate):
             box.valueChanged.connect(self.changed)
         self.cache.toggled.connect(self.changed)
         # A setting that does nothing in the current state is shown disabled, not hidden.
@@ -308,6 +351,18 @@ class SettingsPanel(QGroupBox):
         self.out_dir.textChanged.connect(self.changed)
         self.changed.connect(self._describe_advanced)
         self.advanced_toggle.toggled.connect(self._on_advanced_toggled)
+        self.weights_url.textChanged.connect(self.changed)
+        self.model.currentIndexChanged.connect(self._enable_pretrained_settings)
+        self.fine_tune_after.valueChanged.connect(self._enable_pretrained_settings)
+
+    def _enable_pretrained_settings(self) -> None:
+        pretrained = self.model.currentData() in PRETRAINED_MODELS
+        self.import_weights_button.setEnabled(pretrained)
+        self.weights_url.setEnabled(pretrained)
+        self.fine_tune_after.setEnabled(pretrained)
+        fine_tuning = pretrained and self.fine_tune_after.value() > 0
+        self.fine_tune_layers.setEnabled(fine_tuning)
+        self.fine_tune_learning_rate.setEnabled(fine_tuning)
 
     def _browse_out_dir(self) -> None:
         folder = self.choose_folder("Output folder for runs", self.out_dir.text() or ".")
@@ -341,9 +396,15 @@ class SettingsPanel(QGroupBox):
         self.cache_memory_mb.setEnabled(config.cache)
         self.cache_disk_mb.setValue(config.cache_disk_mb)
         self.cache_disk_mb.setEnabled(config.cache)
+        self.weights_url.setText(config.weights_url)
+        self.fine_tune_after.setValue(config.fine_tune_after)
+        self.fine_tune_layers.setValue(config.fine_tune_layers)
+        self.fine_tune_learning_rate.setValue(config.fine_tune_learning_rate)
+        self._enable_pretrained_settings()
 
     def apply_to(self, config: TrainingConfig) -> TrainingConfig:
         """`config` with every field this panel edits replaced by the panel's values."""
+        pretrained = self.model.currentData() in PRETRAINED_MODELS
         return config.replace(
             epochs=self.epochs.value(),
             batch_size=self.batch_size.value(),
@@ -361,4 +422,9 @@ class SettingsPanel(QGroupBox):
             cache=self.cache.isChecked(),
             cache_memory_mb=self.cache_memory_mb.value(),
             cache_disk_mb=self.cache_disk_mb.value(),
+            weights_url=self.weights_url.text().strip(),
+            # Only a pretrained base can be fine-tuned; for small-cnn the (disabled) box keeps its value.
+            fine_tune_after=self.fine_tune_after.value() if pretrained else 0,
+            fine_tune_layers=self.fine_tune_layers.value(),
+            fine_tune_learning_rate=float(self.fine_tune_learning_rate.value()),
         )

@@ -27,10 +27,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.config import LIMITS, TrainingConfig
+from core.config import LIMITS, PRETRAINED_MODELS, TrainingConfig
 from core.data.dataset import inspect
 from core.errors import ConfigError
-from core.events import BatchEnd, EpochEnd, RunResult, RunStarted
+from core.events import BatchEnd, DownloadProgress, EpochEnd, FineTuneStarted, RunResult, RunStarted
+from core.formatting import format_size
+from core.modeling.weights import weight_file_name
 from core.runs.run_info import RunInfo, half_batch_size, read_run_info
 from gui.data_panel import TRAIN, DataPanel
 from gui.log_panel import LogPanel
@@ -39,7 +41,7 @@ from gui.run_widgets import RunStatus, RunSummary
 from gui.settings_panel import SettingsPanel
 from gui.settings_store import SettingsStore
 from gui.warmup import WarmUp, WarmUpTarget
-from gui.worker import ResumeWorker, TrainingWorker, start_worker
+from gui.worker import ResumeWorker, TrainingWorker, run_in_thread, start_worker
 
 DATA_WAIT_TOOLTIP = (
     "Share of the last epoch the model waited for images; high values mean decoding is the "
@@ -63,6 +65,12 @@ def is_resumable(result: RunResult | None) -> bool:
     return bool(result is not None and result.run_dir and read_run_info(result.run_dir).can_resume)
 
 
+def default_import_weights_fn(source, model, image_size):
+    from core.modeling.weights import import_weights  # loads TensorFlow to check the file
+
+    return import_weights(source, model, image_size)
+
+
 def smaller_batch_size(result: RunResult | None) -> int | None:
     """Half the batch size of a run that ran out of memory (None otherwise, or at 1 already)."""
     if result is None or not result.out_of_memory:
@@ -84,6 +92,8 @@ class TrainingPage(QWidget):
         self.store = store
         self.train_fn = train_fn
         self.resume_fn = resume_fn
+        self.import_weights_fn = default_import_weights_fn
+        self.importing_weights = False
         self.worker: TrainingWorker | None = None
         self.thread: QThread | None = None
         self.last_result: RunResult | None = None
@@ -228,6 +238,7 @@ class TrainingPage(QWidget):
         self.summary.open_folder_requested.connect(self.open_folder)
         self.settings.epochs.valueChanged.connect(self._preview_epochs)
         self.settings.advanced_toggled.connect(self.store.set_advanced_settings_open)
+        self.settings.import_weights_button.clicked.connect(self.import_weights)
 
     def _load_settings(self) -> None:
         config = self.store.load_config()
@@ -263,7 +274,7 @@ class TrainingPage(QWidget):
 
     def _update_buttons(self) -> None:
         problem = self.data.problem()
-        self.train_button.setEnabled(not self.is_running and problem is None)
+        self.train_button.setEnabled(not self.is_running and not self.importing_weights and problem is None)
         self.stop_button.setEnabled(self.is_running and not (self.worker and self.worker.cancel_requested))
         if self.is_running:
             self.train_hint.setText("")
@@ -402,6 +413,8 @@ class TrainingPage(QWidget):
         self.warm_up.stop()  # at once: the run reads the same disk cache and takes over from here
         self.worker = worker
         self.worker.message.connect(self._on_message)
+        self.worker.download_progress.connect(self._on_download_progress)
+        self.worker.fine_tune_started.connect(self._on_fine_tune_started)
         self.worker.run_started.connect(self._on_run_started)
         self.worker.batches_end.connect(self._on_batches_end)
         self.worker.epoch_end.connect(self._on_epoch_end)
@@ -444,10 +457,22 @@ class TrainingPage(QWidget):
     def _on_message(self, text: str, level: str) -> None:
         self.log.log(text, level)
 
+    def _on_download_progress(self, event: DownloadProgress) -> None:
+        if event.done:
+            self.run_status.preparing()
+            return
+        if event.received_bytes == 0:
+            size = format_size(event.total_bytes) if event.total_bytes else "size unknown"
+            self.log.log(f"Downloading {event.file_name} ({size}) from {event.url}…")
+            self.status_message.emit("Downloading pretrained weights… (Stop cancels)")
+        self.run_status.show_download(event.received_bytes, event.total_bytes)
+
     def _on_run_started(self, event: RunStarted) -> None:
         self._run_started_at = time.monotonic()
         self._epochs, self._initial_epoch = event.epochs, event.initial_epoch
         self.plots.reset(event.epochs)
+        if event.fine_tune is not None:  # first: its marker replaces the lr marker of the same epoch
+            self._on_fine_tune_started(event.fine_tune)
         if event.history:
             self.plots.load_history(event.history)
             self.plots.mark_resume(event.initial_epoch)
@@ -459,6 +484,9 @@ class TrainingPage(QWidget):
         )
         self.device_seen.emit(event.device)
         self.status_message.emit("Training…")
+
+    def _on_fine_tune_started(self, event: FineTuneStarted) -> None:
+        self.plots.mark_fine_tune(event.epoch, event.learning_rate)
 
     def _on_batches_end(self, batches: tuple[BatchEnd, ...]) -> None:
         """Every batch since the last call: all go to the plots, the status shows the newest."""
@@ -541,7 +569,52 @@ class TrainingPage(QWidget):
             remaining = running * (1 - done) / done if done > 0 else None
         self.run_status.show_times(elapsed, remaining if self.is_running else None)
 
+    # --- importing pretrained weights -------------------------------------------------------------
+
+    def import_weights(self) -> bool:
+        """Asks for a weight file for the chosen model and copies it into the Keras cache once a worker
+        thread has checked that it loads into that architecture."""
+        config = self.current_config()
+        if self.is_running or self.importing_weights or config.model not in PRETRAINED_MODELS:
+            return False
+        expected = weight_file_name(config.model, config.image_size)
+        source = self.choose_weights_file(config.model, expected)
+        if not source:
+            return False
+        self.importing_weights = True
+        self.settings.import_weights_button.setEnabled(False)
+        self._update_buttons()
+        self.log.log(f"Checking {source} as {config.model} weights…")
+        self.status_message.emit("Checking the weight file…")
+        run_in_thread(self.import_weights_fn, source, config.model, config.image_size,
+                      on_result=lambda target: self._on_weights_imported(config.model, target),
+                      on_error=self._on_weights_import_failed, on_done=self._on_weights_import_done,
+                      name="FitStudio weights import")
+        return True
+
+    def _on_weights_imported(self, model: str, target: str) -> None:
+        self.log.log(f"Imported the {model} weights as {target}: the next runs use them.", "success")
+        self.status_message.emit("Weights imported.")
+
+    def _on_weights_import_failed(self, message: str, details: str) -> None:
+        self.log.log(f"The weight file was not imported: {message}", "error")
+        self.status_message.emit("Weights not imported.")
+        self.show_error("These weights cannot be used", message, details)
+
+    def _on_weights_import_done(self) -> None:
+        self.importing_weights = False
+        self.settings.import_weights_button.setEnabled(self.current_config().model in PRETRAINED_MODELS)
+        self._update_buttons()
+
     # --- things a test replaces ----------------------------------------------------------------
+
+    def choose_weights_file(self, model: str, expected_name: str) -> str:
+        """The file dialog of "Import weights…"; a method so tests can replace it."""
+        path, _ = QFileDialog.getOpenFileName(
+            self, f"Import {model} weights (Keras's file: {expected_name})", os.path.expanduser("~"),
+            "Keras weight files (*.h5 *.hdf5);;All files (*)",
+        )
+        return path
 
     def show_error(self, title: str, message: str, details: str = "", note: str = "",
                    offer_resume: bool = False) -> None:

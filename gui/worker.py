@@ -22,7 +22,16 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from core import tf_runtime
 from core.errors import FitStudioError
-from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted
+from core.events import (
+    BatchEnd,
+    DownloadProgress,
+    EpochEnd,
+    FineTuneStarted,
+    Message,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+)
 
 
 @dataclass
@@ -238,9 +247,11 @@ class TrainingWorker(QObject):
     """
 
     message = Signal(str, str)  # text, level
+    download_progress = Signal(object)  # DownloadProgress of pretrained weights
     run_started = Signal(object)  # RunStarted
     batches_end = Signal(object)  # tuple[BatchEnd, ...]: every batch since the last, in order
     epoch_end = Signal(object)  # EpochEnd
+    fine_tune_started = Signal(object)  # FineTuneStarted
     run_finished = Signal(object)  # RunResult of a completed or cancelled run
     run_failed = Signal(str, str, object)  # message, details, RunResult
     start_failed = Signal(str, str)  # message, details: the run could not start
@@ -287,6 +298,10 @@ class TrainingWorker(QObject):
             self.epoch_end.emit(event)
         elif isinstance(event, Message):
             self.message.emit(event.text, event.level)
+        elif isinstance(event, DownloadProgress):
+            self.download_progress.emit(event)
+        elif isinstance(event, FineTuneStarted):
+            self.fine_tune_started.emit(event)
         elif isinstance(event, RunStarted):
             self.run_started.emit(event)
         elif isinstance(event, RunFinished):

@@ -16,11 +16,11 @@ import time
 from typing import TextIO
 
 from core.cli.terminal import LiveLine
-from core.config import MODEL_NAMES, RESIZE_MODES, Augmentation, TrainingConfig
+from core.config import MODEL_NAMES, PRETRAINED_MODELS, RESIZE_MODES, Augmentation, TrainingConfig
 from core.data.dataset import inspect
 from core.errors import FitStudioError
-from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted
-from core.formatting import format_duration
+from core.events import BatchEnd, DownloadProgress, EpochEnd, Message, RunFailed, RunFinished, RunStarted
+from core.formatting import format_duration, format_size
 from core.paths import demo_train_dir, demo_val_dir
 from core.runs.run_info import read_run_info
 
@@ -36,6 +36,17 @@ def add_commands(subparsers) -> None:
     train_parser = subparsers.add_parser("train", help="train a model without the window")
     add_training_arguments(train_parser)
     train_parser.set_defaults(handler=run_train)
+
+    import_parser = subparsers.add_parser(
+        "import-weights", help="put a pretrained weight file into the Keras cache, after checking it"
+    )
+    import_parser.add_argument("file", help="a Keras ImageNet weight file without top (.h5)")
+    import_parser.add_argument("--model", choices=PRETRAINED_MODELS, required=True)
+    import_parser.add_argument(
+        "--image-size", type=int, default=TrainingConfig.image_size, metavar="N",
+        help="the image size it is for (Keras names MobileNetV2's files by size)",
+    )
+    import_parser.set_defaults(handler=run_import_weights)
 
     from core.cli.cache_commands import add_cache_command
     from core.cli.model_commands import add_model_commands  # evaluate, predict, export
@@ -123,6 +134,36 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="halve the learning rate when val_loss has not improved for N epochs (default: off)",
     )
     parser.add_argument(
+        "--fine-tune-after",
+        type=int,
+        default=defaults.fine_tune_after,
+        metavar="N",
+        help="after N epochs with the pretrained backbone frozen, unfreeze its top layers and go on "
+        "training with --fine-tune-lr (default: off)",
+    )
+    parser.add_argument(
+        "--fine-tune-layers",
+        type=int,
+        default=defaults.fine_tune_layers,
+        metavar="K",
+        help=f"how many of the backbone's top layers fine-tuning unfreezes; BatchNormalization layers "
+        f"stay frozen (default {defaults.fine_tune_layers})",
+    )
+    parser.add_argument(
+        "--fine-tune-lr",
+        type=float,
+        default=defaults.fine_tune_learning_rate,
+        metavar="X",
+        help=f"learning rate while fine-tuning (default {defaults.fine_tune_learning_rate:g})",
+    )
+    parser.add_argument(
+        "--weights-url",
+        default=defaults.weights_url,
+        metavar="URL",
+        help="base URL of a mirror of Keras's weight files (default: $FITSTUDIO_WEIGHTS_URL, else "
+        "Keras's servers); the file name is appended",
+    )
+    parser.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue a stopped, failed or killed run from its last checkpoint (other settings "
@@ -152,6 +193,10 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         cache_disk_mb=args.cache_disk_mb,
         early_stopping_patience=args.early_stopping,
         reduce_lr_patience=args.reduce_lr,
+        weights_url=args.weights_url,
+        fine_tune_after=args.fine_tune_after,
+        fine_tune_layers=args.fine_tune_layers,
+        fine_tune_learning_rate=args.fine_tune_lr,
     ).validate()
 
 
@@ -181,6 +226,15 @@ def run_inspect(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     if report.error:
         out.write(f"Not usable: {report.error}\n")
         return EXIT_USAGE
+    return EXIT_OK
+
+
+def run_import_weights(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    from core.modeling.weights import import_weights
+
+    TrainingConfig(model=args.model, image_size=args.image_size).validate()
+    target = import_weights(args.file, args.model, args.image_size)
+    out.write(f"Checked and copied to {target}: {args.model} runs use it from now on.\n")
     return EXIT_OK
 
 
@@ -229,6 +283,8 @@ class ProgressPrinter:
     def __call__(self, event) -> None:
         if isinstance(event, Message):
             self._line(("Warning: " if event.level == "warning" else "") + event.text)
+        elif isinstance(event, DownloadProgress):
+            self._download(event)
         elif isinstance(event, RunStarted):
             self.epochs, self.first_epoch = event.epochs, event.initial_epoch
             self.started = time.perf_counter()
@@ -247,6 +303,19 @@ class ProgressPrinter:
             self._line(self._epoch_line(event))
         elif isinstance(event, RunFinished | RunFailed):
             self._finished(event)
+
+    def _download(self, event: DownloadProgress) -> None:
+        """A line when the download starts and one when it succeeded; the bytes on the live line."""
+        total = format_size(event.total_bytes) if event.total_bytes else "size unknown"
+        if event.done:
+            if event.received_bytes and event.received_bytes == event.total_bytes:
+                self._line(f"Downloaded {event.file_name} ({total})")
+            else:
+                self.terminal.clear()  # a failed download: the run's message says why
+        elif not event.received_bytes:
+            self._line(f"Downloading {event.url} ({total})")
+        else:
+            self.terminal.update(f"  {event.file_name}: {format_size(event.received_bytes)} of {total} ")
 
     def _epoch_line(self, event: EpochEnd) -> str:
         logs = event.logs

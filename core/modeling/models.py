@@ -3,33 +3,17 @@ preprocessing) and augmentation are layers inside it, so a saved model needs no 
 
 from __future__ import annotations
 
-import os
-import shutil
-import urllib.request
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.config import MODEL_NAMES, Augmentation
+from core.config import MODEL_NAMES, PRETRAINED_MODELS, Augmentation
+from core.events import Event
+from core.modeling.weights import Weights, build_backbone, obtain_weights, where_to_put_weights
 from core.tf_runtime import load_keras
 
 keras = load_keras()
 layers = keras.layers
-
-# Where keras.applications gets the headless ("no top") ImageNet weights, and the file names it
-# caches them under in ~/.keras/models.
-_WEIGHT_FILES = {
-    "mobilenetv2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5",
-    "efficientnetb0": "efficientnetb0_notop.h5",
-}
-_WEIGHT_URLS = {
-    "mobilenetv2": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/",
-    "efficientnetb0": "https://storage.googleapis.com/keras-applications/",
-}
-_DOWNLOAD_TIMEOUT_SECONDS = 20
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-# Set to 1 to never try the network (tests, air-gapped machines).
-OFFLINE_ENV = "FITSTUDIO_OFFLINE"
-_MOBILENET_SIZES = (96, 128, 160, 192, 224)
 
 
 @dataclass(frozen=True)
@@ -37,6 +21,7 @@ class BuiltModel:
     model: keras.Model
     pretrained: bool | None  # None: trained from scratch by design
     note: str  # what the log should say about the weights
+    weights: Weights | None = None  # for a backbone: where its weights came from, or why there are none
 
 
 def build_model(
@@ -45,19 +30,57 @@ def build_model(
     image_size: int,
     augmentation: Augmentation | None = None,
     seed: int = 0,
-    weights_dir: str | None = None,
+    weights_url: str = "",
+    on_event: Callable[[Event], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> BuiltModel:
+    """The model, its backbone (if any) frozen with ImageNet weights from the cache or downloaded
+    from `weights_url` (see core.modeling.weights), or random ones when there are none."""
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = _augment(inputs, augmentation or Augmentation(), seed)
+    weights = None
     if name == "small-cnn":
-        features, pretrained, note = _small_cnn(x), None, "small-cnn: trained from scratch"
-    elif name in _WEIGHT_FILES:
-        features, pretrained, note = _frozen_backbone(name, x, image_size, weights_dir)
+        features, note = _small_cnn(x), "small-cnn: trained from scratch"
+    elif name in PRETRAINED_MODELS:
+        weights = obtain_weights(name, image_size, weights_url, on_event, cancel)
+        features, weights, note = _frozen_backbone(name, x, image_size, weights, weights_url)
     else:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     x = layers.Dropout(0.2, seed=seed + 10, name="head_dropout")(features)  # apart from augmentation
     outputs = layers.Dense(num_classes, activation="softmax", name="classes")(x)
-    return BuiltModel(keras.Model(inputs, outputs, name=name.replace("-", "_")), pretrained, note)
+    pretrained = None if weights is None else weights.path is not None
+    return BuiltModel(keras.Model(inputs, outputs, name=name.replace("-", "_")), pretrained, note, weights)
+
+
+def compile_model(model: keras.Model, learning_rate: float) -> None:
+    """How every FitStudio model trains: Adam, sparse categorical cross-entropy, accuracy."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def backbone_of(model: keras.Model) -> keras.Model:
+    """The pretrained backbone inside a model that build_model made: its one nested model."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(nested) != 1:
+        raise ValueError(f"{model.name} has no pretrained backbone to fine-tune")
+    return nested[0]
+
+
+def unfreeze_top_layers(model: keras.Model, count: int) -> int:
+    """Makes the top `count` layers of the backbone trainable and returns how many that is (at most
+    all). BatchNormalization layers stay frozen: Keras's fine-tuning recipe keeps their statistics
+    and scale as pretrained (the backbone also runs them in inference mode, see _frozen_backbone).
+    The model must be compiled again for this to take effect."""
+    base = backbone_of(model)
+    count = min(count, len(base.layers))
+    first_unfrozen = len(base.layers) - count
+    base.trainable = True
+    for index, layer in enumerate(base.layers):
+        layer.trainable = index >= first_unfrozen and not isinstance(layer, layers.BatchNormalization)
+    return count
 
 
 def _augment(x, augmentation: Augmentation, seed: int):
@@ -89,72 +112,26 @@ def _small_cnn(x):
     return layers.GlobalMaxPooling2D(name="pool_global")(x)
 
 
-def _frozen_backbone(name: str, x, image_size: int, weights_dir: str | None):
-    weights, problem = obtain_weights(name, image_size, weights_dir)
+def _frozen_backbone(name: str, x, image_size: int, weights: Weights, weights_url: str):
     if name == "mobilenetv2":
         x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(x)
-        base = keras.applications.MobileNetV2(
-            input_shape=(image_size, image_size, 3), include_top=False, weights=weights
-        )
-    else:  # EfficientNet normalises 0..255 input itself
-        base = keras.applications.EfficientNetB0(
-            input_shape=(image_size, image_size, 3), include_top=False, weights=weights
-        )
+    # (EfficientNet normalises 0..255 input itself.)
+    try:
+        base = build_backbone(name, image_size, weights.path)
+    except Exception as exc:  # a cached file damaged since it was checked: h5py/Keras errors
+        weights = Weights(name, weights.file_name, None, "", weights.url,
+                          f"{weights.path} does not load ({type(exc).__name__}: {exc}); delete it")
+        base = build_backbone(name, image_size, None)
     base.trainable = False
+    # training=False keeps BatchNormalization in inference mode, also once layers are unfrozen.
     features = layers.GlobalAveragePooling2D(name="pool_global")(base(x, training=False))
-    if weights:
-        return features, True, f"{name}: ImageNet weights from {weights}, base frozen"
-    return (
-        features,
-        False,
-        (
-            f"{name}: pretrained ImageNet weights could not be had ({problem}), so the base starts "
-            "from random weights and learns far less. Copy the weight file into "
-            f"{weights_cache_dir(weights_dir)} to use transfer learning offline."
-        ),
-    )
-
-
-def weights_cache_dir(weights_dir: str | None = None) -> str:
-    if weights_dir:
-        return weights_dir
-    keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-    return os.path.join(keras_home, "models")
-
-
-def obtain_weights(name: str, image_size: int, weights_dir: str | None = None):
-    """(path to the ImageNet weight file, None), or (None, why it could not be had).
-
-    Uses the Keras cache when the file is there; otherwise downloads it once, with a timeout, so
-    an offline machine falls back to random weights in seconds instead of hanging.
-    """
-    size = min(_MOBILENET_SIZES, key=lambda s: abs(s - image_size))
-    file_name = _WEIGHT_FILES[name].format(size=size)
-    path = os.path.join(weights_cache_dir(weights_dir), file_name)
-    if os.path.isfile(path):
-        return path, None
-    if os.environ.get(OFFLINE_ENV) == "1":
-        return None, f"not in the Keras cache and {OFFLINE_ENV}=1 forbids downloading"
-    try:
-        _download(_WEIGHT_URLS[name] + file_name, path)
-    except Exception as exc:  # network, truncated body, a captive portal's page: all mean "no weights"
-        return None, f"not in the Keras cache and the download failed: {exc}"
-    return path, None
-
-
-def _download(url: str, path: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = path + ".part"
-    try:
-        with (
-            urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_SECONDS) as response,
-            open(partial, "wb") as out,
-        ):
-            shutil.copyfileobj(response, out)
-        with open(partial, "rb") as check:
-            if check.read(8) != _HDF5_SIGNATURE:
-                raise OSError("the server did not send an HDF5 weight file")
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    if weights.origin == "cache":
+        note = f"{name}: ImageNet weights from the Keras cache ({weights.path}), base frozen"
+    elif weights.origin == "download":
+        note = f"{name}: ImageNet weights downloaded from {weights.url} to {weights.path}, base frozen"
+    else:
+        note = (
+            f"{name}: no pretrained ImageNet weights ({weights.problem}), so the base starts from random "
+            f"weights and learns far less. {where_to_put_weights(name, image_size, weights_url)}"
+        )
+    return features, weights, note

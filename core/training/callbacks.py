@@ -35,7 +35,7 @@ from typing import Any
 from core import files
 from core.config import TrainingConfig
 from core.data.dataset import SkippedFile
-from core.events import BatchEnd, EpochEnd, Event, Message
+from core.events import BatchEnd, EpochEnd, Event, FineTuneStarted, Message
 from core.runs import checkpoints, run_folder
 from core.tf_runtime import load_keras
 
@@ -276,6 +276,56 @@ class PlateauPolicy(RunCallback):
         return {"stopped_early": self.stopped_early or None}
 
 
+class FineTune(RunCallback):
+    """The second half of Keras's transfer-learning recipe: at the start of epoch `fine_tune_after`,
+    the top `fine_tune_layers` layers of the pretrained backbone are unfrozen (BatchNormalization
+    stays frozen) and the model is compiled again with a fresh Adam at the fine-tuning learning rate.
+
+    The switch depends on the epoch alone, so a run resumed before it switches at the same epoch as an
+    uninterrupted one, and a run resumed after it loads a checkpoint that already holds the unfrozen
+    layers and the fine-tuning optimizer. State: `fine_tune` (None until the switch)."""
+
+    def __init__(self, config: TrainingConfig, emit: Callable[[Event], None]):
+        super().__init__()
+        self.after, self.layers = config.fine_tune_after, config.fine_tune_layers
+        self.rate, self.emit = config.fine_tune_learning_rate, emit
+        self.started: dict[str, Any] | None = None  # {"from_epoch", "layers", "learning_rate"}
+
+    def get_state(self) -> dict[str, Any]:
+        return {"fine_tune": self.started}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.started = state.get("fine_tune")  # absent in checkpoints of earlier versions
+
+    def report(self) -> dict[str, Any]:
+        return {"fine_tune": self.started}
+
+    def began(self) -> FineTuneStarted | None:
+        """The switch, if it happened (in this session or an earlier one)."""
+        if self.started is None:
+            return None
+        started = self.started
+        return FineTuneStarted(started["from_epoch"], started["layers"], started["learning_rate"])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self.after or self.started is not None or epoch < self.after:
+            return
+        from core.modeling.models import backbone_of, compile_model, unfreeze_top_layers
+
+        layers = unfreeze_top_layers(self.model, self.layers)
+        compile_model(self.model, self.rate)
+        # fit made its train function before the first epoch, for the frozen weights and the old
+        # optimizer; it calls model.train_function at every step, so a new one takes over from here.
+        self.model.optimizer.build(self.model.trainable_variables)
+        self.model.make_train_function(force=True)
+        self.started = {"from_epoch": epoch, "layers": layers, "learning_rate": self.rate}
+        self.emit(Message(
+            f"Fine-tuning from epoch {epoch + 1}: the top {layers} layers of {backbone_of(self.model).name} "
+            f"are unfrozen (BatchNormalization stays frozen), learning rate {self.rate:.3g}"
+        ))
+        self.emit(self.began())
+
+
 class CheckpointSaver(RunCallback):
     """After every finished epoch: the checkpoint (model, optimizer and every callback's state), a copy
     as model.keras when the epoch is the best, and history.csv. A failed write stops training and
@@ -338,20 +388,29 @@ class CheckpointSaver(RunCallback):
 
 
 class RunRecord(RunCallback):
-    """What the run learns once and keeps over resumes: whether pretrained weights were loaded (and
-    the note saying so) and when it was resumed. State: `pretrained`, `weights_note`, `resumes`."""
+    """What the run learns once and keeps over resumes: whether pretrained weights were loaded, from
+    which file and source (and the note saying so), and when it was resumed. State: `pretrained`,
+    `weights_note`, `weights`, `resumes`."""
 
     def __init__(self):
         super().__init__()
         self.pretrained: bool | None = None
         self.weights_note = ""
+        self.weights: dict[str, Any] | None = None  # core.modeling.weights.Weights, for a backbone
         self.resumes: list[dict[str, Any]] = []
 
+    def note_weights(self, built: Any) -> None:
+        """Takes what core.modeling.models.build_model says about the model's weights."""
+        self.pretrained, self.weights_note = built.pretrained, built.note
+        self.weights = built.weights.to_dict() if built.weights else None
+
     def get_state(self) -> dict[str, Any]:
-        return {"pretrained": self.pretrained, "weights_note": self.weights_note, "resumes": self.resumes}
+        return {"pretrained": self.pretrained, "weights_note": self.weights_note, "weights": self.weights,
+                "resumes": self.resumes}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.pretrained, self.weights_note = state["pretrained"], state["weights_note"]
+        self.weights = state.get("weights")  # absent in checkpoints of earlier versions
         self.resumes = list(state["resumes"])
 
     def note_resume(self, from_epoch: int) -> None:
@@ -361,6 +420,7 @@ class RunRecord(RunCallback):
         return {
             "pretrained_weights": self.pretrained,
             "weights_note": self.weights_note,
+            "weights": self.weights,
             "resumes": self.resumes,
         }
 

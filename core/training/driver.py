@@ -113,9 +113,12 @@ class _Run:
         self.model: Any = None
         self.timer = callbacks.EpochTimer()
         self.record = callbacks.RunRecord()
-        self.history = callbacks.HistoryRecorder(record_learning_rate=bool(config.reduce_lr_patience))
+        # The learning rate is worth a column when it changes: on a plateau, or when fine-tuning begins.
+        changing_rate = bool(config.reduce_lr_patience or config.fine_tune_after)
+        self.history = callbacks.HistoryRecorder(record_learning_rate=changing_rate)
         self.policy = callbacks.PlateauPolicy(config, self.history, emit)
         self.cache_use = callbacks.DiskCacheUse(emit)
+        self.fine_tune = callbacks.FineTune(config, emit)
         self.saver: Any = None  # needs the run folder: made in _open_run_dir
 
     def _callbacks(self, train_stream, val_stream) -> list:
@@ -125,6 +128,7 @@ class _Run:
         self.timer.watch(train_stream)
         return [
             callbacks.StreamProgress(train_stream, val_stream, self.emit, self.cancel, self.skipped),
+            self.fine_tune,  # switches in on_epoch_begin, before the epoch's first batch
             self.timer,
             self.history,
             self.policy,
@@ -137,7 +141,8 @@ class _Run:
 
     def _stateful(self) -> list:
         """The callbacks whose state a checkpoint carries and whose report() fills report.json."""
-        return [self.timer, self.history, self.policy, self.record, self.saver, self.cache_use]
+        return [self.timer, self.history, self.policy, self.fine_tune, self.record, self.saver,
+                self.cache_use]
 
     def _states(self) -> dict[str, Any]:
         states: dict[str, Any] = {}
@@ -262,7 +267,10 @@ class _Run:
     def _fit(self, train_stream, val_stream) -> None:
         if self.cancel.is_set():
             return  # stopped while TensorFlow loaded or the images were read: train nothing
-        self.model = self._model()
+        model = self._model()
+        if self.cancel.is_set():
+            return  # stopped while the weights downloaded: the untrained model is not worth saving
+        self.model = model
         initial_epoch = self.history.epochs_done
         self.emit(
             RunStarted(
@@ -278,6 +286,7 @@ class _Run:
                 device=self.device,
                 pretrained=self.record.pretrained,
                 history=list(self.history.history),
+                fine_tune=self.fine_tune.began(),
             )
         )
         self.model.fit(
@@ -295,9 +304,7 @@ class _Run:
         )
 
     def _model(self):
-        keras = load_keras()
-
-        from core.modeling.models import build_model
+        from core.modeling.models import build_model, compile_model
 
         if self.resume_from is not None:
             return checkpoints.load_model(self.run_dir, self.resume_from)
@@ -307,14 +314,13 @@ class _Run:
             self.config.image_size,
             self.config.augmentation,
             self.config.seed,
+            weights_url=self.config.weights_url,
+            on_event=self.emit,
+            cancel=self.cancel,
         )
-        self.record.pretrained, self.record.weights_note = built.pretrained, built.note
+        self.record.note_weights(built)
         self.emit(Message(built.note, "warning" if built.pretrained is False else "info"))
-        built.model.compile(
-            optimizer=keras.optimizers.Adam(self.config.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+        compile_model(built.model, self.config.learning_rate)
         return built.model
 
     def _skipped_while_training(self, path: str, reason: str) -> None:

@@ -41,7 +41,9 @@ def test_panel_maps_one_to_one_onto_training_config(qtbot):
     config = TrainingConfig(epochs=7, batch_size=8, image_size=64, model="mobilenetv2", learning_rate=3e-4,
                             augmentation=Augmentation(flip=True, zoom=True), seed=42, out_dir="/tmp/x",
                             resize_mode="crop", decode_threads=3, early_stopping_patience=4,
-                            reduce_lr_patience=2, reduce_lr_factor=0.25, cache=False, cache_memory_mb=768)
+                            reduce_lr_patience=2, reduce_lr_factor=0.25, cache=False, cache_memory_mb=768,
+                            weights_url="https://mirror.example/keras/", fine_tune_after=3,
+                            fine_tune_layers=12, fine_tune_learning_rate=2e-5)
     panel.set_config(config)
     assert panel.apply_to(TrainingConfig()) == config.replace(train_dir=TrainingConfig().train_dir)
     panel.set_config(TrainingConfig())  # and back: every field is set, none keeps an old value
