@@ -68,6 +68,24 @@ def decode_image(path: str, size: int, resize_mode: str = "stretch") -> np.ndarr
     return np.asarray(rgb, dtype=np.uint8)
 
 
+def read_rgb(path: str, max_side: int | None = None) -> np.ndarray:
+    """Decodes `path` to an (height, width, 3) uint8 RGB array in its own aspect ratio: full size, or
+    shrunk so that its longer side is at most `max_side` (JPEGs then decode at a reduced scale).
+
+    For thumbnails, perceptual hashes and pixel-exact comparisons: the same orientation and colour
+    handling as `decode_image`, without the square resize.
+    """
+    with _open(path) as image:
+        if max_side and image.format == "JPEG":
+            image.draft("RGB", (max_side, max_side))
+        _load_or_raise(image)
+        image = ImageOps.exif_transpose(image)
+        rgb = to_rgb(image)
+    if max_side and max(rgb.size) > max_side:
+        rgb.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode to 8-bit RGB; transparency is composited on white like a viewer shows it."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
