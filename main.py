@@ -4,6 +4,7 @@
     python main.py inspect DIR [--json]   check a dataset folder
     python main.py train [options]        train without the window (--resume RUN continues one)
     python main.py evaluate|predict|export --model RUN ...   use a trained model
+    python main.py doctor --train DIR [--val DIR] [--json]   duplicates, leaks, imbalance, label errors
     python main.py --self-test            check that this build works (offscreen, exit 0 or 1)
 """
 

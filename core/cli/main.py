@@ -1,5 +1,5 @@
 """The headless face of the engine: `inspect` and `train` (and, via core.cli.model_commands, `evaluate`,
-`predict` and `export`) for the command line.
+`predict` and `export`; via core.cli.doctor_command, `doctor`) for the command line.
 
 Exit codes: 0 success, 1 the run failed, 2 bad arguments or an unusable folder, 130 stopped by
 Ctrl-C (the run so far is saved).
@@ -37,9 +37,11 @@ def add_commands(subparsers) -> None:
     add_training_arguments(train_parser)
     train_parser.set_defaults(handler=run_train)
 
+    from core.cli.doctor_command import add_doctor_command
     from core.cli.model_commands import add_model_commands  # evaluate, predict, export
 
     add_model_commands(subparsers)
+    add_doctor_command(subparsers)
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
