@@ -16,6 +16,9 @@ from core.paths import default_runs_dir, demo_train_dir, demo_val_dir
 MODEL_NAMES = ("small-cnn", "mobilenetv2", "efficientnetb0")
 # How an image meets the model's square input: squeezed whole, or its centre square cut out.
 RESIZE_MODES = ("stretch", "crop")
+# "auto": weight each class's loss by n_images / (n_classes * n_class), so that a small class counts
+# as much as a large one (core.data.dataset.balanced_class_weights).
+CLASS_WEIGHT_MODES = ("none", "auto")
 # Limits that keep a run meaningful and inside memory; the window's spin boxes use the same.
 LIMITS = {
     "epochs": (1, 10_000),
@@ -68,6 +71,7 @@ class TrainingConfig:
     early_stopping_patience: int = 0  # stop after this many epochs without a better val_loss; 0: off
     reduce_lr_patience: int = 0  # multiply the learning rate by reduce_lr_factor after this many; 0: off
     reduce_lr_factor: float = 0.5
+    class_weights: str = "none"  # or "auto": balance the classes' weight in the loss
 
     def validate(self) -> TrainingConfig:
         for name, (low, high) in LIMITS.items():
@@ -78,6 +82,8 @@ class TrainingConfig:
             raise ConfigError(f"Unknown model '{self.model}'. Choose one of: {', '.join(MODEL_NAMES)}.")
         if self.resize_mode not in RESIZE_MODES:
             raise ConfigError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}.")
+        if self.class_weights not in CLASS_WEIGHT_MODES:
+            raise ConfigError(f"class_weights must be one of {', '.join(CLASS_WEIGHT_MODES)}.")
         if self.decode_threads < 0 or self.cache_memory_mb < 0:
             raise ConfigError("decode_threads and cache_memory_mb must be 0 (automatic) or more.")
         return self

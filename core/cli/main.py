@@ -16,7 +16,7 @@ import time
 from typing import TextIO
 
 from core.cli.terminal import LiveLine
-from core.config import MODEL_NAMES, RESIZE_MODES, Augmentation, TrainingConfig
+from core.config import CLASS_WEIGHT_MODES, MODEL_NAMES, RESIZE_MODES, Augmentation, TrainingConfig
 from core.data.dataset import inspect
 from core.errors import FitStudioError
 from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted
@@ -110,6 +110,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="halve the learning rate when val_loss has not improved for N epochs (default: off)",
     )
     parser.add_argument(
+        "--class-weights",
+        choices=CLASS_WEIGHT_MODES,
+        default=defaults.class_weights,
+        help="auto: weight each class's loss by n_images / (n_classes * n_class) so small classes "
+        "count as much as large ones (default: none)",
+    )
+    parser.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue a stopped, failed or killed run from its last checkpoint (other settings "
@@ -137,6 +144,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         resize_mode=args.resize,
         early_stopping_patience=args.early_stopping,
         reduce_lr_patience=args.reduce_lr,
+        class_weights=args.class_weights,
     ).validate()
 
 
