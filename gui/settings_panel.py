@@ -129,6 +129,7 @@ class SettingsPanel(QGroupBox):
         self.reduce_lr_factor.setDecimals(2)
         self.reduce_lr_factor.setSingleStep(0.05)
         self.reduce_lr_factor.setPrefix("\u00d7 ")
+        self.balance_classes = QCheckBox("Balance classes")
         self.cache = QCheckBox("Keep decoded images")
         self.cache_memory_mb = QSpinBox()
         self.cache_memory_mb.setRange(0, CACHE_MEMORY_MAX_MB)
@@ -173,6 +174,7 @@ class SettingsPanel(QGroupBox):
         augment = QWidget()
         augment.setLayout(grid)
         form.addRow("Augmentation", augment)
+        form.addRow("Class weights", self.balance_classes)
         form.addRow("Seed", self.seed)
         form.addRow("Decode threads", self.decode_threads)
         form.addRow("Image cache", self.cache)
@@ -209,6 +211,10 @@ class SettingsPanel(QGroupBox):
             "Memory the decoded-image cache may use; what does not fit goes to a disk file. "
             "Automatic: a quarter of this computer's memory"
         )
+        self.balance_classes.setToolTip(
+            "Weight each class's loss by n_images / (n_classes x n_class), so that a small class counts "
+            "as much as a large one (Data health shows the weights)"
+        )
         self.out_dir.setToolTip("Each run creates a new folder here with the model, history and report")
 
     def _connect_changes(self) -> None:
@@ -217,6 +223,7 @@ class SettingsPanel(QGroupBox):
                     self.cache_memory_mb):
             box.valueChanged.connect(self.changed)
         self.cache.toggled.connect(self.changed)
+        self.balance_classes.toggled.connect(self.changed)
         # A setting that does nothing in the current state is shown disabled, not hidden.
         self.reduce_lr_patience.valueChanged.connect(
             lambda value: self.reduce_lr_factor.setEnabled(value > 0))
@@ -256,6 +263,7 @@ class SettingsPanel(QGroupBox):
         self.reduce_lr_factor.setValue(config.reduce_lr_factor)
         self.reduce_lr_factor.setEnabled(config.reduce_lr_patience > 0)
         self.cache.setChecked(config.cache)
+        self.balance_classes.setChecked(config.class_weights == "auto")
         self.cache_memory_mb.setValue(config.cache_memory_mb)
         self.cache_memory_mb.setEnabled(config.cache)
 
@@ -277,4 +285,5 @@ class SettingsPanel(QGroupBox):
             reduce_lr_factor=round(float(self.reduce_lr_factor.value()), 2),
             cache=self.cache.isChecked(),
             cache_memory_mb=self.cache_memory_mb.value(),
+            class_weights="auto" if self.balance_classes.isChecked() else "none",
         )
