@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -206,6 +206,9 @@ class DataHealthView(QDialog):
         self._build_widgets()
         self._build_layout()
         self._show_actions()
+        # The main window closes without closing this one: a running check must still stop, so that
+        # the application's wait for its threads at exit is short.
+        QCoreApplication.instance().aboutToQuit.connect(self.stop_check)
 
     # --- construction -------------------------------------------------------------------------
 

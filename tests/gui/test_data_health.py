@@ -166,3 +166,31 @@ def test_the_real_label_check_suggests_the_right_class(qtbot, open_view, messy, 
     with qtbot.waitSignal(view.dataset_changed, timeout=5_000):
         view.move_button.click()
     assert os.path.isfile(os.path.join(messy.train, "blue", "flipped_blue_011.png"))
+
+
+def test_the_data_panel_opens_the_view_and_its_counts_follow_the_fixes(qtbot, messy):
+    from gui.data_panel import TRAIN, DataPanel
+
+    panel = DataPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.set_folders(messy.train, messy.val, 0.2)
+    qtbot.waitUntil(lambda: not panel.is_scanning() and panel.reports[TRAIN] is not None, timeout=10_000)
+    assert panel.health_button.isEnabled()
+    def red_count() -> str | None:  # rows: blue, green, red; empty while a scan runs
+        item = panel.table.item(2, 1)
+        return item.text() if item is not None else None
+
+    assert red_count() == "6"
+    view = panel.open_data_health()
+    assert (view.train_dir, view.val_dir) == (messy.train, messy.val) and view.isVisible()
+    assert panel.open_data_health() is view  # the same folders: the same window again
+    view.check_labels.setChecked(False)
+    run_check(qtbot, view)
+    select_image(view, "copy.png")
+    view.target_class.setCurrentText("red")
+    view.move_button.click()
+    qtbot.waitUntil(lambda: red_count() == "7", timeout=10_000)
+    view.undo_button.click()
+    qtbot.waitUntil(lambda: red_count() == "6", timeout=10_000)
+    view.close()
