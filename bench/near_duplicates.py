@@ -17,7 +17,9 @@ contrast, a warm tint, gamma 0.8) and all of resize + JPEG + brightness at once.
 Every image is written to a file and read back through `core.data.images.read_rgb` at the side the
 doctor hashes at, so the numbers include format and decoding effects. For each method and Hamming
 threshold T it prints: negative pairs within T (false alarms) and the fraction of positive pairs
-within T (recall), per kind of copy.
+within T (recall), per kind of copy. Methods: imagehash's ahash, dhash, phash and whash (64 bits
+each); phash and dhash both within T; and what the doctor uses (core.data.duplicates): phash within
+T and the correlation of the 16x16 grey copies at least NEAR_CORRELATION.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 from PIL import Image, ImageEnhance  # noqa: E402
 
-from core.data.duplicates import HASH_SIDE  # noqa: E402
+from core.data.duplicates import HASH_SIDE, NEAR_CORRELATION, fingerprint  # noqa: E402
 from core.data.images import read_rgb  # noqa: E402
 
 
@@ -56,7 +58,8 @@ def photo_tiles(side: int) -> list[Image.Image]:
     tiles = []
     for photo in load_sample_images().images:
         height, width = photo.shape[:2]
-        for top, left in itertools.product(range(0, height - side + 1, side), range(0, width - side + 1, side)):
+        corners = itertools.product(range(0, height - side + 1, side), range(0, width - side + 1, side))
+        for top, left in corners:
             tiles.append(Image.fromarray(photo[top : top + side, left : left + side]))
     return tiles
 
@@ -97,12 +100,15 @@ COPIES = {
     "contrast -15%": lambda im: ImageEnhance.Contrast(im).enhance(0.85),
     "warm tint": _tint,
     "gamma 0.8": lambda im: _gamma(im, 0.8),
-    "resize 90% + jpeg q75 + brighter": lambda im: _jpeg(ImageEnhance.Brightness(_resize(im, 0.9)).enhance(1.1), 75),
+    "resize 90% + jpeg q75 + brighter": lambda im: _jpeg(
+        ImageEnhance.Brightness(_resize(im, 0.9)).enhance(1.1), 75
+    ),
 }
 
 
 def hashes_of(paths: list[str]) -> dict[str, np.ndarray]:
-    """64-bit hashes of every method for every file, as uint64 arrays."""
+    """64-bit hashes of every method for every file, as uint64 arrays, and under "structure" the
+    doctor's 16x16 grey copies."""
     import imagehash
 
     methods = {
@@ -112,11 +118,14 @@ def hashes_of(paths: list[str]) -> dict[str, np.ndarray]:
         "whash": imagehash.whash,
     }
     out = {name: np.zeros(len(paths), dtype=np.uint64) for name in methods}
+    structures = []
     for index, path in enumerate(paths):
         image = Image.fromarray(read_rgb(path, HASH_SIDE))
         for name, method in methods.items():
             bits = method(image).hash.flatten()
             out[name][index] = np.uint64(int("".join("1" if b else "0" for b in bits), 2))
+        structures.append(fingerprint(path)[0].structure)
+    out["structure"] = np.array(structures)
     return out
 
 
@@ -153,21 +162,31 @@ def measure(name: str, originals: list[Image.Image], folder: str, max_bits: int)
     files = len(paths) * (1 + len(COPIES))
     print(f"\n## {name}: {len(paths)} originals, {len(paths) * (len(paths) - 1) // 2} negative pairs, "
           f"{len(COPIES)} copies each ({seconds / files * 1000:.2f} ms per file for all 4 hashes)")
+    structure = original_hashes.pop("structure")
     negatives = {method: pair_distances(h) for method, h in original_hashes.items()}
     positives = {
         method: {kind: np.bitwise_count(h ^ copy_hashes[kind][method]) for kind in COPIES}
         for method, h in original_hashes.items()
     }
+    correlation = (structure @ structure.T)[np.triu_indices(len(paths), 1)]
+    alike = {kind: np.sum(structure * copy_hashes[kind]["structure"], axis=1) for kind in COPIES}
     combos = {method: (negatives[method], positives[method]) for method in negatives}
     # both hashes within the same T: a pair must look alike by gradient (dhash) and by frequency (phash)
     combos["phash & dhash"] = (
         np.maximum(negatives["phash"], negatives["dhash"]),
         {kind: np.maximum(positives["phash"][kind], positives["dhash"][kind]) for kind in COPIES},
     )
+    # a pair whose grey copies do not correlate enough never counts, whatever its hash distance
+    never = np.uint8(255)
+    combos[f"phash & correlation >= {NEAR_CORRELATION} (the doctor)"] = (
+        np.where(correlation >= NEAR_CORRELATION, negatives["phash"], never),
+        {kind: np.where(alike[kind] >= NEAR_CORRELATION, positives["phash"][kind], never) for kind in COPIES},
+    )
     kinds = list(COPIES)
     short = [k.split(" + ")[0] + ("+" if " + " in k else "") for k in kinds]
     for method, (negative, positive) in combos.items():
-        print(f"\n{method}\n{'T':>3} {'false alarms':>12} {'recall':>7}  " + " ".join(f"{s:>11}" for s in short))
+        columns = " ".join(f"{s:>11}" for s in short)
+        print(f"\n{method}\n{'T':>3} {'false alarms':>12} {'recall':>7}  {columns}")
         for bits in range(max_bits + 1):
             recall = [float(np.mean(positive[kind] <= bits)) for kind in kinds]
             overall = float(np.mean(np.concatenate([positive[k] for k in kinds]) <= bits))

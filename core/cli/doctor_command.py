@@ -84,7 +84,9 @@ def write_text_report(report, out: TextIO) -> None:
     if report.val_dir:
         _section(out, "Leaks (the same picture in training and validation)", report.leaks,
                  lambda leak: f"{leak.kind}: {leak.train}  =  {leak.val}")
-    if report.label_source:
+    if not report.label_source:
+        out.write("\nLikely label errors: not checked\n")
+    else:
         _section(out, f"Likely label errors (from {report.label_source})", report.label_issues,
                  lambda i: f"{i.path}: in '{i.given}', looks like '{i.suggested}' (score {i.score:.2f})")
         _section(out, "Outliers (unlike the other images)", report.outliers,

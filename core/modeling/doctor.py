@@ -226,9 +226,12 @@ def _check_labels(report: HealthReport, files: _ReadFiles, model: Any, steps: _S
         dataclasses.replace(issue, digest=digests[issue.path])
         for issue in label_check.rank_label_issues(paths, labels, probabilities, files.class_names)
     ]
+    # An image that looks like another class is not unlike every class: it is listed once, there.
+    mislabelled = {issue.path for issue in report.label_issues}
     report.outliers = [
         dataclasses.replace(outlier, digest=digests[outlier.path])
         for outlier in label_check.find_outliers(paths, features)
+        if outlier.path not in mislabelled
     ]
 
 

@@ -1,5 +1,6 @@
 """The dataset doctor end to end on small made datasets with known duplicates, leaks and flipped labels."""
 
+import io
 import os
 import threading
 
@@ -8,6 +9,7 @@ import pytest
 from conftest import make_class_folders
 from made_datasets import make_messy_dataset
 
+from core.cli.doctor_command import write_text_report
 from core.data import fixes
 from core.errors import DatasetError
 from core.events import CheckProgress
@@ -45,6 +47,9 @@ def test_doctor_finds_injected_duplicates_leaks_imbalance_and_flipped_labels(mes
     assert issues[flips[0]].suggested == "blue" and issues[flips[1]].suggested == "green"
     assert len(issues) <= len(flips) + 2  # false alarms stay rare
     assert report.label_source == "quick model"
+    text = io.StringIO()
+    write_text_report(report, text)
+    assert "flipped_blue_011.png: in 'green', looks like 'blue'" in text.getvalue()
     steps = [e.step for e in events if isinstance(e, CheckProgress)]
     assert steps[0] == "Reading the training folder" and "Training a quick model to check the labels" in steps
     data = report.to_json()

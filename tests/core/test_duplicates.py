@@ -69,6 +69,17 @@ def test_distinct_images_are_not_duplicates(tmp_path):
     assert find_duplicates(prints_of(paths)) == []
 
 
+def test_images_with_close_hashes_but_other_structure_are_not_near_duplicates(tmp_path):
+    flat = []
+    for name, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200)), ("grey", (128, 128, 128))):
+        path = str(tmp_path / f"{name}.png")
+        Image.new("RGB", (32, 32), colour).save(path)
+        flat.append(path)
+    prints = prints_of(flat)
+    assert len({p.phash for p in prints}) == 1  # a flat picture has no frequencies to hash
+    assert find_duplicates(prints) == []
+
+
 def test_leaks_pair_each_training_image_with_its_copy_in_validation(tmp_path):
     train = [textured(tmp_path / "train" / "c" / f"{i}.png", seed=i, size=96) for i in range(8)]
     val = [textured(tmp_path / "val" / "c" / f"{i}.png", seed=50 + i, size=96) for i in range(4)]
