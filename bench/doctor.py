@@ -2,6 +2,7 @@
 
     python bench/doctor.py                       # digits with injected problems, ~2,000 images
     python bench/doctor.py --photos              # also: time on 2,000 photo-sized JPEGs (bench/data)
+    python bench/doctor.py --folder DIR [--no-labels]   # also: time on any dataset folder
     python bench/doctor.py --model runs/RUN      # label check on a trained model's features
 
 The digits dataset: scikit-learn's 1,797 handwritten digits upscaled to 32 px RGB PNGs, 10 classes,
@@ -167,25 +168,39 @@ def run_digits(model: str | None) -> None:
 
 def run_photos() -> None:
     from bench.pipeline import make_photos  # the pipeline bench's 2,000 photo-sized JPEGs
-    from core.modeling.doctor import check_dataset
 
     root = make_photos(os.path.join(ROOT, "bench", "data", "photos-2000"), 2000)
-    started = time.perf_counter()
-    report = check_dataset(root, None)
-    seconds = time.perf_counter() - started
-    found = (len(report.duplicates), len(report.label_issues), len(report.outliers))
-    print(f"\n2,000 photo-sized JPEGs (1024x768..2000x1500), no validation folder: {seconds:.1f} s; "
-          f"duplicate groups {found[0]}, label issues {found[1]}, outliers {found[2]}")
+    run_folder(root, "2,000 photo-sized JPEGs (1024x768..2000x1500)", check_labels=True)
+
+
+def run_folder(root: str, what: str, check_labels: bool) -> None:
+    from core.modeling.doctor import check_dataset
+
+    started, cpu, load = time.perf_counter(), time.process_time(), os.getloadavg()[0]
+    report = check_dataset(root, None, check_labels=check_labels)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    images = sum(report.class_counts["train"].values())
+    labels = "checked" if check_labels else "not checked"
+    print(f"\n{what}: {root}, {images} images, labels {labels}: {seconds:.1f} s wall, {cpu:.1f} s CPU, "
+          f"load average before/after {load:.1f}/{os.getloadavg()[0]:.1f}; "
+          f"duplicate groups {len(report.duplicates)}, label issues {len(report.label_issues)}, "
+          f"outliers {len(report.outliers)}, unreadable {len(report.skipped)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", action="store_true", help="also time 2,000 photo-sized JPEGs")
+    parser.add_argument("--folder", help="also time the doctor on this dataset folder")
+    parser.add_argument("--no-labels", action="store_true", help="with --folder: skip the label check")
+    parser.add_argument("--skip-digits", action="store_true", help="only the --photos/--folder timing")
     parser.add_argument("--model", help="a run folder whose features the label check uses")
     args = parser.parse_args()
-    run_digits(args.model)
+    if not args.skip_digits:
+        run_digits(args.model)
     if args.photos:
         run_photos()
+    if args.folder:
+        run_folder(args.folder, "folder", check_labels=not args.no_labels)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,10 @@ def test_images_with_close_hashes_but_other_structure_are_not_near_duplicates(tm
     prints = prints_of(flat)
     assert len({p.phash for p in prints}) == 1  # a flat picture has no frequencies to hash
     assert find_duplicates(prints) == []
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "red.bmp")  # but the same flat red is
+    groups = find_duplicates(prints_of([*flat, str(tmp_path / "red.bmp")]))
+    found = [(g.kind, sorted(map(os.path.basename, g.paths))) for g in groups]
+    assert found == [("exact", ["red.bmp", "red.png"])]
 
 
 def test_leaks_pair_each_training_image_with_its_copy_in_validation(tmp_path):
