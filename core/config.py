@@ -21,6 +21,9 @@ WEIGHTS_URL_SCHEMES = ("http://", "https://", "file://")
 RESIZE_MODES = ("stretch", "crop")
 # Disk space that decoded images kept between runs may take, by default (core.data.disk_cache).
 DEFAULT_CACHE_DISK_MB = 4096
+# "auto": weight each class's loss by n_images / (n_classes * n_class), so that a small class counts
+# as much as a large one (core.data.dataset.balanced_class_weights).
+CLASS_WEIGHT_MODES = ("none", "auto")
 # Limits that keep a run meaningful and inside memory; the window's spin boxes use the same.
 LIMITS = {
     "epochs": (1, 10_000),
@@ -83,6 +86,7 @@ class TrainingConfig:
     fine_tune_after: int = 0
     fine_tune_layers: int = 30
     fine_tune_learning_rate: float = 1e-5
+    class_weights: str = "none"  # or "auto": balance the classes' weight in the loss
 
     def validate(self) -> TrainingConfig:
         for name, (low, high) in LIMITS.items():
@@ -105,6 +109,8 @@ class TrainingConfig:
                 f"The weights mirror must be a URL starting with {', '.join(WEIGHTS_URL_SCHEMES)}, "
                 f"not '{url}'."
             )
+        if self.class_weights not in CLASS_WEIGHT_MODES:
+            raise ConfigError(f"class_weights must be one of {', '.join(CLASS_WEIGHT_MODES)}.")
         if self.decode_threads < 0 or self.cache_memory_mb < 0:
             raise ConfigError("decode_threads and cache_memory_mb must be 0 (automatic) or more.")
         if self.cache_disk_mb < 0:

@@ -1,4 +1,4 @@
-"""Plain event types the engine emits while it trains.
+"""Plain event types the engine emits while it trains, and while it checks a dataset.
 
 They are frozen dataclasses of plain Python data, so they can cross threads (the GUI worker
 re-emits them as Qt signals) and be printed by the CLI. `epoch` is always the 0-based index that
@@ -111,6 +111,17 @@ class RunFailed:
     result: RunResult
 
 
+@dataclass(frozen=True)
+class CheckProgress:
+    """The dataset doctor moved on: it is doing `step` (a phrase for a progress bar), `done` of
+    `total` units of it (images, epochs); total 0 while the amount is not known."""
+
+    step: str
+    done: int
+    total: int
+
+
 Event = (
     Message | DownloadProgress | RunStarted | BatchEnd | EpochEnd | FineTuneStarted | RunFinished | RunFailed
 )
+CheckEvent = Message | CheckProgress

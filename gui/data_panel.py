@@ -246,6 +246,13 @@ class DataPanel(QGroupBox):
         self.skipped_button.setObjectName("linkButton")
         self.skipped_button.clicked.connect(self.show_skipped)
         self.skipped_button.hide()
+        self.health_button = QPushButton("Data health…")
+        self.health_button.setToolTip(
+            "Look for duplicates, training images repeated in validation, imbalance, likely wrong "
+            "labels and outliers, and fix them"
+        )
+        self.health_button.clicked.connect(self.open_data_health)
+        self.health_view = None
         self.status = QLabel()
         self.status.setObjectName("dataStatus")
         self.status.setWordWrap(True)
@@ -270,6 +277,7 @@ class DataPanel(QGroupBox):
         summary_row = QHBoxLayout()
         summary_row.addWidget(self.summary, 1)
         summary_row.addWidget(self.skipped_button)
+        summary_row.addWidget(self.health_button)
         layout.addLayout(summary_row)
         layout.addWidget(self.status)
 
@@ -470,6 +478,27 @@ class DataPanel(QGroupBox):
         skipped = sum(len(r.skipped) for r in self._shown_reports())
         self.skipped_button.setText(f"{skipped} skipped file{'s' if skipped != 1 else ''}: show…")
         self.skipped_button.setVisible(skipped > 0)
+        self.health_button.setEnabled(train is not None and bool(train.class_names))
+
+    def rescan(self) -> None:
+        """Scans the chosen folders again (their files changed)."""
+        self._folder_chosen(TRAIN, self.train_dir())
+        if self.use_val_folder.isChecked():
+            self._folder_chosen(VAL, self.val_field.path())
+
+    def open_data_health(self):
+        """The Data health view of the chosen folders; fixes made there rescan this panel."""
+        from gui.data_health import DataHealthView
+
+        folders = (self.train_dir(), self.val_dir() or None)
+        if self.health_view is None or (self.health_view.train_dir, self.health_view.val_dir) != folders:
+            if self.health_view is not None:
+                self.health_view.close()
+            self.health_view = DataHealthView(*folders, parent=self)
+            self.health_view.dataset_changed.connect(self.rescan)
+        self.health_view.show()
+        self.health_view.raise_()
+        return self.health_view
 
     def _show_status(self) -> None:
         problem = self.problem()

@@ -1,6 +1,6 @@
 """A gallery of image thumbnails with captions and probability bars (evaluation mistakes, predictions).
 
-Thumbnails are decoded by the engine (core.data.images.decode_thumbnail: the orientation and colours
+Thumbnails are decoded by the engine (core.data.images.read_rgb: the orientation and colours
 the model gets, so a transparent PNG shows white and a 16-bit scan grey) on a worker thread
 (gui.worker.run_in_thread), only when a card is first painted, in small batches; the GUI thread
 turns the returned arrays into pixmaps and keeps them in a bounded cache. Double click (or Enter)
@@ -29,7 +29,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QStyle, QStyledItemDelegate, QWidget
 
-from core.data.images import decode_thumbnail
+from core.data.images import read_rgb
 from gui.worker import run_in_thread
 
 THUMBNAIL_SIZE = 120
@@ -66,7 +66,7 @@ def load_thumbnails(
         if cancel.is_set():
             break
         try:
-            out.append((path, decode_thumbnail(path, size)))
+            out.append((path, read_rgb(path, size)))
         except Exception:  # UnreadableImage, or anything else a broken file raises: "cannot show"
             out.append((path, None))
     return out

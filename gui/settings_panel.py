@@ -107,6 +107,7 @@ def _int_spin(name: str, suffix: str = "", step: int = 1) -> QSpinBox:
 # The folded settings: TrainingConfig field -> label of its row.
 ADVANCED_FIELDS = {
     "resize_mode": "Resize",
+    "class_weights": "Class weights",
     "reduce_lr_patience": "Reduce LR",
     "reduce_lr_factor": "Reduce LR",
     "seed": "Seed",
@@ -161,6 +162,7 @@ class SettingsPanel(QGroupBox):
         self.fine_tune_layers = _int_spin("fine_tune_layers", " layers")
         self.fine_tune_layers.setPrefix("top ")
         self.fine_tune_learning_rate = ScientificSpinBox(*LIMITS["fine_tune_learning_rate"])
+        self.balance_classes = QCheckBox("Balance classes")
         self.cache = QCheckBox("Keep decoded images")
         self.cache_memory_mb = QSpinBox()
         self.cache_memory_mb.setRange(0, CACHE_MEMORY_MAX_MB)
@@ -221,7 +223,8 @@ class SettingsPanel(QGroupBox):
         fine_tune_row = QHBoxLayout()
         fine_tune_row.addWidget(self.fine_tune_after, 1)
         fine_tune_row.addWidget(self.fine_tune_layers, 1)
-        for label, field in (("Resize", self.resize_mode), ("Reduce LR", lr_row),
+        for label, field in (("Resize", self.resize_mode), ("Class weights", self.balance_classes),
+                             ("Reduce LR", lr_row),
                              ("Fine-tune", fine_tune_row), ("Fine-tune LR", self.fine_tune_learning_rate),
                              ("Weights mirror", self.weights_url), ("Seed", self.seed),
                              ("Decode threads", self.decode_threads), ("Image cache", self.cache),
@@ -329,6 +332,10 @@ class SettingsPanel(QGroupBox):
             "Disk space for decoded images kept between runs, so the next run on the same folder, size "
             "and resize mode starts without decoding; the least recently used datasets are removed first"
         )
+        self.balance_classes.setToolTip(
+            "Weight each class's loss by n_images / (n_classes x n_class), so that a small class counts "
+            "as much as a large one (Data health shows the weights)"
+        )
         self.out_dir.setToolTip("Each run creates a new folder here with the model, history and report")
 
     def _connect_changes(self) -> None:
@@ -338,6 +345,7 @@ class SettingsPanel(QGroupBox):
                     self.fine_tune_learning_rate):
             box.valueChanged.connect(self.changed)
         self.cache.toggled.connect(self.changed)
+        self.balance_classes.toggled.connect(self.changed)
         # A setting that does nothing in the current state is shown disabled, not hidden.
         self.reduce_lr_patience.valueChanged.connect(
             lambda value: self.reduce_lr_factor.setEnabled(value > 0))
@@ -392,6 +400,7 @@ class SettingsPanel(QGroupBox):
         self.reduce_lr_factor.setValue(config.reduce_lr_factor)
         self.reduce_lr_factor.setEnabled(config.reduce_lr_patience > 0)
         self.cache.setChecked(config.cache)
+        self.balance_classes.setChecked(config.class_weights == "auto")
         self.cache_memory_mb.setValue(config.cache_memory_mb)
         self.cache_memory_mb.setEnabled(config.cache)
         self.cache_disk_mb.setValue(config.cache_disk_mb)
@@ -427,4 +436,5 @@ class SettingsPanel(QGroupBox):
             fine_tune_after=self.fine_tune_after.value() if pretrained else 0,
             fine_tune_layers=self.fine_tune_layers.value(),
             fine_tune_learning_rate=float(self.fine_tune_learning_rate.value()),
+            class_weights="auto" if self.balance_classes.isChecked() else "none",
         )

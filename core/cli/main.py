@@ -1,5 +1,6 @@
 """The headless face of the engine: `inspect` and `train` (and, via core.cli.model_commands, `evaluate`,
-`predict` and `export`; via core.cli.cache_commands, `cache`) for the command line.
+`predict` and `export`; via core.cli.cache_commands, `cache`; via core.cli.doctor_command, `doctor`)
+for the command line.
 
 Exit codes: 0 success, 1 the run failed, 2 bad arguments or an unusable folder, 130 stopped by
 Ctrl-C (the run so far is saved).
@@ -16,7 +17,14 @@ import time
 from typing import TextIO
 
 from core.cli.terminal import LiveLine
-from core.config import MODEL_NAMES, PRETRAINED_MODELS, RESIZE_MODES, Augmentation, TrainingConfig
+from core.config import (
+    CLASS_WEIGHT_MODES,
+    MODEL_NAMES,
+    PRETRAINED_MODELS,
+    RESIZE_MODES,
+    Augmentation,
+    TrainingConfig,
+)
 from core.data.dataset import inspect
 from core.errors import FitStudioError
 from core.events import BatchEnd, DownloadProgress, EpochEnd, Message, RunFailed, RunFinished, RunStarted
@@ -49,10 +57,12 @@ def add_commands(subparsers) -> None:
     import_parser.set_defaults(handler=run_import_weights)
 
     from core.cli.cache_commands import add_cache_command
+    from core.cli.doctor_command import add_doctor_command
     from core.cli.model_commands import add_model_commands  # evaluate, predict, export
 
     add_model_commands(subparsers)
     add_cache_command(subparsers)
+    add_doctor_command(subparsers)
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -164,6 +174,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "Keras's servers); the file name is appended",
     )
     parser.add_argument(
+        "--class-weights",
+        choices=CLASS_WEIGHT_MODES,
+        default=defaults.class_weights,
+        help="auto: weight each class's loss by n_images / (n_classes * n_class) so small classes "
+        "count as much as large ones (default: none)",
+    )
+    parser.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue a stopped, failed or killed run from its last checkpoint (other settings "
@@ -197,6 +214,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         fine_tune_after=args.fine_tune_after,
         fine_tune_layers=args.fine_tune_layers,
         fine_tune_learning_rate=args.fine_tune_lr,
+        class_weights=args.class_weights,
     ).validate()
 
 

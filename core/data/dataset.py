@@ -18,6 +18,8 @@ from core.data.images import IMAGE_EXTENSIONS, ImageInfo, UnreadableImage, is_im
 from core.errors import DatasetError
 
 MIN_IMAGES_PER_CLASS_WARNING = 10
+# Where the dataset doctor sets images aside (core.data.fixes): inside the root, never a class.
+QUARANTINE_DIR = "_quarantine"
 IMBALANCE_WARNING_RATIO = 3.0
 
 
@@ -103,7 +105,9 @@ def list_classes(root: str) -> list[str]:
             f"{root} is a file, not a folder. Choose the folder that holds the class subfolders."
         )
     names = sorted(
-        entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith(".")
+        entry.name
+        for entry in os.scandir(root)
+        if entry.is_dir() and not entry.name.startswith(".") and entry.name != QUARANTINE_DIR
     )
     if not names:
         raise DatasetError(
@@ -213,6 +217,21 @@ def count_warnings(counts: dict[str, int]) -> list[str]:
             f"{counts[smallest]}. Accuracy will favour the larger class."
         )
     return found
+
+
+def balanced_class_weights(counts: dict[str, int]) -> dict[str, float]:
+    """Weights that make every class count as much in the loss as if all were equally large:
+    n_images / (n_classes * n_class), as scikit-learn's class_weight="balanced". Classes without
+    images get none (they cannot be trained on anyway)."""
+    present = {name: n for name, n in counts.items() if n > 0}
+    total = sum(present.values())
+    return {name: round(total / (len(present) * n), 4) for name, n in present.items()}
+
+
+def imbalance_ratio(counts: dict[str, int]) -> float | None:
+    """The largest class count over the smallest non-empty one; None with fewer than two classes."""
+    present = [n for n in counts.values() if n > 0]
+    return round(max(present) / min(present), 3) if len(present) >= 2 else None
 
 
 def class_mismatch(train_classes: list[str], val_classes: list[str]) -> str | None:

@@ -1,6 +1,6 @@
 """Turning one image file into an RGB uint8 array of the model's input size, with Pillow.
 
-Every decode goes through `decode_image` (the model's input) or `decode_thumbnail` (a picture of a
+Every decode goes through `decode_image` (the model's input) or `read_rgb` (a picture of a
 data image for people, with the same orientation and colours the model gets); every cheap
 pre-flight check through `probe_image`. All raise `UnreadableImage` with a reason a person can act
 on, never a Pillow exception.
@@ -64,18 +64,23 @@ def decode_image(path: str, size: int, resize_mode: str = "stretch") -> np.ndarr
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def decode_thumbnail(path: str, size: int) -> np.ndarray:
-    """Decodes `path` for display: an (h, w, 3) uint8 RGB array at most `size` on its longer side,
-    keeping the aspect ratio, with decode_image's orientation and colour conversion."""
-    rgb = _decode_rgb(path, size)
-    rgb.thumbnail((size, size))
+def read_rgb(path: str, max_side: int | None = None) -> np.ndarray:
+    """Decodes `path` to an (height, width, 3) uint8 RGB array in its own aspect ratio: full size, or
+    shrunk so that its longer side is at most `max_side` (JPEGs then decode at a reduced scale).
+
+    For thumbnails, perceptual hashes and pixel-exact comparisons: the same orientation and colour
+    handling as `decode_image` (alpha over white, 16-bit scaled), without the square resize.
+    """
+    rgb = _decode_rgb(path, max_side)
+    if max_side and max(rgb.size) > max_side:
+        rgb.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
 
 
-def _decode_rgb(path: str, size: int) -> Image.Image:
+def _decode_rgb(path: str, size: int | None) -> Image.Image:
     """The oriented 8-bit RGB image, decoded at a reduced scale when a JPEG is much larger than `size`."""
     with _open(path) as image:
-        if image.format == "JPEG":
+        if size and image.format == "JPEG":
             # draft keeps both sides >= the request, so a later resize still only shrinks.
             image.draft("RGB", (size, size))
         _load_or_raise(image)

@@ -18,7 +18,7 @@ from typing import Any
 
 from core import files
 from core.config import TrainingConfig
-from core.data.dataset import FileSet, SkippedFile, load_split
+from core.data.dataset import FileSet, SkippedFile, balanced_class_weights, load_split
 from core.errors import ConfigError, DatasetError
 from core.events import Event, Message, RunFailed, RunFinished, RunResult, RunStarted
 from core.runs import checkpoints, run_folder
@@ -120,6 +120,9 @@ class _Run:
         self.cache_use = callbacks.DiskCacheUse(emit)
         self.fine_tune = callbacks.FineTune(config, emit)
         self.saver: Any = None  # needs the run folder: made in _open_run_dir
+        self.class_weights = (
+            balanced_class_weights(train_files.counts()) if config.class_weights == "auto" else None
+        )
 
     def _callbacks(self, train_stream, val_stream) -> list:
         """Keras calls these in this order (core.training.callbacks says why the order matters)."""
@@ -194,6 +197,9 @@ class _Run:
         files.write_json(os.path.join(self.run_dir, run_folder.CONFIG_FILE), self.config.to_dict())
         self._write_report(self._result("running", ""))
         self.emit(Message(f"Run folder: {os.path.abspath(self.run_dir)}"))
+        if self.class_weights:
+            weights = ", ".join(f"{name} {weight:.3g}" for name, weight in self.class_weights.items())
+            self.emit(Message(f"Class weights (balanced): {weights}"))
         for skipped in self.skipped:
             self.emit(Message(f"Skipped {skipped.path}: {skipped.reason}", "warning"))
 
@@ -300,8 +306,14 @@ class _Run:
             steps_per_epoch=len(train_stream),
             validation_steps=len(val_stream),
             callbacks=self._callbacks(train_stream, val_stream),
+            class_weight=self._class_weight_by_index(),
             verbose=0,
         )
+
+    def _class_weight_by_index(self) -> dict[int, float] | None:
+        if not self.class_weights:
+            return None
+        return {index: self.class_weights[name] for index, name in enumerate(self.train_files.class_names)}
 
     def _model(self):
         from core.modeling.models import build_model, compile_model
@@ -372,6 +384,7 @@ class _Run:
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "device": self.device,
             "model": self.config.model,
+            "class_weights": self.class_weights,
             "duration_seconds": round(result.duration_seconds, 3),
             "epochs_completed": result.epochs_completed,
             "best": {

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.data.images import UnreadableImage, decode_image, decode_thumbnail, is_image_file, probe_image
+from core.data.images import UnreadableImage, decode_image, is_image_file, probe_image, read_rgb
 
 
 def save(tmp_path, name, image, **options):
@@ -140,10 +140,10 @@ def test_reduced_scale_jpeg_decoding_looks_the_same_at_model_size(tmp_path):
 def test_thumbnails_keep_the_aspect_and_the_model_s_colours(tmp_path):
     wide = save(tmp_path, "wide.png", Image.new("RGBA", (300, 100), (0, 0, 0, 0)))
     scan = save(tmp_path, "scan.png", Image.new("I;16", (50, 200), 32768))
-    clear = decode_thumbnail(wide, 120)
+    clear = read_rgb(wide, 120)
     assert clear.shape == (40, 120, 3) and clear.dtype == np.uint8
     assert (clear == 255).all()  # transparent is white, as the model gets it (Pillow's convert: black)
-    grey = decode_thumbnail(scan, 120)
+    grey = read_rgb(scan, 120)
     assert grey.shape == (120, 30, 3)
     assert 120 < grey.mean() < 136 and np.ptp(grey) <= 1  # mid-grey, as the model gets it (not white)
     assert np.array_equal(grey[0, 0], decode_image(scan, 8)[0, 0])
@@ -155,7 +155,7 @@ def test_thumbnails_are_upright_and_never_enlarged(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # displayed turned 90 degrees clockwise: blue on top
     path = save(tmp_path, "rotated.jpg", image, exif=exif, quality=95)
-    pixels = decode_thumbnail(path, 120)
+    pixels = read_rgb(path, 120)
     assert pixels.shape == (40, 20, 3)
     assert pixels[:5].mean(axis=(0, 1))[2] > 200 and pixels[-5:].mean(axis=(0, 1))[0] > 200
 
@@ -164,4 +164,4 @@ def test_a_broken_file_has_no_thumbnail(tmp_path):
     path = tmp_path / "broken.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     with pytest.raises(UnreadableImage):
-        decode_thumbnail(str(path), 120)
+        read_rgb(str(path), 120)
