@@ -25,6 +25,7 @@ import numpy as np
 
 from core.data.dataset import FileSet, SkippedFile
 from core.errors import FitStudioError
+from core.tf_runtime import load_keras
 
 # The quick model: 3 folds of the small CNN at 32 px, about 10,000 images seen per fold (8 epochs
 # of 1,230 images; at least 4 epochs, at most 12). On the 1,845 digits of bench/doctor.py with 30
@@ -96,7 +97,7 @@ def quick_model_probabilities(
     """(out-of-sample probabilities (n, classes), features (n, d)) from the small CNN trained once
     per fold on `images` (n, 32, 32, 3 uint8). The features of all images come from the last fold's
     model, so that they share one space. Raises CheckCancelled when `cancel` is set."""
-    import keras
+    keras = load_keras()
 
     cancel = cancel or threading.Event()
     folds = fold_indices(labels, folds_for(labels, num_classes), seed)
@@ -157,7 +158,7 @@ def model_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(indices into `files` of the images read, their features): what the trained model (a
     LoadedModel) feeds its last layer, with the model's own input size and resize mode."""
-    import keras
+    keras = load_keras()
 
     from core.data.pipeline import classify_batches
 
@@ -247,7 +248,7 @@ def find_outliers(paths: list[str], features: np.ndarray) -> list[Outlier]:
 
 
 def _quick_model(num_classes: int, seed: int):
-    import keras
+    keras = load_keras()
 
     from core.modeling.models import build_model
 
@@ -263,7 +264,7 @@ def _quick_model(num_classes: int, seed: int):
 def _in_batches(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """The model's outputs for `images`, called directly (`predict` would retrace its function for
     every new fold's model and warn about it)."""
-    import keras
+    keras = load_keras()
 
     outputs = [
         keras.ops.convert_to_numpy(model(images[start : start + batch_size], training=False))
@@ -274,7 +275,7 @@ def _in_batches(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
 
 def _progress_and_cancel(on_epoch: Callable[[], None], cancel: threading.Event):
     """A Keras callback: `on_epoch()` after each epoch; stops within a batch once `cancel` is set."""
-    import keras
+    keras = load_keras()
 
     class ProgressAndCancel(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
