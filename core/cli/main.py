@@ -16,7 +16,7 @@ import time
 from typing import TextIO
 
 from core.cli.terminal import LiveLine
-from core.config import MODEL_NAMES, RESIZE_MODES, Augmentation, TrainingConfig
+from core.config import MODEL_NAMES, PRECISIONS, RESIZE_MODES, Augmentation, TrainingConfig
 from core.data.dataset import inspect
 from core.errors import FitStudioError
 from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted
@@ -107,12 +107,41 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="halve the learning rate when val_loss has not improved for N epochs (default: off)",
     )
+    add_placement_arguments(parser, defaults)
     parser.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue a stopped, failed or killed run from its last checkpoint (other settings "
         "come from the run; --epochs sets a new total)",
     )
+
+
+def add_placement_arguments(parser: argparse.ArgumentParser, defaults: TrainingConfig) -> None:
+    """Where it trains (GPUs, Ray workers) and the speed switches."""
+    where = parser.add_argument_group("where it trains and how fast (README: Several GPUs and machines)")
+    where.add_argument(
+        "--gpus", metavar="all|0,1", default=defaults.gpus,
+        help="train on these GPUs of this computer at once (default: TensorFlow's choice, one device)",
+    )
+    where.add_argument(
+        "--workers", type=int, metavar="N", default=defaults.workers,
+        help="train in N worker processes on a Ray cluster started for the run (needs Ray: "
+        "pip install -r requirements-cluster.txt); with --cluster, N workers there",
+    )
+    where.add_argument(
+        "--cluster", metavar="ADDRESS", default=defaults.cluster,
+        help="join the running Ray cluster at ADDRESS (host:port, from `ray start --head`); the data "
+        "and --out folders must be at the same path on every machine",
+    )
+    where.add_argument(
+        "--max-restarts", type=int, metavar="N", default=defaults.max_restarts,
+        help=f"restart the workers up to N times when one dies (default {defaults.max_restarts})",
+    )
+    where.add_argument(
+        "--precision", choices=PRECISIONS, default=defaults.precision,
+        help="mixed: compute in float16 (GPU) or bfloat16 (CPU), keep weights and the last layer float32",
+    )
+    where.add_argument("--jit", action="store_true", help="compile the training step with XLA")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
@@ -135,6 +164,12 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         resize_mode=args.resize,
         early_stopping_patience=args.early_stopping,
         reduce_lr_patience=args.reduce_lr,
+        gpus=args.gpus,
+        workers=args.workers,
+        cluster=args.cluster,
+        max_restarts=args.max_restarts,
+        precision=args.precision,
+        jit=args.jit,
     ).validate()
 
 
