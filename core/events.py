@@ -59,6 +59,19 @@ class EpochEnd:
 
 
 @dataclass(frozen=True)
+class WorkerProgress:
+    """How far one worker of a distributed run is (rank 0 is the chief, which also sends BatchEnd)."""
+
+    rank: int
+    workers: int
+    host: str
+    epoch: int
+    step: int  # 0-based index of the batch just finished
+    steps: int
+    images_per_second: float  # this worker's own images
+
+
+@dataclass(frozen=True)
 class RunResult:
     run_dir: str
     status: str  # "completed", "cancelled" or "failed"
@@ -89,4 +102,4 @@ class RunFailed:
     result: RunResult
 
 
-Event = Message | RunStarted | BatchEnd | EpochEnd | RunFinished | RunFailed
+Event = Message | RunStarted | BatchEnd | WorkerProgress | EpochEnd | RunFinished | RunFailed

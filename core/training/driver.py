@@ -39,6 +39,10 @@ def train(
     once the run folder exists, every failure is caught, reported and saved in report.json.
     """
     train_files, val_files = _prepare(config, config.out_dir)
+    if config.distributed:
+        from core.training.distribution.ray_launcher import train_on_ray
+
+        return train_on_ray(config, train_files, val_files, on_event or _ignore, cancel or threading.Event())
     return _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event()).execute()
 
 
@@ -80,6 +84,10 @@ def resume(
 
 def _prepare(config: TrainingConfig, out_dir: str) -> tuple[FileSet, FileSet]:
     config.validate()
+    if config.distributed:
+        from core.training.distribution.ray_launcher import require_ray
+
+        require_ray()
     unwritable = run_folder.check_writable(out_dir)
     if unwritable:
         raise ConfigError(unwritable)
