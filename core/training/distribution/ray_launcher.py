@@ -273,14 +273,14 @@ def train_on_ray(
                                  failure_config=FailureConfig(max_failures=config.max_restarts)),
         )
         try:
-            final, error = _relay(trainer, channel, on_event, cancel)
+            final, error, details = _relay(trainer, channel, on_event, cancel)
             run_dir = _call(channel.get_run_dir) or run_dir
         finally:
             _stop_channel(channel)
             shutil.rmtree(storage, ignore_errors=True)
     if final is not None:
         return final.result
-    return _failed_without_chief(config, run_dir, error, on_event)
+    return _failed_without_chief(run_dir, error, details, on_event)
 
 
 def _start_channel(workers: int):
@@ -304,9 +304,10 @@ def _call(method, *args):
     return ray.get(method.remote(*args), timeout=CALL_TIMEOUT_SECONDS)
 
 
-def _relay(trainer, channel, on_event, cancel) -> tuple[RunFinished | RunFailed | None, str]:
+def _relay(trainer, channel, on_event, cancel) -> tuple[RunFinished | RunFailed | None, str, str]:
     """Runs the trainer on a helper thread and passes the workers' events on from this one until
-    it ends; a set `cancel` is forwarded once. Returns the chief's final event and Ray's error."""
+    it ends; a set `cancel` is forwarded once. Returns the chief's final event, and the error that
+    ended the run with its details when no chief could say."""
     outcome: dict[str, str] = {}
 
     def fit() -> None:
@@ -332,15 +333,17 @@ def _relay(trainer, channel, on_event, cancel) -> tuple[RunFinished | RunFailed 
             stop_sent = True
         thread.join(POLL_SECONDS)
     fatal = _call(channel.get_fatal)
-    return final, fatal or outcome.get("error", "")
+    return final, fatal or outcome.get("error", ""), outcome.get("details", "")
 
 
 def _describe_ray_error(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"The Ray workers failed: {text[0] if text else type(exc).__name__}"
+    """Ray's message names the failing ranks and ends with each one's error; the tracebacks are long."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    errors = [line for line in lines if not line.startswith((" ", "Traceback"))]
+    return "The Ray workers failed: " + " ".join(errors[:1] + errors[-2:] if len(errors) > 3 else errors)
 
 
-def _failed_without_chief(config: TrainingConfig, run_dir: str, error: str, on_event) -> RunResult:
+def _failed_without_chief(run_dir: str, error: str, details: str, on_event) -> RunResult:
     """No chief lived to end the run (it failed before training, or Ray gave up restarting): the
     launcher says so, in report.json too when the run folder has one."""
     message = error or "The Ray workers stopped without finishing the run."
@@ -355,5 +358,5 @@ def _failed_without_chief(config: TrainingConfig, run_dir: str, error: str, on_e
             files.write_json(report_path, report)
             history = report.get("epochs", [])
             result = dataclasses.replace(result, epochs_completed=len(history))
-    on_event(RunFailed(message, "", result))
+    on_event(RunFailed(message, details, result))
     return result

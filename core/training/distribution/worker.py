@@ -91,23 +91,31 @@ def worker_main(payload: dict[str, Any]) -> None:
 
     context = train.get_context()
     link = WorkerLink(payload["channel"], context.get_world_rank(), context.get_world_size())
+    try:
+        _train(payload, link)
+    except Exception as exc:
+        link.call("set_fatal", f"Worker {link.rank} on {link.host}: {type(exc).__name__}: {exc}")
+        raise
+
+
+def _train(payload: dict[str, Any], link: WorkerLink) -> None:
     config = TrainingConfig.from_dict(payload["config"])
     link.join(data_problem(config, link))
     problems = [member["problem"] for member in link.members if member["problem"]]
     if problems or link.call("get_fatal"):
         if problems and link.is_chief:
             link.call("set_fatal", problems[0])
-        return
+        return  # nothing to train: every worker returns, and the launcher reports why
     if payload.get("setup"):
         payload["setup"]()
     from core.training.driver import train_in_worker
 
     result = train_in_worker(config, payload["train_files"], payload["val_files"], link)
-    if result.status == "failed":
-        link.call("set_fatal", result.message)
-        link.flush()
-        raise RuntimeError(f"worker {link.rank} failed: {result.message}")
     link.flush()
+    if result.status == "failed":
+        # The others may wait in a collective op for this worker: only Ray ending the group frees them.
+        link.call("set_fatal", result.message)
+        raise RuntimeError(f"worker {link.rank} failed: {result.message}")
 
 
 def data_problem(config: TrainingConfig, link: WorkerLink) -> str:
