@@ -33,6 +33,8 @@ class RunStarted:
     device: str
     pretrained: bool | None  # None for models trained from scratch
     history: list[dict[str, float]] = field(default_factory=list)  # earlier epochs of a resumed run
+    # strategy, workers, replicas, global_batch, per_replica_batch...: report.json's "distribution"
+    distribution: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

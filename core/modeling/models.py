@@ -56,7 +56,8 @@ def build_model(
     else:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     x = layers.Dropout(0.2, seed=seed + 10, name="head_dropout")(features)  # apart from augmentation
-    outputs = layers.Dense(num_classes, activation="softmax", name="classes")(x)
+    # float32 even under mixed precision: a float16 softmax and loss lose small probabilities.
+    outputs = layers.Dense(num_classes, activation="softmax", name="classes", dtype="float32")(x)
     return BuiltModel(keras.Model(inputs, outputs, name=name.replace("-", "_")), pretrained, note)
 
 

@@ -266,7 +266,7 @@ def train_on_ray(
         trainer = TensorflowTrainer(
             worker_main,
             train_loop_config={"config": config.to_dict(), "train_files": train_files, "val_files": val_files,
-                               "channel": channel, "setup": worker_setup},
+                               "channel": channel, "session": secrets.token_hex(4), "setup": worker_setup},
             scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=use_gpu,
                                          resources_per_worker=resources),
             run_config=RunConfig(name=f"fitstudio-{os.getpid()}-{int(time.time())}", storage_path=storage,

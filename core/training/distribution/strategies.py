@@ -111,4 +111,10 @@ def worker_placement(rank: int, workers: int) -> Placement:
     keras_compat.install()
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     devices = list(strategy.extended.worker_devices)
+    if len(devices) != 1:
+        # Each worker streams one batch per step for one replica (inputs.distributed_dataset).
+        raise ConfigError(
+            f"Worker {rank} sees {len(devices)} devices; FitStudio runs one worker per GPU. "
+            "Ask for as many workers as GPUs."
+        )
     return Placement(strategy, "MultiWorkerMirroredStrategy", devices, workers, rank)

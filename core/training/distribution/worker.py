@@ -2,11 +2,12 @@
 
 Every worker runs the same engine (`core.training.driver.train_in_worker`) under
 MultiWorkerMirroredStrategy. Rank 0, the chief, writes the run folder and sends the engine's events;
-the others write nothing there and send only their progress. A Python error on any worker ends the
-run for good (a restart would fail the same way): the worker records it in the channel and raises,
-Ray tears the group down, and the restarted workers see the error and return at once. Only a worker
-that dies (killed, out of memory, machine lost) is worth a restart, which resumes from the last
-checkpoint.
+the others write nothing there and send only their progress. An error on any worker ends the run
+for good (a restart would fail the same way): the worker records it in the channel and raises, Ray
+tears the group down, and the restarted workers see the error and return at once. Only a worker
+that dies (killed, out of memory, machine lost) is worth a restart: the others' collective ops then
+fail as "unavailable", they raise without recording it, and Ray restarts the group, which resumes
+from the last checkpoint.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ PROGRESS_INTERVAL_SECONDS = 0.25
 class WorkerLink:
     """This worker's side of the RunChannel, and its place in the group."""
 
-    def __init__(self, channel: Any, rank: int, workers: int):
+    def __init__(self, channel: Any, rank: int, workers: int, session: str = ""):
         self.channel, self.rank, self.workers = channel, rank, workers
+        self.session = session  # the launcher's: restarts are counted per session
         self.host = socket.gethostname()
         self.attempt = 0
         self.members: list[dict[str, Any]] = []
@@ -90,11 +92,15 @@ def worker_main(payload: dict[str, Any]) -> None:
     from ray import train
 
     context = train.get_context()
-    link = WorkerLink(payload["channel"], context.get_world_rank(), context.get_world_size())
+    rank, workers = context.get_world_rank(), context.get_world_size()
+    link = WorkerLink(payload["channel"], rank, workers, payload["session"])
     try:
         _train(payload, link)
     except Exception as exc:
-        link.call("set_fatal", f"Worker {link.rank} on {link.host}: {type(exc).__name__}: {exc}")
+        from core.training.driver import lost_a_worker
+
+        if not lost_a_worker(exc):
+            link.call("set_fatal", f"Worker {link.rank} on {link.host}: {type(exc).__name__}: {exc}")
         raise
 
 
