@@ -1,7 +1,10 @@
 """Distribution without a cluster: shards, equal steps, the settings, GPU listing, Ray being optional."""
 
 import importlib.util
+import json
+import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +17,8 @@ from core.errors import ConfigError
 from core.training import device
 from core.training.distribution import ray_launcher
 from core.training.distribution.strategies import describe_split
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
@@ -131,3 +136,35 @@ def test_without_ray_the_cluster_options_say_how_to_install_it(monkeypatch, caps
     error = capsys.readouterr().err
     assert "needs Ray" in error and "pip install -r requirements-cluster.txt" in error
     assert not (tmp_path / "runs").exists() and list(tmp_path.iterdir()) == []
+
+
+MIRRORED_ON_TWO_CPUS = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from core.training.distribution import strategies
+strategies.gpu_devices = lambda: ["/cpu:0", "/cpu:1"]  # the two logical CPUs stand in for two GPUs
+from core.config import TrainingConfig
+from core.training.driver import train
+result = train(TrainingConfig(out_dir=sys.argv[1], gpus="all", image_size=64, epochs=5))
+print(json.dumps({"status": result.status, "accuracy": result.best_val_accuracy, "run_dir": result.run_dir}))
+"""
+
+
+def test_mirrored_strategy_on_two_logical_cpus_trains_the_demo(tmp_path):
+    """TensorFlow splits a device only before it starts, so this runs in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-c", MIRRORED_ON_TWO_CPUS, str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    outcome = json.loads(out.stdout.strip().splitlines()[-1])
+    assert outcome["status"] == "completed" and outcome["accuracy"] >= 0.9
+    with open(os.path.join(outcome["run_dir"], "report.json"), encoding="utf-8") as handle:
+        report = json.load(handle)
+    distribution = report["distribution"]
+    assert (distribution["strategy"], distribution["workers"], distribution["replicas"]) == (
+        "MirroredStrategy", 1, 2)
+    assert distribution["devices"] == ["/cpu:0", "/cpu:1"] and distribution["per_replica_batch"] == "15"
+    assert [epoch["images"] for epoch in report["epochs"]] == [300] * 5
