@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.config import LIMITS, MODEL_NAMES, Augmentation, TrainingConfig
+from gui.placement_panel import PlacementPanel
 
 MODEL_HINTS = {
     "small-cnn": "small CNN trained from scratch: fast, good for simple images",
@@ -147,6 +148,7 @@ class SettingsPanel(QGroupBox):
         self.out_browse = QToolButton(text="…")
         self.out_browse.setToolTip("Choose the folder where run folders are created")
         self.out_browse.clicked.connect(self._browse_out_dir)
+        self.placement = PlacementPanel()
         self._build_layout()
         self._add_tooltips()
         self._connect_changes()
@@ -183,6 +185,7 @@ class SettingsPanel(QGroupBox):
         form.addRow("Output folder", out_row)
         outer = QVBoxLayout(self)
         outer.addLayout(form)
+        outer.addWidget(self.placement)
 
     def _add_tooltips(self) -> None:
         self.model.setToolTip("\n".join(f"{k}: {v}" for k, v in MODEL_HINTS.items()))
@@ -227,6 +230,7 @@ class SettingsPanel(QGroupBox):
         for box in self.augment.values():
             box.toggled.connect(self.changed)
         self.out_dir.textChanged.connect(self.changed)
+        self.placement.changed.connect(self.changed)
 
     def _browse_out_dir(self) -> None:
         folder = self.choose_folder("Output folder for runs", self.out_dir.text() or ".")
@@ -258,10 +262,11 @@ class SettingsPanel(QGroupBox):
         self.cache.setChecked(config.cache)
         self.cache_memory_mb.setValue(config.cache_memory_mb)
         self.cache_memory_mb.setEnabled(config.cache)
+        self.placement.set_config(config)
 
     def apply_to(self, config: TrainingConfig) -> TrainingConfig:
         """`config` with every field this panel edits replaced by the panel's values."""
-        return config.replace(
+        return self.placement.apply_to(config).replace(
             epochs=self.epochs.value(),
             batch_size=self.batch_size.value(),
             image_size=self.image_size.value(),

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from core.config import LIMITS, TrainingConfig
 from core.data.dataset import inspect
 from core.errors import ConfigError
-from core.events import BatchEnd, EpochEnd, RunResult, RunStarted
+from core.events import BatchEnd, EpochEnd, RunResult, RunStarted, WorkerProgress
 from core.runs.run_info import RunInfo, half_batch_size, read_run_info
 from gui.data_panel import DataPanel
 from gui.log_panel import LogPanel
@@ -105,6 +105,8 @@ class TrainingPage(QWidget):
         self.resume_action = QAction("&Resume last run", self)
         self.resume_run_action = QAction("Resume run &folder…", self)
         self.data_wait_label = QLabel()
+        self.workers_label = QLabel()  # a distributed run's workers, each at its batch
+        self._worker_steps: dict[int, WorkerProgress] = {}
         self.train_hint = QLabel()
         self._clock = QTimer(self)
         self._clock.setInterval(1000)
@@ -203,6 +205,9 @@ class TrainingPage(QWidget):
         if status_layout is not None:
             index = status_layout.indexOf(self.run_status.speed_label)
             status_layout.insertWidget(index + 1 if index >= 0 else -1, self.data_wait_label)
+            status_layout.insertWidget(status_layout.indexOf(self.data_wait_label) + 1, self.workers_label)
+        self.workers_label.setObjectName("workersLabel")
+        self.workers_label.hide()
 
     def _connect(self) -> None:
         self.train_button.clicked.connect(self.start_training)
@@ -360,6 +365,8 @@ class TrainingPage(QWidget):
         self._epochs, self._initial_epoch = epochs, initial_epoch
         self._last_batch, self._run_started_at = None, None
         self.data_wait_label.hide()
+        self.workers_label.hide()
+        self._worker_steps.clear()
         self._started_at = time.monotonic()
 
     def _start_worker(self, worker: TrainingWorker) -> None:
@@ -367,6 +374,7 @@ class TrainingPage(QWidget):
         self.worker.message.connect(self._on_message)
         self.worker.run_started.connect(self._on_run_started)
         self.worker.batch_end.connect(self._on_batch_end)
+        self.worker.worker_progress.connect(self._on_worker_progress)
         self.worker.epoch_end.connect(self._on_epoch_end)
         self.worker.run_finished.connect(self._on_run_finished)
         self.worker.run_failed.connect(self._on_run_failed)
@@ -419,6 +427,13 @@ class TrainingPage(QWidget):
             f"Training on {event.device}: {len(event.class_names)} classes, {train_total} training and "
             f"{val_total} validation images, {event.steps_per_epoch} batches per epoch."
         )
+        spread = event.distribution
+        if spread.get("replicas", 1) > 1:
+            self.log.log(
+                f"{spread['strategy']}: {spread['workers']} worker(s), {spread['replicas']} replicas; "
+                f"each step of {spread['global_batch']} images gives {spread['per_replica_batch']} to "
+                "each replica."
+            )
         self.device_seen.emit(event.device)
         self.status_message.emit("Training…")
 
@@ -428,6 +443,17 @@ class TrainingPage(QWidget):
             self.run_status.show_epoch(event.epoch, self._epochs, event.steps)
         self.run_status.show_batch(event.step, event.images_per_second)
         self._last_batch = event
+
+    def _on_worker_progress(self, event: WorkerProgress) -> None:
+        """The status strip shows every worker's batch: a slow or stuck machine stands out."""
+        self._worker_steps[event.rank] = event
+        shown = [self._worker_steps[rank] for rank in sorted(self._worker_steps)]
+        self.workers_label.setText("workers " + "  ".join(
+            f"{p.rank}: {p.step + 1}/{p.steps}" for p in shown))
+        self.workers_label.setToolTip("\n".join(
+            f"worker {p.rank} on {p.host}: epoch {p.epoch + 1}, batch {p.step + 1} of {p.steps}, "
+            f"{p.images_per_second:,.0f} images/s" for p in shown))
+        self.workers_label.show()
 
     def _on_epoch_end(self, event: EpochEnd) -> None:
         self.plots.add_epoch(event.epoch, event.logs, event.best_epoch)

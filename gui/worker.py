@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from core import tf_runtime
 from core.errors import FitStudioError
-from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted
+from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunStarted, WorkerProgress
 
 
 @dataclass
@@ -169,6 +169,7 @@ class TrainingWorker(QObject):
     message = Signal(str, str)  # text, level
     run_started = Signal(object)  # RunStarted
     batch_end = Signal(object)  # BatchEnd
+    worker_progress = Signal(object)  # WorkerProgress: one Ray worker's place in the epoch
     epoch_end = Signal(object)  # EpochEnd
     run_finished = Signal(object)  # RunResult of a completed or cancelled run
     run_failed = Signal(str, str, object)  # message, details, RunResult
@@ -208,6 +209,8 @@ class TrainingWorker(QObject):
         # Called on this worker's thread by the engine.
         if isinstance(event, BatchEnd):
             self.batch_end.emit(event)
+        elif isinstance(event, WorkerProgress):
+            self.worker_progress.emit(event)
         elif isinstance(event, EpochEnd):
             self.epoch_end.emit(event)
         elif isinstance(event, Message):
