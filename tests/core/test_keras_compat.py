@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import keras
+import pytest
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mwms_probe.py")
 TIMEOUT_SECONDS = 150
@@ -48,6 +49,7 @@ def run_two_workers() -> list[dict[str, dict]]:
     return outcomes
 
 
+@pytest.mark.timeout(TIMEOUT_SECONDS + 60)
 def test_multi_worker_fit_needs_both_fixes_and_works_with_them():
     outcomes = run_two_workers()
     no_longer_needed = f"Keras {keras.__version__} no longer needs this fix: remove it from keras_compat"

@@ -22,6 +22,9 @@ from core.events import EpochEnd, RunFinished, RunStarted, WorkerProgress
 from core.runs import run_folder
 from core.training.distribution import ray_launcher
 
+# The run (cluster start, two workers importing TensorFlow, a restart) is set up by the first test
+# that uses it, whose time limit covers it: minutes when other work shares the two cores.
+pytestmark = pytest.mark.timeout(900)
 DEMO_CLASSES = ("apple", "banana", "lime")
 EPOCHS = 5
 
