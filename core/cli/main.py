@@ -235,6 +235,15 @@ def resume_batch_size(run_dir: str, asked: int | None, out: TextIO) -> int | Non
     return asked
 
 
+def spread(event: RunStarted) -> str:
+    """', 2 workers x 15 images per step (MultiWorkerMirroredStrategy)' for a distributed run."""
+    shares = event.distribution
+    if shares.get("replicas", 1) < 2:
+        return ""
+    where = f"{shares['workers']} workers" if shares["workers"] > 1 else f"{shares['replicas']} devices"
+    return f", {where} x {shares['per_replica_batch']} images per step ({shares['strategy']})"
+
+
 class ProgressPrinter:
     """Turns engine events into lines: one per epoch with an ETA, and a live batch line on a TTY."""
 
@@ -253,7 +262,7 @@ class ProgressPrinter:
             counts = ", ".join(f"{name} {n}" for name, n in event.train_counts.items())
             self._line(
                 f"Training {sum(event.train_counts.values())} images ({counts}), "
-                f"validating on {sum(event.val_counts.values())}, on {event.device}"
+                f"validating on {sum(event.val_counts.values())}, on {event.device}{spread(event)}"
             )
         elif isinstance(event, BatchEnd):
             self.terminal.update(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.tf_runtime import load_tensorflow
+
 
 def distributed_dataset(stream: Any, strategy: Any, image_size: int) -> Any:
     """`stream`'s batches, epoch after epoch from its current epoch on, as this worker's input.
@@ -19,7 +21,7 @@ def distributed_dataset(stream: Any, strategy: Any, image_size: int) -> Any:
     The dataset never ends: Keras keeps one iterator across epochs when `steps_per_epoch` is given,
     and this generator moves the stream to the next epoch after its last batch.
     """
-    import tensorflow as tf
+    tf = load_tensorflow()
 
     signature = (
         tf.TensorSpec((None, image_size, image_size, 3), tf.uint8),

@@ -22,7 +22,10 @@ upstream Keras no longer needs them: delete this module then.
 
 from __future__ import annotations
 
+import sys
 import threading
+
+from core.tf_runtime import load_keras, load_tensorflow
 
 _lock = threading.Lock()
 _installed = False
@@ -40,8 +43,7 @@ def install() -> None:
 
 
 def install_symbolic_build_fix() -> None:
-    from keras.src.backend.tensorflow import trainer
-
+    trainer = _keras_tensorflow_trainer()
     original = trainer.TensorFlowTrainer._maybe_symbolic_build
 
     def build_from_local_batch(self, iterator=None, data_batch=None):
@@ -59,8 +61,7 @@ def install_symbolic_build_fix() -> None:
 
 
 def install_scalar_reduce_fix() -> None:
-    from keras.src.backend.tensorflow import trainer
-
+    trainer = _keras_tensorflow_trainer()
     original = trainer.reduce_per_replica
 
     def reduce_scalars_without_axis(values, strategy, reduction):
@@ -74,8 +75,14 @@ def install_scalar_reduce_fix() -> None:
     trainer.reduce_per_replica = reduce_scalars_without_axis
 
 
+def _keras_tensorflow_trainer():
+    """Keras's TensorFlow trainer module, which loading Keras (on its TensorFlow backend) imported."""
+    load_keras()
+    return sys.modules["keras.src.backend.tensorflow.trainer"]
+
+
 def _first_local_values(strategy, batch):
-    import tensorflow as tf
+    tf = load_tensorflow()
 
     def local(value):
         if isinstance(value, tf.distribute.DistributedValues):
@@ -91,13 +98,13 @@ def _mean_across_replicas(strategy, value):
 
 
 def _is_tpu(strategy) -> bool:
-    import tensorflow as tf
+    tf = load_tensorflow()
 
     return isinstance(strategy, tf.distribute.TPUStrategy)
 
 
 def _map(function, structure):
-    import tensorflow as tf
+    tf = load_tensorflow()
 
     # tf.nest (not keras.tree) treats PerReplica values as leaves, as Keras's own code here does.
     return tf.nest.map_structure(function, structure)

@@ -16,6 +16,7 @@ from typing import Any
 
 from core.config import TrainingConfig, parse_gpus
 from core.errors import ConfigError
+from core.tf_runtime import load_tensorflow
 
 
 @dataclass
@@ -68,14 +69,14 @@ def describe_split(batch: int, replicas: int) -> str:
 
 def gpu_devices() -> list[str]:
     """TensorFlow's names of this process's GPUs ('/physical_device:GPU:0' -> '/gpu:0')."""
-    import tensorflow as tf
+    tf = load_tensorflow()
 
     return [f"/gpu:{index}" for index, _ in enumerate(tf.config.list_physical_devices("GPU"))]
 
 
 def local_placement(config: TrainingConfig) -> tuple[Placement, str]:
     """The placement of a run in this process, and a line for the log saying what was chosen."""
-    import tensorflow as tf
+    tf = load_tensorflow()
 
     choice = parse_gpus(config.gpus)
     if choice == "":
@@ -104,7 +105,7 @@ def local_placement(config: TrainingConfig) -> tuple[Placement, str]:
 
 def worker_placement(rank: int, workers: int) -> Placement:
     """MultiWorkerMirroredStrategy for a Ray worker (TF_CONFIG must already be set, as Ray does)."""
-    import tensorflow as tf
+    tf = load_tensorflow()
 
     from core.training.distribution import keras_compat
 
