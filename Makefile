@@ -15,7 +15,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 PACKAGE_STAMP := $(VENV)/.installed-package
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: run test test-newest lint bench package screenshots clean
+.PHONY: run test test-newest lint bench bench-scaling package screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,9 @@ $(RUN_STAMP): requirements.txt | $(PY)
 	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt
 	touch $@
 
-$(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
-	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt -r requirements-dev.txt
+# Tests cover the cluster options too, so they install Ray (requirements-cluster.txt) as well.
+$(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt requirements-cluster.txt
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt -r requirements-dev.txt -r requirements-cluster.txt
 	touch $@
 
 $(PACKAGE_STAMP): $(RUN_STAMP) requirements-package.txt
@@ -52,6 +53,9 @@ screenshots: $(RUN_STAMP)
 
 bench: $(RUN_STAMP)
 	$(PY) bench/pipeline.py
+
+bench-scaling: $(DEV_STAMP)
+	$(PY) bench/scaling.py
 
 # The standalone program: dist/FitStudio/FitStudio (onedir; see packaging/fitstudio.spec).
 package: $(PACKAGE_STAMP)

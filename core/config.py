@@ -17,6 +17,8 @@ MODEL_NAMES = ("small-cnn", "mobilenetv2", "efficientnetb0")
 PRETRAINED_MODELS = ("mobilenetv2", "efficientnetb0")  # a Keras backbone with ImageNet weights
 MIN_BACKBONE_IMAGE_SIZE = 32  # keras.applications refuses smaller inputs
 WEIGHTS_URL_SCHEMES = ("http://", "https://", "file://")
+# float32 everywhere, or float16/bfloat16 compute with float32 weights (the last layer stays float32).
+PRECISIONS = ("float32", "mixed")
 # How an image meets the model's square input: squeezed whole, or its centre square cut out.
 RESIZE_MODES = ("stretch", "crop")
 # Disk space that decoded images kept between runs may take, by default (core.data.disk_cache).
@@ -38,6 +40,8 @@ LIMITS = {
     "fine_tune_after": (0, 10_000),
     "fine_tune_layers": (1, 1000),  # MobileNetV2 has 154 layers, EfficientNetB0 238
     "fine_tune_learning_rate": (1e-7, 1.0),
+    "workers": (1, 256),
+    "max_restarts": (0, 100),
 }
 
 
@@ -87,6 +91,18 @@ class TrainingConfig:
     fine_tune_layers: int = 30
     fine_tune_learning_rate: float = 1e-5
     class_weights: str = "none"  # or "auto": balance the classes' weight in the loss
+    # Where it trains. gpus: "" lets TensorFlow choose (the first GPU, else the CPU); "all" or "0,1"
+    # trains on those GPUs of this computer at once (MirroredStrategy).
+    gpus: str = ""
+    # workers > 1: that many processes, orchestrated by Ray, on a local Ray cluster started for the
+    # run, or on the existing cluster at `cluster` ("host:port"). A failed worker group is restarted
+    # up to max_restarts times and continues from the last checkpoint.
+    workers: int = 1
+    cluster: str = ""
+    max_restarts: int = 3
+    # Speed switches: mixed precision and XLA compilation.
+    precision: str = "float32"
+    jit: bool = False
 
     def validate(self) -> TrainingConfig:
         for name, (low, high) in LIMITS.items():
@@ -130,6 +146,30 @@ class TrainingConfig:
                 f"Fine-tuning starts after epoch {self.fine_tune_after}, but the run has {self.epochs} "
                 f"epochs: train more epochs, or start fine-tuning earlier."
             )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}.")
+        parse_gpus(self.gpus)
+        if self.cluster and ":" not in self.cluster:
+            raise ConfigError(
+                f"The cluster address {self.cluster!r} needs a port, as printed by `ray start --head` "
+                "(for example 10.0.0.5:6379)."
+            )
+        if self.distributed and self.gpus:
+            raise ConfigError(
+                "Choose GPUs of this computer (gpus) or Ray workers (workers, cluster), not both: "
+                "each Ray worker uses the GPU Ray gives it."
+            )
+        if self.distributed and self.batch_size < self.workers:
+            raise ConfigError(
+                f"The batch size ({self.batch_size}) is split across the {self.workers} workers: "
+                f"make it at least {self.workers}."
+            )
+        return self
+
+    @property
+    def distributed(self) -> bool:
+        """Trains in Ray worker processes rather than in this one."""
+        return self.workers > 1 or bool(self.cluster)
 
     def replace(self, **changes: Any) -> TrainingConfig:
         return dataclasses.replace(self, **changes)
@@ -154,3 +194,19 @@ class TrainingConfig:
     @classmethod
     def from_json(cls, text: str) -> TrainingConfig:
         return cls.from_dict(json.loads(text))
+
+
+def parse_gpus(text: str) -> list[int] | str:
+    """"" (TensorFlow's choice), "all", or GPU indices ("0,1" -> [0, 1]); raises ConfigError."""
+    text = text.strip().lower()
+    if text in ("", "all"):
+        return text
+    try:
+        indices = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"gpus must be 'all' or GPU numbers separated by commas (like 0,1), not {text!r}."
+        ) from None
+    if any(index < 0 for index in indices) or len(set(indices)) != len(indices):
+        raise ConfigError(f"GPU numbers must be different and 0 or more, not {text!r}.")
+    return indices

@@ -44,6 +44,8 @@ class RunStarted:
     pretrained: bool | None  # None for models trained from scratch
     history: list[dict[str, float]] = field(default_factory=list)  # earlier epochs of a resumed run
     fine_tune: FineTuneStarted | None = None  # fine-tuning that began before this session
+    # strategy, workers, replicas, global_batch, per_replica_batch...: report.json's "distribution"
+    distribution: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,19 @@ class DownloadProgress:
     received_bytes: int
     total_bytes: int | None  # None when the server does not say
     done: bool = False
+
+
+@dataclass(frozen=True)
+class WorkerProgress:
+    """How far one worker of a distributed run is (rank 0 is the chief, which also sends BatchEnd)."""
+
+    rank: int
+    workers: int
+    host: str
+    epoch: int
+    step: int  # 0-based index of the batch just finished
+    steps: int
+    images_per_second: float  # this worker's own images
 
 
 @dataclass(frozen=True)
@@ -122,6 +137,7 @@ class CheckProgress:
 
 
 Event = (
-    Message | DownloadProgress | RunStarted | BatchEnd | EpochEnd | FineTuneStarted | RunFinished | RunFailed
+    Message | DownloadProgress | RunStarted | BatchEnd | WorkerProgress | EpochEnd | FineTuneStarted
+    | RunFinished | RunFailed
 )
 CheckEvent = Message | CheckProgress

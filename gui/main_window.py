@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWid
 from core import tf_runtime
 from core.data.dataset import inspect
 from core.paths import resource_path
+from core.training.device import list_gpus
 from gui.data_panel import local_folder_from_urls
 from gui.evaluation_page import EvaluationPage
 from gui.export_page import ExportPage
@@ -160,6 +161,9 @@ class MainWindow(QMainWindow):
             on_error=lambda message, _details: self._show_device(f"unknown ({message})"),
             name="FitStudio device probe",
         )
+        # The GPUs with their memory for the settings' device picker: nvidia-smi, no TensorFlow.
+        placement = self.training.settings.placement
+        run_in_thread(list_gpus, on_result=placement.set_gpus, name="FitStudio GPU list")
 
     def _show_device(self, device: str) -> None:
         self.device_label.setText(f"Compute device: {device}")

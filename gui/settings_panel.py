@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.config import LIMITS, MODEL_NAMES, PRETRAINED_MODELS, Augmentation, TrainingConfig
+from gui.placement_panel import PlacementPanel
 
 MODEL_HINTS = {
     "small-cnn": "small CNN trained from scratch: fast, good for simple images",
@@ -189,6 +190,7 @@ class SettingsPanel(QGroupBox):
         self.out_browse.clicked.connect(self._browse_out_dir)
         self.advanced_toggle = QToolButton()
         self._advanced_rows: list[int] = []
+        self.placement = PlacementPanel()
         self._build_layout()
         self._add_tooltips()
         self._connect_changes()
@@ -234,6 +236,7 @@ class SettingsPanel(QGroupBox):
             self._advanced_rows.append(form.rowCount() - 1)
         outer = QVBoxLayout(self)
         outer.addLayout(form)
+        outer.addWidget(self.placement)
 
     def _augmentation_row(self) -> QWidget:
         grid = QGridLayout()
@@ -371,6 +374,7 @@ class SettingsPanel(QGroupBox):
         fine_tuning = pretrained and self.fine_tune_after.value() > 0
         self.fine_tune_layers.setEnabled(fine_tuning)
         self.fine_tune_learning_rate.setEnabled(fine_tuning)
+        self.placement.changed.connect(self.changed)
 
     def _browse_out_dir(self) -> None:
         folder = self.choose_folder("Output folder for runs", self.out_dir.text() or ".")
@@ -410,11 +414,12 @@ class SettingsPanel(QGroupBox):
         self.fine_tune_layers.setValue(config.fine_tune_layers)
         self.fine_tune_learning_rate.setValue(config.fine_tune_learning_rate)
         self._enable_pretrained_settings()
+        self.placement.set_config(config)
 
     def apply_to(self, config: TrainingConfig) -> TrainingConfig:
         """`config` with every field this panel edits replaced by the panel's values."""
         pretrained = self.model.currentData() in PRETRAINED_MODELS
-        return config.replace(
+        return self.placement.apply_to(config).replace(
             epochs=self.epochs.value(),
             batch_size=self.batch_size.value(),
             image_size=self.image_size.value(),

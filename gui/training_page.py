@@ -30,7 +30,15 @@ from PySide6.QtWidgets import (
 from core.config import LIMITS, PRETRAINED_MODELS, TrainingConfig
 from core.data.dataset import inspect
 from core.errors import ConfigError
-from core.events import BatchEnd, DownloadProgress, EpochEnd, FineTuneStarted, RunResult, RunStarted
+from core.events import (
+    BatchEnd,
+    DownloadProgress,
+    EpochEnd,
+    FineTuneStarted,
+    RunResult,
+    RunStarted,
+    WorkerProgress,
+)
 from core.formatting import format_size
 from core.modeling.weights import weight_file_name
 from core.runs.run_info import RunInfo, half_batch_size, read_run_info
@@ -118,6 +126,8 @@ class TrainingPage(QWidget):
         self.resume_action = QAction("&Resume last run", self)
         self.resume_run_action = QAction("Resume run &folder…", self)
         self.data_wait_label = QLabel()
+        self.workers_label = QLabel()  # a distributed run's workers, each at its batch
+        self._worker_steps: dict[int, WorkerProgress] = {}
         self.train_hint = QLabel()
         self._clock = QTimer(self)
         self._clock.setInterval(1000)
@@ -221,6 +231,9 @@ class TrainingPage(QWidget):
         if status_layout is not None:
             index = status_layout.indexOf(self.run_status.speed_label)
             status_layout.insertWidget(index + 1 if index >= 0 else -1, self.data_wait_label)
+            status_layout.insertWidget(status_layout.indexOf(self.data_wait_label) + 1, self.workers_label)
+        self.workers_label.setObjectName("workersLabel")
+        self.workers_label.hide()
 
     def _connect(self) -> None:
         self.train_button.clicked.connect(self.start_training)
@@ -407,6 +420,8 @@ class TrainingPage(QWidget):
         self._epochs, self._initial_epoch = epochs, initial_epoch
         self._last_batch, self._run_started_at = None, None
         self.data_wait_label.hide()
+        self.workers_label.hide()
+        self._worker_steps.clear()
         self._started_at = time.monotonic()
 
     def _start_worker(self, worker: TrainingWorker) -> None:
@@ -417,6 +432,7 @@ class TrainingPage(QWidget):
         self.worker.fine_tune_started.connect(self._on_fine_tune_started)
         self.worker.run_started.connect(self._on_run_started)
         self.worker.batches_end.connect(self._on_batches_end)
+        self.worker.worker_progress.connect(self._on_worker_progress)
         self.worker.epoch_end.connect(self._on_epoch_end)
         self.worker.run_finished.connect(self._on_run_finished)
         self.worker.run_failed.connect(self._on_run_failed)
@@ -482,6 +498,13 @@ class TrainingPage(QWidget):
             f"Training on {event.device}: {len(event.class_names)} classes, {train_total} training and "
             f"{val_total} validation images, {event.steps_per_epoch} batches per epoch."
         )
+        spread = event.distribution
+        if spread.get("replicas", 1) > 1:
+            self.log.log(
+                f"{spread['strategy']}: {spread['workers']} worker(s), {spread['replicas']} replicas; "
+                f"each step of {spread['global_batch']} images gives {spread['per_replica_batch']} to "
+                "each replica."
+            )
         self.device_seen.emit(event.device)
         self.status_message.emit("Training…")
 
@@ -496,6 +519,17 @@ class TrainingPage(QWidget):
             self.run_status.show_epoch(newest.epoch, self._epochs, newest.steps)
         self.run_status.show_batch(newest.step, newest.images_per_second)
         self._last_batch = newest
+
+    def _on_worker_progress(self, event: WorkerProgress) -> None:
+        """The status strip shows every worker's batch: a slow or stuck machine stands out."""
+        self._worker_steps[event.rank] = event
+        shown = [self._worker_steps[rank] for rank in sorted(self._worker_steps)]
+        self.workers_label.setText("workers " + "  ".join(
+            f"{p.rank}: {p.step + 1}/{p.steps}" for p in shown))
+        self.workers_label.setToolTip("\n".join(
+            f"worker {p.rank} on {p.host}: epoch {p.epoch + 1}, batch {p.step + 1} of {p.steps}, "
+            f"{p.images_per_second:,.0f} images/s" for p in shown))
+        self.workers_label.show()
 
     def _on_epoch_end(self, event: EpochEnd) -> None:
         self.plots.add_epoch(event.epoch, event.logs, event.best_epoch)

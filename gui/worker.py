@@ -31,6 +31,7 @@ from core.events import (
     RunFailed,
     RunFinished,
     RunStarted,
+    WorkerProgress,
 )
 
 
@@ -250,6 +251,7 @@ class TrainingWorker(QObject):
     download_progress = Signal(object)  # DownloadProgress of pretrained weights
     run_started = Signal(object)  # RunStarted
     batches_end = Signal(object)  # tuple[BatchEnd, ...]: every batch since the last, in order
+    worker_progress = Signal(object)  # WorkerProgress: one Ray worker's place in the epoch
     epoch_end = Signal(object)  # EpochEnd
     fine_tune_started = Signal(object)  # FineTuneStarted
     run_finished = Signal(object)  # RunResult of a completed or cancelled run
@@ -294,7 +296,9 @@ class TrainingWorker(QObject):
             self._batches.add(event)
             return
         self._batches.flush()
-        if isinstance(event, EpochEnd):
+        if isinstance(event, WorkerProgress):
+            self.worker_progress.emit(event)
+        elif isinstance(event, EpochEnd):
             self.epoch_end.emit(event)
         elif isinstance(event, Message):
             self.message.emit(event.text, event.level)

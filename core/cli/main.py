@@ -20,6 +20,7 @@ from core.cli.terminal import LiveLine
 from core.config import (
     CLASS_WEIGHT_MODES,
     MODEL_NAMES,
+    PRECISIONS,
     PRETRAINED_MODELS,
     RESIZE_MODES,
     Augmentation,
@@ -143,6 +144,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="halve the learning rate when val_loss has not improved for N epochs (default: off)",
     )
+    add_placement_arguments(parser, defaults)
     parser.add_argument(
         "--fine-tune-after",
         type=int,
@@ -188,6 +190,34 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_placement_arguments(parser: argparse.ArgumentParser, defaults: TrainingConfig) -> None:
+    """Where it trains (GPUs, Ray workers) and the speed switches."""
+    where = parser.add_argument_group("where it trains and how fast (README: Several GPUs and machines)")
+    where.add_argument(
+        "--gpus", metavar="all|0,1", default=defaults.gpus,
+        help="train on these GPUs of this computer at once (default: TensorFlow's choice, one device)",
+    )
+    where.add_argument(
+        "--workers", type=int, metavar="N", default=defaults.workers,
+        help="train in N worker processes on a Ray cluster started for the run (needs Ray: "
+        "pip install -r requirements-cluster.txt); with --cluster, N workers there",
+    )
+    where.add_argument(
+        "--cluster", metavar="ADDRESS", default=defaults.cluster,
+        help="join the running Ray cluster at ADDRESS (host:port, from `ray start --head`); the data "
+        "and --out folders must be at the same path on every machine",
+    )
+    where.add_argument(
+        "--max-restarts", type=int, metavar="N", default=defaults.max_restarts,
+        help=f"restart the workers up to N times when one dies (default {defaults.max_restarts})",
+    )
+    where.add_argument(
+        "--precision", choices=PRECISIONS, default=defaults.precision,
+        help="mixed: compute in float16 (GPU) or bfloat16 (CPU), keep weights and the last layer float32",
+    )
+    where.add_argument("--jit", action="store_true", help="compile the training step with XLA")
+
+
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     if args.train:
         train_dir, val_dir = args.train, args.val
@@ -215,6 +245,12 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         fine_tune_layers=args.fine_tune_layers,
         fine_tune_learning_rate=args.fine_tune_lr,
         class_weights=args.class_weights,
+        gpus=args.gpus,
+        workers=args.workers,
+        cluster=args.cluster,
+        max_restarts=args.max_restarts,
+        precision=args.precision,
+        jit=args.jit,
     ).validate()
 
 
@@ -289,6 +325,15 @@ def resume_batch_size(run_dir: str, asked: int | None, out: TextIO) -> int | Non
     return asked
 
 
+def spread(event: RunStarted) -> str:
+    """', 2 workers x 15 images per step (MultiWorkerMirroredStrategy)' for a distributed run."""
+    shares = event.distribution
+    if shares.get("replicas", 1) < 2:
+        return ""
+    where = f"{shares['workers']} workers" if shares["workers"] > 1 else f"{shares['replicas']} devices"
+    return f", {where} x {shares['per_replica_batch']} images per step ({shares['strategy']})"
+
+
 class ProgressPrinter:
     """Turns engine events into lines: one per epoch with an ETA, and a live batch line on a TTY."""
 
@@ -309,7 +354,7 @@ class ProgressPrinter:
             counts = ", ".join(f"{name} {n}" for name, n in event.train_counts.items())
             self._line(
                 f"Training {sum(event.train_counts.values())} images ({counts}), "
-                f"validating on {sum(event.val_counts.values())}, on {event.device}"
+                f"validating on {sum(event.val_counts.values())}, on {event.device}{spread(event)}"
             )
         elif isinstance(event, BatchEnd):
             self.terminal.update(

@@ -49,6 +49,17 @@ class FileSet:
         per_label = np.bincount(self.labels, minlength=len(self.class_names))
         return {name: int(n) for name, n in zip(self.class_names, per_label, strict=True)}
 
+    def shard(self, index: int, count: int) -> FileSet:
+        """Shard `index` of `count`: every count-th file from `index` on. The shards are disjoint,
+        cover the set, differ in size by at most one, and (files being sorted by class) each holds
+        every class in nearly the same proportion. Skipped files stay with shard 0 only, so they are
+        reported once."""
+        if not 0 <= index < count:
+            raise ValueError(f"shard {index} of {count} does not exist")
+        part = self.subset(np.arange(index, len(self), count))
+        part.skipped = self.skipped if index == 0 else []
+        return part
+
     def subset(self, indices: np.ndarray) -> FileSet:
         return FileSet(
             self.class_names,

@@ -117,25 +117,43 @@ class DecodedCache:
 
 
 class BatchOrder:
-    """Which files make batch i of epoch e: a fresh seeded permutation per epoch, or file order."""
+    """Which files make batch i of epoch e: a fresh seeded permutation per epoch, or file order.
 
-    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int):
+    Batches hold `batch_size` files, the last one what is left. With `num_batches`, the files are
+    instead dealt into exactly that many batches of near-equal size (none empty): distributed
+    workers with shards of different sizes then still run the same number of steps.
+    """
+
+    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int, num_batches: int | None = None):
+        if num_batches is not None and not 1 <= num_batches <= size:
+            raise ValueError(f"cannot deal {size} files into {num_batches} non-empty batches")
         self.size = size
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self._num_batches = num_batches
         self._epoch = -1
         self._order = np.arange(size)
 
     @property
     def num_batches(self) -> int:
-        return math.ceil(self.size / self.batch_size)
+        return self._num_batches or math.ceil(self.size / self.batch_size)
 
     def indices(self, epoch: int, batch: int) -> np.ndarray:
         if epoch != self._epoch:
             self._epoch = epoch
             self._order = self.permutation(epoch)
-        return self._order[batch * self.batch_size : (batch + 1) * self.batch_size]
+        start, end = self.bounds(batch)
+        return self._order[start:end]
+
+    def bounds(self, batch: int) -> tuple[int, int]:
+        """The [start, end) positions of batch `batch` in the epoch's order."""
+        if self._num_batches is None:
+            return batch * self.batch_size, min((batch + 1) * self.batch_size, self.size)
+        # The first `size % num_batches` batches hold one file more, as in numpy.array_split.
+        small, extra = divmod(self.size, self._num_batches)
+        start = batch * small + min(batch, extra)
+        return start, start + small + (batch < extra)
 
     def permutation(self, epoch: int) -> np.ndarray:
         if not self.shuffle:
@@ -143,6 +161,13 @@ class BatchOrder:
         # Seeded by (seed, epoch) alone, so epoch e has the same order however it was reached:
         # a resumed run sees the data exactly as an uninterrupted one.
         return np.random.default_rng([self.seed, epoch]).permutation(self.size)
+
+
+def steps_for_shards(total: int, shards: int, global_batch: int) -> int:
+    """Steps per epoch that every one of `shards` shards of `total` files can run (FileSet.shard):
+    about one global batch per step, but never more steps than the smallest shard has files, so no
+    worker is left with an empty batch."""
+    return max(1, min(math.ceil(total / global_batch), total // shards))
 
 
 @dataclass
@@ -156,8 +181,10 @@ class ImageStream(keras.utils.PyDataset):
     """Batches of (uint8 images, int32 labels) for one file list.
 
     Set the epoch with `set_epoch` before Keras starts asking for its batches (the engine's
-    callback does it in `on_epoch_begin`). `on_skip(path, reason)` is called once per file that
-    turns out unreadable while decoding; that file is left out of its batch and of later epochs.
+    callback does it in `on_epoch_begin`). `num_batches` deals the files into exactly that many
+    batches instead of batches of `batch_size` (see BatchOrder). `on_skip(path, reason)` is called
+    once per file that turns out unreadable while decoding; that file is left out of its batch and
+    of later epochs.
     """
 
     def __init__(
@@ -174,6 +201,7 @@ class ImageStream(keras.utils.PyDataset):
         cancel: threading.Event | None = None,
         on_skip: Callable[[str, str], None] | None = None,
         cache: DecodedCache | None = None,
+        num_batches: int | None = None,
     ):
         # workers=1: Keras's own enqueuer stays off; this class does its own threading.
         super().__init__(workers=1, use_multiprocessing=False)
@@ -182,7 +210,7 @@ class ImageStream(keras.utils.PyDataset):
         self.files = files
         self.image_size = image_size
         self.resize_mode = resize_mode
-        self.order = BatchOrder(len(files), batch_size, shuffle, seed)
+        self.order = BatchOrder(len(files), batch_size, shuffle, seed, num_batches)
         self.prefetch_batches = prefetch_batches
         self.cancel = cancel or threading.Event()
         self.on_skip = on_skip
@@ -207,6 +235,10 @@ class ImageStream(keras.utils.PyDataset):
 
     def __len__(self) -> int:
         return self.num_batches
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
 
     def set_epoch(self, epoch: int) -> None:
         with self._lock:

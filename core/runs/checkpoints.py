@@ -88,6 +88,10 @@ def write(run_dir: str, model: Any, checkpoint: Checkpoint, copies: tuple[str, .
     return path
 
 
+def exists(run_dir: str) -> bool:
+    return os.path.exists(os.path.join(run_dir, CHECKPOINT_FILE))
+
+
 def read(run_dir: str) -> Checkpoint:
     """The run's last checkpoint; raises FitStudioError saying why a run cannot be resumed."""
     path = os.path.join(run_dir, CHECKPOINT_FILE)

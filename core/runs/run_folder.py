@@ -7,6 +7,7 @@ leaves readable files (through core.files).
     model.keras   the best epoch by val_loss
     last.keras    the latest weights
     report.json   counts, skipped files, device, timings, best and final metrics, how the run ended
+    workers.json  while a distributed run trains: each worker's rank, host and pid
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ HISTORY_FILE = "history.csv"
 BEST_MODEL_FILE = "model.keras"
 LAST_MODEL_FILE = "last.keras"
 REPORT_FILE = "report.json"
+WORKERS_FILE = "workers.json"
 
 
 def create_run_dir(out_dir: str, model_name: str, now: float | None = None) -> str:

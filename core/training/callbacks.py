@@ -77,11 +77,12 @@ class StreamProgress(RunCallback):
     stops training (and the validation pass) within one batch of the cancel flag being set."""
 
     def __init__(self, train_stream, val_stream, emit: Callable[[Event], None], cancel: threading.Event,
-                 skipped: list[SkippedFile]):
+                 skipped: list[SkippedFile], train_images: int | None = None):
         super().__init__()
         self.train_stream, self.emit, self.cancel = train_stream, emit, cancel
         self.steps, self.val_steps = len(train_stream), len(val_stream)
-        self.train_images = len(train_stream.files)
+        # All the run's training images: more than this stream's when it is one worker's shard.
+        self.train_images = train_images or len(train_stream.files)
         self.skipped, self._skips_reported = skipped, len(skipped)  # the earlier ones are reported
         self._epoch, self._epoch_started = 0, 0.0
         self._steps_done = self._val_steps_done = 0
@@ -95,7 +96,8 @@ class StreamProgress(RunCallback):
         logs = logs or {}
         self._steps_done = batch + 1
         elapsed = max(time.perf_counter() - self._epoch_started, 1e-9)
-        images = min(self._steps_done * self.train_stream.order.batch_size, self.train_images)
+        done = self.train_stream.order.bounds(batch)[1] / len(self.train_stream.files)
+        images = done * self.train_images
         self.emit(
             BatchEnd(
                 epoch=self._epoch,
@@ -130,8 +132,11 @@ class StreamProgress(RunCallback):
 
 
 class EpochTimer(RunCallback):
-    """Seconds, images per second and data wait of each epoch, and the run's training time over all
-    its sessions. State: `epoch_stats`, `elapsed_seconds`."""
+    """Seconds, images trained on, images per second and data wait of each epoch, and the run's
+    training time over all its sessions. State: `epoch_stats`, `elapsed_seconds`.
+
+    The images are counted inside the model, by its loss tracker: over all replicas and workers,
+    whatever sharded or dropped them on the way."""
 
     def __init__(self, started: float | None = None):
         super().__init__()
@@ -141,6 +146,7 @@ class EpochTimer(RunCallback):
         self.train_stream = None
         self._epoch_started = 0.0
         self._train_ended: float | None = None
+        self._images: int | None = None
 
     def watch(self, train_stream) -> None:
         """The stream whose images are counted and whose waits are measured."""
@@ -167,11 +173,12 @@ class EpochTimer(RunCallback):
     def on_epoch_begin(self, epoch, logs=None):
         self.train_stream.take_wait_seconds()
         self._epoch_started = time.perf_counter()
-        self._train_ended = None
+        self._train_ended = self._images = None
 
     def on_test_begin(self, logs=None):
         if self._train_ended is None:
             self._train_ended = time.perf_counter()
+            self._images = trained_images(self.model)  # before the validation pass resets the tracker
 
     def on_epoch_end(self, epoch, logs=None):
         if not finished(logs):
@@ -179,10 +186,12 @@ class EpochTimer(RunCallback):
         now = time.perf_counter()
         train_seconds = max((self._train_ended or now) - self._epoch_started, 1e-9)
         waited = self.train_stream.take_wait_seconds()
+        images = trained_images(self.model) if self._images is None else self._images
         self.epoch_stats.append({
             "epoch": epoch,
             "seconds": now - self._epoch_started,
-            "images_per_second": len(self.train_stream.files) / train_seconds,
+            "images": images,
+            "images_per_second": images / train_seconds,
             "data_wait": min(1.0, waited / train_seconds),
         })
 
@@ -496,6 +505,13 @@ class EpochEvents(RunCallback):
                 stopped_early=stopping and bool(self.policy.stopped_early),
             )
         )
+
+
+def trained_images(model: Any) -> int:
+    """The images the model trained on since its metrics were last reset: its loss tracker's count,
+    summed over all replicas (reading it is a collective op under MultiWorkerMirroredStrategy, which
+    every worker's callbacks do at the same point)."""
+    return round(float(keras.ops.convert_to_numpy(model._loss_tracker.count)))
 
 
 def now_iso(moment: float | None = None) -> str:

@@ -9,6 +9,7 @@ importing this module (for TrainingConfig) costs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -39,6 +40,10 @@ def train(
     once the run folder exists, every failure is caught, reported and saved in report.json.
     """
     train_files, val_files = _prepare(config, config.out_dir)
+    if config.distributed:
+        from core.training.distribution.ray_launcher import train_on_ray
+
+        return train_on_ray(config, train_files, val_files, on_event or _ignore, cancel or threading.Event())
     return _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event()).execute()
 
 
@@ -73,13 +78,66 @@ def resume(
             f"The training folder's classes ({', '.join(train_files.class_names)}) are no longer the "
             f"run's classes ({', '.join(labels)}). Restore the folder or start a new run."
         )
+    if config.distributed:
+        from core.training.distribution.ray_launcher import train_on_ray
+
+        return train_on_ray(config, train_files, val_files, on_event or _ignore, cancel or threading.Event(),
+                            run_dir=run_dir)
     run = _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event(), run_dir,
                resume_from=checkpoint)
     return run.execute()
 
 
+def train_in_worker(config: TrainingConfig, train_files: FileSet, val_files: FileSet, link: Any) -> RunResult:
+    """One Ray worker's part of a distributed run (core.training.distribution.worker calls it).
+
+    The chief makes the run folder, or continues the one an earlier attempt or a resume left; every
+    worker then learns it from the chief and resumes from its checkpoint, if it has one. While the
+    workers train, workers.json in the run folder lists them.
+    """
+    from core.training.callbacks import now_iso
+
+    run_dir = link.agree(_chief_run_dir(config, link) if link.is_chief else None)
+    if not os.path.isdir(run_dir):
+        raise DatasetError(
+            f"Worker {link.rank} on {link.host} cannot see the run folder {run_dir}. The output folder "
+            "must be at the same path on every machine of the cluster (a shared folder)."
+        )
+    resume_from = checkpoints.read(run_dir) if checkpoints.exists(run_dir) else None
+    cancel = threading.Event()  # set by the stop agreement, on every worker at the same step
+    run = _Run(config, train_files, val_files, link.emit, cancel, run_dir, resume_from, link)
+    workers_file = os.path.join(run_dir, run_folder.WORKERS_FILE)
+    if link.is_chief:
+        files.write_json(workers_file, {"attempt": link.attempt, "workers": link.members})
+        if link.attempt:
+            restart = {"session": link.session, "attempt": link.attempt, "at": now_iso(),
+                       "from_epoch": resume_from.epoch + 1 if resume_from else 0}
+            run.session_restarts = link.call("add_restart", restart)
+            run.emit(Message(f"A worker was lost: the workers were restarted (restart {link.attempt}) and "
+                             f"continue from epoch {restart['from_epoch'] + 1}.", "warning"))
+    try:
+        return run.execute()
+    finally:
+        if link.is_chief:
+            with contextlib.suppress(OSError):
+                os.remove(workers_file)
+
+
+def _chief_run_dir(config: TrainingConfig, link: Any) -> str:
+    """The run folder the launcher named (a resume) or an earlier attempt made, else a new one."""
+    run_dir = link.call("get_run_dir")
+    if not run_dir:
+        run_dir = run_folder.create_run_dir(config.out_dir, config.model)
+        link.call("set_run_dir", run_dir)
+    return run_dir
+
+
 def _prepare(config: TrainingConfig, out_dir: str) -> tuple[FileSet, FileSet]:
     config.validate()
+    if config.distributed:
+        from core.training.distribution.ray_launcher import require_ray
+
+        require_ray()
     unwritable = run_folder.check_writable(out_dir)
     if unwritable:
         raise ConfigError(unwritable)
@@ -101,12 +159,19 @@ class _Run:
 
     def __init__(self, config: TrainingConfig, train_files: FileSet, val_files: FileSet,
                  emit: Callable[[Event], None], cancel: threading.Event, run_dir: str = "",
-                 resume_from: Checkpoint | None = None):
+                 resume_from: Checkpoint | None = None, link: Any = None):
         from core.training import callbacks
 
         self.config, self.train_files, self.val_files = config, train_files, val_files
         self.emit, self.cancel = emit, cancel
         self.run_dir, self.resume_from = run_dir, resume_from
+        # In a Ray worker: its place in the group (core.training.distribution.worker.WorkerLink).
+        # Only the chief (and a run in this process) writes the run folder.
+        self.link = link
+        self.writes = link is None or link.is_chief
+        self.placement: Any = None  # where it trains: chosen in execute, once TensorFlow is set up
+        self.distribution: Any = None
+        self.session_restarts: list[dict[str, Any]] = []  # Ray's restarts of the workers, this session
         self.skipped: list[SkippedFile] = list(train_files.skipped)  # decode threads append more
         self.device = ""
         self.out_of_memory = False
@@ -125,27 +190,37 @@ class _Run:
         )
 
     def _callbacks(self, train_stream, val_stream) -> list:
-        """Keras calls these in this order (core.training.callbacks says why the order matters)."""
+        """Keras calls these in this order (core.training.callbacks says why the order matters; a
+        distributed run adds the agreements of core.training.distribution.sync, first and last)."""
         from core.training import callbacks
 
         self.timer.watch(train_stream)
-        return [
-            callbacks.StreamProgress(train_stream, val_stream, self.emit, self.cancel, self.skipped),
+        writers = [
+            self.saver,
+            callbacks.ReportProgress(self.saver, lambda: self._write_report(self._result("running", ""))),
+        ]
+        middle = [
+            callbacks.StreamProgress(train_stream, val_stream, self.emit, self.cancel, self.skipped,
+                                     train_images=len(self.train_files)),
             self.fine_tune,  # switches in on_epoch_begin, before the epoch's first batch
             self.timer,
             self.history,
             self.policy,
-            self.saver,
             self.cache_use,
-            callbacks.ReportProgress(self.saver, lambda: self._write_report(self._result("running", ""))),
+            *(writers if self.writes else []),
             callbacks.EpochEvents(self.config.epochs, self.timer, self.history, self.policy, self.emit,
                                   self.cancel),
         ]
+        if self.link is None:
+            return middle
+        from core.training.distribution.sync import EpochAgreement, StopAgreement
+
+        return [StopAgreement(self.link, self.cancel, train_stream), *middle, EpochAgreement(self.link)]
 
     def _stateful(self) -> list:
         """The callbacks whose state a checkpoint carries and whose report() fills report.json."""
         return [self.timer, self.history, self.policy, self.fine_tune, self.record, self.saver,
-                self.cache_use]
+                self.cache_use, self.distribution]
 
     def _states(self) -> dict[str, Any]:
         states: dict[str, Any] = {}
@@ -159,6 +234,7 @@ class _Run:
         from core.training.device import configure_gpus, describe_compute_device
 
         configure_gpus()
+        self._place()
         keras.utils.set_random_seed(self.config.seed)
         self.device = describe_compute_device()
         self._open_run_dir()
@@ -169,13 +245,16 @@ class _Run:
             self._fit(*streams)
             status, message = self._outcome()
         except Exception as exc:
+            if self.link is not None and lost_a_worker(exc):
+                raise  # not this run's failure: Ray restarts the workers, who go on from the checkpoint
             status, message, details = "failed", describe_failure(exc), traceback.format_exc()
             self.out_of_memory = is_out_of_memory(exc)
         finally:
             for stream in streams:
                 stream.close()
         try:
-            self.saver.save_final_models(self.model)
+            if self.writes:
+                self.saver.save_final_models(self.model)
         except Exception as exc:
             status, message = "failed", f"{message} The final model could not be saved: {exc}".strip()
             details = details or traceback.format_exc()
@@ -184,17 +263,34 @@ class _Run:
         self.emit(RunFailed(message, details, result) if status == "failed" else RunFinished(result))
         return result
 
+    def _place(self) -> None:
+        """The strategy this process trains under, and the report's account of it."""
+        from core.training.distribution.strategies import local_placement, worker_placement
+        from core.training.distribution.sync import DistributionReport
+
+        if self.link is None:
+            self.placement, note = local_placement(self.config)
+            if note:
+                self.emit(Message(note))
+        else:
+            self.placement = worker_placement(self.link.rank, self.link.workers)
+        members = self.link.members if self.link is not None else None
+        self.distribution = DistributionReport(self.placement, members, self.session_restarts)
+
     def _open_run_dir(self) -> None:
         from core.training.callbacks import CheckpointSaver
 
         if self.resume_from is None:
-            self.run_dir = run_folder.create_run_dir(self.config.out_dir, self.config.model)
-            run_folder.write_labels(self.run_dir, self.train_files.class_names)
+            if not self.run_dir:  # a distributed run's chief made it before the workers met
+                self.run_dir = run_folder.create_run_dir(self.config.out_dir, self.config.model)
+            if self.writes:
+                run_folder.write_labels(self.run_dir, self.train_files.class_names)
         self.saver = CheckpointSaver(self.run_dir, self.config, self.history, self.timer, self._states,
                                      self.emit)
         if self.resume_from is not None:
             self._restore(self.resume_from)
-        files.write_json(os.path.join(self.run_dir, run_folder.CONFIG_FILE), self.config.to_dict())
+        if self.writes:
+            files.write_json(os.path.join(self.run_dir, run_folder.CONFIG_FILE), self.config.to_dict())
         self._write_report(self._result("running", ""))
         self.emit(Message(f"Run folder: {os.path.abspath(self.run_dir)}"))
         if self.class_weights:
@@ -210,14 +306,30 @@ class _Run:
         self.saver.restore(checkpoint)
         self.record.note_resume(checkpoint.epoch + 1)
         # A killed run may have written history.csv a moment after its checkpoint: the checkpoint wins.
-        run_folder.write_history(self.run_dir, self.history.history)
+        if self.writes:
+            run_folder.write_history(self.run_dir, self.history.history)
         self.emit(Message(f"Resuming after epoch {checkpoint.epoch + 1} of {self.config.epochs}"))
 
     def _open_streams(self, streams: list) -> None:
         """Appends the training and validation streams to `streams` as they are made, so the caller
-        closes whatever exists (thread pools, a disk cache) if the second one fails."""
-        from core.data.pipeline import ImageStream, default_cache_budget_bytes
+        closes whatever exists (thread pools, a disk cache) if the second one fails.
 
+        With several replicas, each split's files are dealt into the same number of batches for every
+        replica; with several workers, each worker streams only its own shard of them.
+        """
+        from core.data.pipeline import ImageStream, default_cache_budget_bytes, steps_for_shards
+
+        replicas, workers, rank = self.placement.replicas, self.placement.workers, self.placement.rank
+        splits = []
+        for split_files in (self.train_files, self.val_files):
+            if len(split_files) < replicas:
+                raise DatasetError(
+                    f"{len(split_files)} images cannot be shared by {replicas} replicas: add images or "
+                    "use fewer workers or GPUs."
+                )
+            batch = self.config.batch_size
+            steps = steps_for_shards(len(split_files), replicas, batch) if replicas > 1 else None
+            splits.append((split_files.shard(rank, workers) if workers > 1 else split_files, steps))
         shared = {
             "image_size": self.config.image_size,
             "batch_size": self.config.batch_size,
@@ -228,12 +340,13 @@ class _Run:
             "on_skip": self._skipped_while_training,
         }
         budget = self.config.cache_memory_mb * 1024**2 or default_cache_budget_bytes()
-        splits = ((self.train_files, self.config.train_dir, True),
-                  (self.val_files, self.config.val_dir or self.config.train_dir, False))
-        for split_files, root, shuffle in splits:
+        roots = (self.config.train_dir, self.config.val_dir or self.config.train_dir)
+        for (split_files, steps), root, shuffle in zip(splits, roots, (True, False), strict=True):
             cache = self._cache(split_files, root, budget) if self.config.cache else None
             budget -= 0 if cache is None or cache.on_disk else cache.nbytes
-            streams.append(ImageStream(split_files, shuffle=shuffle, cache=cache, **shared))
+            streams.append(
+                ImageStream(split_files, shuffle=shuffle, cache=cache, num_batches=steps, **shared)
+            )
         self.cache_use.watch(streams)
 
     def _cache(self, split_files: FileSet, root: str, budget: int):
@@ -278,6 +391,16 @@ class _Run:
             return  # stopped while the weights downloaded: the untrained model is not worth saving
         self.model = model
         initial_epoch = self.history.epochs_done
+        train_stream.set_epoch(initial_epoch)
+        train_data, val_data = train_stream, val_stream
+        if self.placement.multi_worker:
+            from core.training.distribution.inputs import distributed_dataset
+
+            size, strategy = self.config.image_size, self.placement.strategy
+            train_data = distributed_dataset(train_stream, strategy, size)
+            val_data = distributed_dataset(val_stream, strategy, size)
+        distribution = self.distribution.describe(self.config.batch_size, len(train_stream),
+                                                  len(self.train_files))
         self.emit(
             RunStarted(
                 run_dir=self.run_dir,
@@ -293,11 +416,12 @@ class _Run:
                 pretrained=self.record.pretrained,
                 history=list(self.history.history),
                 fine_tune=self.fine_tune.began(),
+                distribution=distribution,
             )
         )
         self.model.fit(
-            train_stream,
-            validation_data=val_stream,
+            train_data,
+            validation_data=val_data,
             initial_epoch=initial_epoch,
             epochs=self.config.epochs,
             # The stream shuffles images itself, seeded by epoch. Keras would also shuffle the batch
@@ -316,23 +440,36 @@ class _Run:
         return {index: self.class_weights[name] for index, name in enumerate(self.train_files.class_names)}
 
     def _model(self):
-        from core.modeling.models import build_model, compile_model
+        """The model, built (or loaded) and compiled under the strategy's scope."""
+        with self.placement.scope():
+            if self.resume_from is not None:
+                return checkpoints.load_model(self.run_dir, self.resume_from)
+            return self._new_model()
 
-        if self.resume_from is not None:
-            return checkpoints.load_model(self.run_dir, self.resume_from)
-        built = build_model(
-            self.config.model,
-            len(self.train_files.class_names),
-            self.config.image_size,
-            self.config.augmentation,
-            self.config.seed,
-            weights_url=self.config.weights_url,
-            on_event=self.emit,
-            cancel=self.cancel,
-        )
+    def _new_model(self):
+        keras = load_keras()
+
+        from core.modeling.models import build_model, compile_model
+        from core.training.device import dtype_policy
+
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(dtype_policy(self.config.precision))
+        try:
+            built = build_model(
+                self.config.model,
+                len(self.train_files.class_names),
+                self.config.image_size,
+                self.config.augmentation,
+                self.config.seed,
+                weights_url=self.config.weights_url,
+                on_event=self.emit,
+                cancel=self.cancel,
+            )
+        finally:  # the policy is per thread: a later run on this thread starts from the default
+            keras.config.set_dtype_policy(previous)
         self.record.note_weights(built)
         self.emit(Message(built.note, "warning" if built.pretrained is False else "info"))
-        compile_model(built.model, self.config.learning_rate)
+        compile_model(built.model, self.config.learning_rate, jit=self.config.jit)
         return built.model
 
     def _skipped_while_training(self, path: str, reason: str) -> None:
@@ -366,6 +503,8 @@ class _Run:
         )
 
     def _write_report(self, result: RunResult) -> None:
+        if not self.writes:
+            return
         try:
             files.write_json(os.path.join(self.run_dir, run_folder.REPORT_FILE), self._report(result))
         except OSError as exc:  # a full disk must not turn a saved run into a crash
@@ -398,6 +537,11 @@ class _Run:
         for callback in self._stateful():
             report.update(callback.report())
         return report
+
+
+def lost_a_worker(exc: BaseException) -> bool:
+    """TensorFlow's collective ops fail so when another worker of the group died."""
+    return type(exc).__name__ == "UnavailableError" or "Collective ops is aborted" in str(exc)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -5,13 +5,13 @@ import dataclasses
 import os
 import threading
 import time
-import types
 
 import keras
 import pytest
 
 from core import files
 from core.config import TrainingConfig
+from core.data.pipeline import BatchOrder
 from core.events import BatchEnd, EpochEnd, Message
 from core.runs import checkpoints
 from core.training import callbacks
@@ -114,7 +114,7 @@ def test_a_new_callbacks_state_rides_in_the_checkpoint_extra(tmp_path):
 class FakeStream:
     def __init__(self, images=10, batch_size=5):
         self.files = list(range(images))
-        self.order = types.SimpleNamespace(batch_size=batch_size)
+        self.order = BatchOrder(images, batch_size, shuffle=False, seed=0)
         self.epochs, self.waits = [], 0.0
 
     def __len__(self):

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 import threading
 
@@ -67,6 +68,11 @@ def test_a_run_writes_a_complete_run_folder(config):
     }
     assert report["best"]["epoch"] in (0, 1) and report["pretrained_weights"] is None
     assert [set(e) >= {"seconds", "images_per_second", "data_wait"} for e in report["epochs"]] == [True] * 2
+    assert [e["images"] for e in report["epochs"]] == [24, 24]  # counted inside the model
+    assert report["distribution"] == {
+        "strategy": "default", "workers": 1, "replicas": 1, "devices": [], "global_batch": 5,
+        "steps_per_epoch": 5, "per_replica_batch": "5", "restarts": [],
+    }
     model = keras.models.load_model(os.path.join(folder, "model.keras"), safe_mode=True)
     raw_pixels = np.full((1, 16, 16, 3), 200, dtype=np.uint8)  # the model takes 0..255 pixels
     assert model.predict(raw_pixels, verbose=0).shape == (1, 3)
@@ -207,3 +213,16 @@ def test_the_best_model_is_written_before_the_checkpoint_commits(config, monkeyp
     result, _ = run(config.replace(epochs=1))
     assert result.status == "failed"  # the checkpoint write failed ...
     assert os.path.exists(os.path.join(result.run_dir, "model.keras"))  # ... the best model was already safe
+
+
+def test_mixed_precision_and_xla_train_correctly_on_the_cpu(config):
+    result, _ = run(config.replace(precision="mixed", jit=True))
+    assert result.status == "completed" and math.isfinite(result.final_logs["loss"])
+    model = keras.models.load_model(os.path.join(result.run_dir, "last.keras"), safe_mode=True)
+    assert model.get_layer("conv0").dtype_policy.name == "mixed_bfloat16"  # CPU: bfloat16, not float16
+    assert model.get_layer("classes").compute_dtype == "float32"  # the last layer stays float32
+    probabilities = model.predict(np.full((2, 16, 16, 3), 120, dtype=np.uint8), verbose=0)
+    assert probabilities.dtype == np.float32 and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    saved = files.read_json(os.path.join(result.run_dir, "config.json"))
+    assert (saved["precision"], saved["jit"]) == ("mixed", True)
+    assert keras.config.dtype_policy().name == "float32"  # the run left this thread's policy as it was

@@ -15,7 +15,16 @@ from PySide6.QtCore import QSettings
 from core import files
 from core.config import TrainingConfig
 from core.errors import ConfigError, DatasetError
-from core.events import BatchEnd, EpochEnd, Message, RunFailed, RunFinished, RunResult, RunStarted
+from core.events import (
+    BatchEnd,
+    EpochEnd,
+    Message,
+    RunFailed,
+    RunFinished,
+    RunResult,
+    RunStarted,
+    WorkerProgress,
+)
 from core.runs import checkpoints, run_folder
 from gui.settings_store import SettingsStore
 from gui.worker import running_threads, wait_for_threads
@@ -141,9 +150,13 @@ class FakeEngine:
         on_event(Message(f"Run folder: {os.path.abspath(run_dir)}"))
         on_event(Message("Skipped broken.jpg: not an image", "warning"))
         initial = len(history)
+        workers = config.workers
+        spread = {"strategy": "MultiWorkerMirroredStrategy", "workers": workers, "replicas": workers,
+                  "global_batch": self.batch_size, "per_replica_batch": str(self.batch_size // workers)}
         on_event(RunStarted(run_dir, ["a", "b", "c"], {"a": 8, "b": 8, "c": 8}, {"a": 4, "b": 4, "c": 4},
                             self.steps, 3, config.epochs, initial, self.batch_size, "CPU only", None,
-                            history=[dict(row) for row in history]))
+                            history=[dict(row) for row in history],
+                            distribution=spread if workers > 1 else {}))
         self.started.set()
         best: dict | None = None
         for row in history:
@@ -163,6 +176,10 @@ class FakeEngine:
                 progress = epoch + (step + 1) / self.steps
                 loss = 1.2 * math.exp(-progress / 2) + 0.05 * math.sin(step)
                 on_event(BatchEnd(epoch, step, self.steps, loss, min(1.0, 0.3 + 0.15 * progress), 500.0))
+                for rank in range(workers if workers > 1 else 0):  # like Ray workers, the last one behind
+                    behind = int(rank == workers - 1 and step > 0)
+                    host = f"node-{rank}"
+                    on_event(WorkerProgress(rank, workers, host, epoch, step - behind, self.steps, 250.0))
             logs = {"loss": 1.0 / (epoch + 1), "accuracy": min(1.0, 0.4 + 0.1 * epoch),
                     "val_loss": 1.1 / (epoch + 1) + 0.05 * (epoch == 2),
                     "val_accuracy": min(1.0, 0.35 + 0.1 * epoch)}

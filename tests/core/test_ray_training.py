@@ -1,0 +1,168 @@
+"""Training on a real local Ray cluster (loopback only): its security, and one 2-worker run of the demo
+whose rank-1 worker is killed mid-epoch.
+
+The machine running the tests may have two cores for everything, so one cluster serves the module
+and the run happens once (the `killed_run` fixture); each test then checks one thing about it.
+"""
+
+import csv
+import os
+import signal
+import socket
+import sys
+import threading
+
+import keras
+import pytest
+
+from core import files
+from core.config import TrainingConfig
+from core.data.dataset import load_split
+from core.events import EpochEnd, RunFinished, RunStarted, WorkerProgress
+from core.runs import run_folder
+from core.training.distribution import ray_launcher
+
+# The run (cluster start, two workers importing TensorFlow, a restart) is set up by the first test
+# that uses it, whose time limit covers it: minutes when other work shares the two cores.
+pytestmark = pytest.mark.timeout(900)
+DEMO_CLASSES = ("apple", "banana", "lime")
+EPOCHS = 5
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    cluster = ray_launcher.start_local_cluster(cpus=2)
+    try:
+        yield cluster
+    finally:
+        ray_launcher.stop_cluster(cluster)
+
+
+def test_the_local_cluster_has_no_dashboard_listens_on_loopback_and_requires_the_token(ray_cluster):
+    assert ray_cluster.local and ray_cluster.dashboard_url == ""
+    assert ray_cluster.address.startswith("127.0.0.1:")
+    for dashboard_port in (8265, 52365):  # the dashboard with its jobs API, and the dashboard agent
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", dashboard_port), timeout=2).close()
+    assert ray_launcher.requires_token(ray_cluster.address) is True  # asked from outside, without it
+    assert ray_cluster.security_warning == ""
+
+
+def count_each_class_inside_the_model():
+    """Runs in every worker before it trains: adds one metric per demo class to the model's compile,
+    counting the samples of that class the model trained (and validated) on, summed over all
+    replicas. They land in history.csv as seen_<class> and val_seen_<class>."""
+    import keras
+
+    @keras.saving.register_keras_serializable(package="fitstudio_tests")
+    class ClassCount(keras.metrics.Metric):
+        def __init__(self, label=0, **kwargs):
+            kwargs.setdefault("name", f"seen_{DEMO_CLASSES[label]}")
+            super().__init__(**kwargs)
+            self.label = label
+            self.count = self.add_variable((), initializer="zeros", name="count")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            ours = keras.ops.equal(keras.ops.reshape(y_true, (-1,)), self.label)
+            self.count.assign_add(keras.ops.sum(keras.ops.cast(ours, "float32")))
+
+        def result(self):
+            return keras.ops.add(self.count, 0.0)
+
+        def get_config(self):
+            return {**super().get_config(), "label": self.label}
+
+    from keras.src.trainers.trainer import Trainer
+
+    original = Trainer.compile
+
+    def compile_with_counters(self, *args, metrics=None, **kwargs):
+        metrics = list(metrics or [])
+        if not any(isinstance(m, ClassCount) for m in metrics):  # a loaded model brings its own
+            metrics += [ClassCount(label) for label in range(len(DEMO_CLASSES))]
+        return original(self, *args, metrics=metrics, **kwargs)
+
+    # On Trainer itself: load_model compiles a model only while its class's compile is Trainer's.
+    Trainer.compile = compile_with_counters
+
+
+@pytest.fixture(scope="module")
+def killed_run(ray_cluster, tmp_path_factory):
+    """`--workers 2` on the demo (64 px, 5 epochs); the rank-1 worker listed in workers.json is killed
+    with SIGKILL in the middle of the second epoch."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    config = TrainingConfig(image_size=64, epochs=EPOCHS, workers=2, max_restarts=2,
+                            out_dir=str(tmp_path_factory.mktemp("runs"))).validate()
+    train_files, val_files = load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
+    events, seen = [], {}
+
+    def kill_rank_1_mid_epoch_2(event):
+        events.append(event)
+        if isinstance(event, RunStarted):
+            seen["workers_file"] = os.path.join(event.run_dir, run_folder.WORKERS_FILE)
+        mid_epoch_2 = isinstance(event, WorkerProgress) and event.epoch == 1 and event.step >= 2
+        if mid_epoch_2 and "killed" not in seen:
+            seen["workers"] = files.read_json(seen["workers_file"])
+            rank_1 = next(w for w in seen["workers"]["workers"] if w["rank"] == 1)
+            os.kill(rank_1["pid"], signal.SIGKILL)
+            seen["killed"] = rank_1["pid"]
+
+    result = ray_launcher.train_on_ray(config, train_files, val_files, kill_rank_1_mid_epoch_2,
+                                       threading.Event(), worker_setup=count_each_class_inside_the_model)
+    return result, events, seen
+
+
+def test_killing_a_worker_mid_epoch_still_completes_every_epoch(killed_run):
+    result, events, seen = killed_run
+    assert "killed" in seen and result.status == "completed", result.message
+    with open(os.path.join(result.run_dir, run_folder.HISTORY_FILE), newline="") as handle:
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == list(range(EPOCHS))
+    report = files.read_json(os.path.join(result.run_dir, run_folder.REPORT_FILE))
+    assert report["status"] == "completed" and report["epochs_completed"] == EPOCHS
+    restarts = report["distribution"]["restarts"]
+    assert [(r["attempt"], r["from_epoch"]) for r in restarts] == [(1, 1)]  # epoch 1 was saved
+    assert [r["from_epoch"] for r in report["resumes"]] == [1]
+    assert [e.epoch for e in events if isinstance(e, EpochEnd)] == [0, *range(1, EPOCHS)]
+    assert isinstance(events[-1], RunFinished)
+
+
+def test_two_workers_train_the_demo_to_90_percent_seeing_every_image_once_per_epoch(killed_run):
+    result, _, _ = killed_run
+    assert result.best_val_accuracy >= 0.9
+    with open(os.path.join(result.run_dir, run_folder.HISTORY_FILE), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:  # counted inside the model, summed over both workers
+        assert [float(row[f"seen_{name}"]) for name in DEMO_CLASSES] == [100.0] * 3
+        assert [float(row[f"val_seen_{name}"]) for name in DEMO_CLASSES] == [30.0] * 3
+    report = files.read_json(os.path.join(result.run_dir, run_folder.REPORT_FILE))
+    assert [epoch["images"] for epoch in report["epochs"]] == [300] * EPOCHS
+    distribution = report["distribution"]
+    assert (distribution["strategy"], distribution["workers"], distribution["replicas"]) == (
+        "MultiWorkerMirroredStrategy", 2, 2)
+    assert (distribution["global_batch"], distribution["steps_per_epoch"]) == (32, 10)
+    assert distribution["per_replica_batch"] == "15" and [h["rank"] for h in distribution["hosts"]] == [0, 1]
+
+
+def test_workers_json_lists_the_workers_while_they_train(killed_run):
+    _, events, seen = killed_run
+    listed = seen["workers"]
+    assert listed["attempt"] == 0 and [w["rank"] for w in listed["workers"]] == [0, 1]
+    assert all(w["host"] == socket.gethostname() and w["pid"] > 0 for w in listed["workers"])
+    assert not os.path.exists(seen["workers_file"])  # gone once the run ended
+    progress = {e.rank for e in events if isinstance(e, WorkerProgress)}
+    assert progress == {0, 1}
+    started = [e for e in events if isinstance(e, RunStarted)]
+    assert started[0].distribution["workers"] == 2 and len(started) == 2  # started again after the kill
+
+
+def test_the_run_folder_holds_only_what_the_chief_wrote(killed_run):
+    result, _, _ = killed_run
+    assert sorted(os.listdir(result.run_dir)) == sorted(
+        ["config.json", "labels.txt", "history.csv", "model.keras", "last.keras", "report.json",
+         "checkpoint.json", "checkpoints"]
+    )
+    path = os.path.join(result.run_dir, "model.keras")
+    model = keras.models.load_model(path, safe_mode=True, compile=False)
+    assert model.output_shape == (None, 3)

@@ -1,0 +1,83 @@
+"""Where a run trains, in the window: the device picker, this computer or a Ray cluster, workers, the
+speed switches, and each worker's progress in the status strip."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from core.config import TrainingConfig
+from core.training.device import GpuInfo
+from gui.placement_panel import PlacementPanel
+from gui.settings_panel import SettingsPanel
+
+TWO_GPUS = [GpuInfo(0, "NVIDIA H100 80GB HBM3", 81559), GpuInfo(1, "NVIDIA A10", 23028)]
+
+
+def labels(combo) -> list[str]:
+    return [combo.itemText(i) for i in range(combo.count())]
+
+
+def test_without_a_gpu_the_picker_says_so_and_stays_on_the_cpu(qtbot):
+    panel = PlacementPanel()
+    qtbot.addWidget(panel)
+    panel.set_gpus([])
+    assert labels(panel.device) == ["CPU only: no GPU found"] and not panel.device.isEnabled()
+    assert panel.apply_to(TrainingConfig()).gpus == ""
+
+
+def test_the_picker_lists_gpus_with_their_memory_and_maps_onto_gpus(qtbot):
+    panel = PlacementPanel()
+    qtbot.addWidget(panel)
+    panel.set_config(TrainingConfig(gpus="all"))  # saved before the GPUs were listed
+    panel.set_gpus(TWO_GPUS)
+    assert labels(panel.device) == ["Automatic (the first GPU)", "All 2 GPUs",
+                                    "GPU 0: NVIDIA H100 80GB HBM3, 80 GB", "GPU 1: NVIDIA A10, 22 GB"]
+    assert panel.device.isEnabled() and panel.apply_to(TrainingConfig()).gpus == "all"
+    panel.device.setCurrentIndex(3)
+    assert panel.apply_to(TrainingConfig()).gpus == "1"
+    panel.workers.setValue(2)  # Ray workers take the GPU Ray gives them
+    assert not panel.device.isEnabled() and panel.apply_to(TrainingConfig()).gpus == ""
+
+
+def test_this_computer_or_a_cluster_workers_and_speed_switches_round_trip(qtbot):
+    panel = SettingsPanel()
+    qtbot.addWidget(panel)
+    on_cluster = TrainingConfig(cluster="10.0.0.5:6379", workers=4, precision="mixed", jit=True,
+                                max_restarts=3)
+    panel.set_config(on_cluster)
+    assert panel.placement.where.currentText() == "Ray cluster at …" and panel.placement.address.isEnabled()
+    assert panel.apply_to(TrainingConfig()) == on_cluster.replace(train_dir=TrainingConfig().train_dir)
+    panel.placement.where.setCurrentIndex(0)  # back to this computer: the address no longer applies
+    assert not panel.placement.address.isEnabled()
+    local = panel.apply_to(TrainingConfig())
+    assert (local.cluster, local.workers, local.precision, local.jit) == ("", 4, "mixed", True)
+    panel.set_config(TrainingConfig())
+    assert panel.apply_to(on_cluster) == TrainingConfig().replace(train_dir=on_cluster.train_dir)
+
+
+def test_without_ray_the_cluster_choices_are_off_and_say_how_to_install_it(qtbot, monkeypatch):
+    import gui.placement_panel as placement_panel
+
+    monkeypatch.setattr(placement_panel, "ray_installed", lambda: False)
+    panel = PlacementPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    assert not panel.workers.isEnabled() and not panel.where.isEnabled()
+    assert panel.ray_hint.isVisible() and "requirements-cluster.txt" in panel.ray_hint.text()
+
+
+def test_each_workers_batch_shows_in_the_status_strip(make_window, qtbot, tmp_path, tiny_dataset,
+                                                      fake_engine):
+    train, val = tiny_dataset
+    engine = fake_engine(steps=4)
+    config = TrainingConfig(train_dir=train, val_dir=val, epochs=2, batch_size=4, image_size=16,
+                            workers=2, out_dir=str(tmp_path / "runs"))
+    window = make_window(train_fn=engine, config=config)
+    page = window.training
+    assert page.settings.placement.workers.value() == 2
+    with qtbot.waitSignal(page.idle, timeout=10_000):
+        qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
+    assert engine.configs[0].workers == 2
+    assert page.workers_label.isVisible() and page.workers_label.text() == "workers 0: 4/4  1: 3/4"
+    assert "worker 1 on node-1: epoch 2, batch 3 of 4" in page.workers_label.toolTip()
+    assert "2 worker(s), 2 replicas; each step of 4 images gives 2 to each replica" in page.log.text()
