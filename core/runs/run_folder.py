@@ -6,7 +6,10 @@ leaves readable files (through core.files).
     history.csv   one row per finished epoch, the columns Keras's CSVLogger writes
     model.keras   the best epoch by val_loss
     last.keras    the latest weights
-    report.json   counts, skipped files, device, timings, best and final metrics, how the run ended
+    report.json   counts, skipped files, device, timings, best and final metrics, how the run ended,
+                  the environment and the dataset's fingerprint
+    dataset.json.gz   every image's path, size and modification time (core.data.fingerprint)
+    tensorboard/  train/ and validation/ event files of the epoch metrics (core.training.tensorboard)
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ HISTORY_FILE = "history.csv"
 BEST_MODEL_FILE = "model.keras"
 LAST_MODEL_FILE = "last.keras"
 REPORT_FILE = "report.json"
+DATASET_MANIFEST_FILE = "dataset.json.gz"
 
 
 def create_run_dir(out_dir: str, model_name: str, now: float | None = None) -> str:
