@@ -19,6 +19,7 @@ from typing import Any
 from core import files
 from core.config import TrainingConfig
 from core.data.dataset import FileSet, SkippedFile, load_split
+from core.data.fingerprint import DatasetSnapshot, compare, read_manifest, write_manifest
 from core.errors import ConfigError, DatasetError
 from core.events import Event, Message, RunFailed, RunFinished, RunResult, RunStarted
 from core.runs import checkpoints, run_folder
@@ -32,14 +33,19 @@ def train(
     config: TrainingConfig,
     on_event: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
+    like: str | None = None,
 ) -> RunResult:
     """Trains as `config` says and returns how the run ended.
 
-    Raises DatasetError or ConfigError (with a message for the user) when the run cannot start;
-    once the run folder exists, every failure is caught, reported and saved in report.json.
+    `like` is the run folder this run repeats (`train --like`): when the data changed since that
+    run, a warning names the files. Raises DatasetError or ConfigError (with a message for the user)
+    when the run cannot start; once the run folder exists, every failure is caught, reported and
+    saved in report.json.
     """
     train_files, val_files = _prepare(config, config.out_dir)
-    return _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event()).execute()
+    run = _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event(),
+               earlier_run=like)
+    return run.execute()
 
 
 def resume(
@@ -74,7 +80,7 @@ def resume(
             f"run's classes ({', '.join(labels)}). Restore the folder or start a new run."
         )
     run = _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event(), run_dir,
-               resume_from=checkpoint)
+               resume_from=checkpoint, earlier_run=run_dir)
     return run.execute()
 
 
@@ -101,12 +107,16 @@ class _Run:
 
     def __init__(self, config: TrainingConfig, train_files: FileSet, val_files: FileSet,
                  emit: Callable[[Event], None], cancel: threading.Event, run_dir: str = "",
-                 resume_from: Checkpoint | None = None):
+                 resume_from: Checkpoint | None = None, earlier_run: str | None = None):
         from core.training import callbacks
+        from core.training.tensorboard import TensorBoardLog
 
         self.config, self.train_files, self.val_files = config, train_files, val_files
         self.emit, self.cancel = emit, cancel
         self.run_dir, self.resume_from = run_dir, resume_from
+        self.earlier_run = earlier_run  # whose data this run's data is compared with
+        self.dataset: DatasetSnapshot | None = None
+        self.environment: dict[str, Any] = {}
         self.skipped: list[SkippedFile] = list(train_files.skipped)  # decode threads append more
         self.device = ""
         self.out_of_memory = False
@@ -116,6 +126,7 @@ class _Run:
         self.history = callbacks.HistoryRecorder(record_learning_rate=bool(config.reduce_lr_patience))
         self.policy = callbacks.PlateauPolicy(config, self.history, emit)
         self.saver: Any = None  # needs the run folder: made in _open_run_dir
+        self.tensorboard: TensorBoardLog | None = None  # likewise
 
     def _callbacks(self, train_stream, val_stream) -> list:
         """Keras calls these in this order (core.training.callbacks says why the order matters)."""
@@ -126,6 +137,7 @@ class _Run:
             callbacks.StreamProgress(train_stream, val_stream, self.emit, self.cancel, self.skipped),
             self.timer,
             self.history,
+            self.tensorboard,
             self.policy,
             self.saver,
             callbacks.ReportProgress(self.saver, lambda: self._write_report(self._result("running", ""))),
@@ -147,10 +159,12 @@ class _Run:
         keras = load_keras()
 
         from core.training.device import configure_gpus, describe_compute_device
+        from core.training.environment import describe_environment
 
         configure_gpus()
         keras.utils.set_random_seed(self.config.seed)
         self.device = describe_compute_device()
+        self.environment = describe_environment()
         self._open_run_dir()
         status, message, details = "completed", "", ""
         streams = []
@@ -164,6 +178,7 @@ class _Run:
         finally:
             for stream in streams:
                 stream.close()
+            self.tensorboard.close()
         try:
             self.saver.save_final_models(self.model)
         except Exception as exc:
@@ -176,19 +191,42 @@ class _Run:
 
     def _open_run_dir(self) -> None:
         from core.training.callbacks import CheckpointSaver
+        from core.training.tensorboard import TensorBoardLog
 
         if self.resume_from is None:
             self.run_dir = run_folder.create_run_dir(self.config.out_dir, self.config.model)
             run_folder.write_labels(self.run_dir, self.train_files.class_names)
         self.saver = CheckpointSaver(self.run_dir, self.config, self.history, self.timer, self._states,
                                      self.emit)
+        self.tensorboard = TensorBoardLog(self.run_dir, self.history)
         if self.resume_from is not None:
             self._restore(self.resume_from)
         files.write_json(os.path.join(self.run_dir, run_folder.CONFIG_FILE), self.config.to_dict())
-        self._write_report(self._result("running", ""))
         self.emit(Message(f"Run folder: {os.path.abspath(self.run_dir)}"))
         for skipped in self.skipped:
             self.emit(Message(f"Skipped {skipped.path}: {skipped.reason}", "warning"))
+        self._record_dataset()
+        self._write_report(self._result("running", ""))
+
+    def _record_dataset(self) -> None:
+        """Fingerprints the data, warns about files changed since the earlier run (the one resumed or
+        repeated), and leaves this run's manifest for the next comparison."""
+        self.dataset = DatasetSnapshot.take(self.train_files, self.val_files, self.config.train_dir,
+                                            self.config.val_dir)
+        if self.earlier_run:
+            earlier = read_manifest(os.path.join(self.earlier_run, run_folder.DATASET_MANIFEST_FILE))
+            name = os.path.basename(os.path.normpath(self.earlier_run))
+            if earlier is None:
+                self.emit(Message(f"{name} has no dataset manifest (it was made by an older version): "
+                                  "whether its data changed since cannot be told."))
+            for changes in compare(earlier or {}, self.dataset.manifest):
+                self.emit(Message(f"The data changed since {name} was trained, {changes.describe()}.",
+                                  "warning"))
+        manifest_path = os.path.join(self.run_dir, run_folder.DATASET_MANIFEST_FILE)
+        try:
+            write_manifest(manifest_path, self.dataset.manifest)
+        except OSError as exc:
+            self.emit(Message(f"Could not write the dataset manifest: {exc}", "warning"))
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         states = checkpoint.states()
@@ -351,6 +389,8 @@ class _Run:
             },
             "final": result.final_logs,
             "config": self.config.to_dict(),
+            "dataset_fingerprint": self.dataset.fingerprint if self.dataset else None,
+            "environment": self.environment,
         }
         for callback in self._stateful():
             report.update(callback.report())
