@@ -22,6 +22,7 @@ import glob
 import os
 from typing import Any
 
+from core.tf_runtime import load_tensorflow
 from core.training.callbacks import HistoryRecorder, RunCallback, finished, learning_rate
 
 TENSORBOARD_DIR = "tensorboard"
@@ -74,8 +75,7 @@ class TensorBoardLog(RunCallback):
                 self._written[split].add(epoch)
 
     def _write_scalars(self, split: str, scalars: dict[str, float], step: int) -> None:
-        import tensorflow as tf
-
+        tf = load_tensorflow()
         writer = self._writer(split)
         metadata = _scalar_metadata()
         with writer.as_default():
@@ -85,15 +85,13 @@ class TensorBoardLog(RunCallback):
 
     def _writer(self, split: str):
         if split not in self._writers:
-            import tensorflow as tf
-
+            tf = load_tensorflow()
             self._writers[split] = tf.summary.create_file_writer(os.path.join(self.log_dir, split))
         return self._writers[split]
 
 
 def _scalar_metadata():
-    from tensorflow.core.framework.summary_pb2 import SummaryMetadata
-
+    SummaryMetadata = load_tensorflow().compat.v1.SummaryMetadata
     # The scalars plugin's content is its ScalarPluginData message at version 0: empty bytes.
     return SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name=SCALARS_PLUGIN, content=b""))
 
@@ -117,15 +115,13 @@ def scalar_steps(log_dir: str) -> dict[tuple[str, str], list[int]]:
 
 
 def _scalar_events(log_dir: str):
-    import tensorflow as tf
-    from tensorflow.core.util.event_pb2 import Event
-
+    tf = load_tensorflow()
     for split in SPLITS:
         for path in sorted(glob.glob(os.path.join(log_dir, split, "events.out.tfevents.*"))):
             try:
                 # What tf.compat.v1.train.summary_iterator does, without its deprecation notice.
                 for record in tf.data.TFRecordDataset(path):
-                    event = Event.FromString(record.numpy())
+                    event = tf.compat.v1.Event.FromString(record.numpy())
                     for value in event.summary.value:
                         if _is_scalar(value):
                             yield split, int(event.step), value.tag, _scalar_value(value)
@@ -136,17 +132,14 @@ def _scalar_events(log_dir: str):
 def _is_scalar(value) -> bool:
     """A float scalar, as tf.summary.write stores it (TensorFlow may keep the plugin's metadata on a
     tag's first event only) or as the older simple_value."""
-    from tensorflow.core.framework import types_pb2
-
     if value.HasField("simple_value"):
         return True
-    tensor = value.tensor
-    return value.HasField("tensor") and tensor.dtype == types_pb2.DT_FLOAT and not tensor.tensor_shape.dim
+    tensor, float32 = value.tensor, load_tensorflow().float32.as_datatype_enum
+    return value.HasField("tensor") and tensor.dtype == float32 and not tensor.tensor_shape.dim
 
 
 def _scalar_value(value) -> float:
-    import tensorflow as tf
-
+    tf = load_tensorflow()
     if value.HasField("simple_value"):
         return float(value.simple_value)
     return float(tf.make_ndarray(value.tensor))
