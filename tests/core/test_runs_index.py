@@ -5,11 +5,11 @@ import dataclasses
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
+from run_folders import FINGERPRINT, make_run
 
 from core import files
 from core.cli.main import add_training_arguments, config_from_args, like_config, run_train
@@ -21,46 +21,6 @@ from core.runs.index import RunsIndex, differing_settings, find_run_dirs, list_r
 from core.runs.run_info import read_run_info
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FINGERPRINT = {"train": {"hash": "a" * 64, "files": 24, "class_counts": {"x": 12, "y": 12}},
-               "val": {"hash": "b" * 64, "files": 8, "class_counts": {"x": 4, "y": 4}}, "hash": "c" * 64}
-
-
-def history(epochs):
-    return [{"epoch": e, "loss": 1.0 / (e + 1), "accuracy": 0.5 + e / 10, "val_loss": 1.2 / (e + 1),
-             "val_accuracy": 0.4 + e / 10} for e in range(epochs)]
-
-
-def make_run(root, name, status="completed", done=2, epochs=2, started="2026-11-29T10:00:00+0000",
-             **config_changes):
-    """A run folder as the engine leaves it: config, checkpoint after `done` epochs, report.json."""
-    run_dir = os.path.join(str(root), name)
-    os.makedirs(run_dir)
-    settings = {"train_dir": "data/train", "val_dir": "data/val", "epochs": epochs, **config_changes}
-    config = TrainingConfig(**settings).to_dict()
-    files.write_json(os.path.join(run_dir, run_folder.CONFIG_FILE), config)
-    rows = history(done)
-    best = min(rows, key=lambda row: row["val_loss"]) if rows else {}
-    model_file = None
-    if done:
-        path = checkpoints.model_path(run_dir, done - 1)
-        os.makedirs(os.path.dirname(path))
-        with open(path, "wb") as handle:
-            handle.write(b"model")
-        model_file = os.path.relpath(path, run_dir)
-        state = checkpoints.Checkpoint(done - 1, model_file, config, rows, [], best, {}, 3.0)
-        files.write_json(os.path.join(run_dir, checkpoints.CHECKPOINT_FILE), dataclasses.asdict(state))
-    process = {"pid": os.getpid(), "host": socket.gethostname()} if status == "running" else None
-    files.write_json(os.path.join(run_dir, run_folder.REPORT_FILE), {
-        "status": status, "message": "", "process": process, "model": config["model"],
-        "duration_seconds": 3.0 * done, "epochs_completed": done, "config": config,
-        "best": {"epoch": best.get("epoch"), "val_loss": best.get("val_loss"),
-                 "val_accuracy": best.get("val_accuracy")},
-        "dataset_fingerprint": FINGERPRINT, "environment": {"tensorflow": "2.21.0"},
-        "started_at": started, "checkpoint": model_file,
-    })
-    return run_dir
-
-
 def test_the_index_lists_every_kind_of_run_and_a_corrupt_one_as_unreadable(tmp_path):
     make_run(tmp_path, "a-completed", started="2026-11-29T10:00:00+0000")
     make_run(tmp_path, "b-cancelled", "cancelled", done=1, epochs=3, started="2026-11-29T11:00:00+0000")
