@@ -1,4 +1,4 @@
-"""The main window: tabs (Train, Evaluate, Predict, Export), menus, status bar, drops.
+"""The main window: tabs (Train, Runs, Evaluate, Predict, Export), menus, status bar, drops.
 
 It composes panels and owns no training logic: the Train tab runs the engine, this window only asks
 before closing during a run. The Evaluate, Predict and Export tabs share one opened model
@@ -23,6 +23,7 @@ from gui.evaluation_page import EvaluationPage
 from gui.export_page import ExportPage
 from gui.model_worker import ModelService
 from gui.predict_page import PredictPage, local_paths_from_urls
+from gui.runs_page import RunsPage
 from gui.settings_store import SettingsStore
 from gui.training_page import TrainingPage, default_train_fn
 from gui.worker import TensorFlowWatcher, run_in_thread
@@ -54,6 +55,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.training, "Train")
+        self.runs = RunsPage(lambda: self.training.current_config().out_dir, self.store.settings)
+        self.tabs.addTab(self.runs, "Runs")
         self.models = ModelService(parent=self)
         self.evaluation = EvaluationPage(self.models, self.store.settings)
         self.predict = PredictPage(self.models, self.store.settings)
@@ -71,6 +74,7 @@ class MainWindow(QMainWindow):
         self.training.idle.connect(self._close_if_asked)
         self.models.stopped.connect(self._close_if_asked)
         self.training.summary.evaluate_requested.connect(self.evaluate_run)
+        self._connect_runs()
         self._restore_geometry()
         if device_fn is not None:
             # After the first paint, so loading TensorFlow never delays the window.
@@ -86,7 +90,7 @@ class MainWindow(QMainWindow):
         self.show_status("Ready. The demo dataset is loaded: press Train to try it.")
 
     def _connect_status(self) -> None:
-        for page in (self.training, self.evaluation, self.predict, self.export):
+        for page in (self.training, self.runs, self.evaluation, self.predict, self.export):
             page.status_message.connect(self.show_status)
         self.tensorflow = TensorFlowWatcher(self)
         self.tensorflow.changed.connect(self._refresh_status)
@@ -126,6 +130,28 @@ class MainWindow(QMainWindow):
         # The Train page keeps these two enabled or not, as it does its Resume buttons.
         run_menu.addAction(self.training.resume_action)
         run_menu.addAction(self.training.resume_run_action)
+
+    def _connect_runs(self) -> None:
+        """The Runs tab lists again when a run starts or ends, and hands its actions to the pages."""
+        self.training.running_changed.connect(self.runs.watch_training)
+        self.training.run_folder_opened.connect(lambda _run_dir: self.runs.refresh())
+        self.runs.evaluate_requested.connect(self.evaluate_run)
+        self.runs.export_requested.connect(self.export_run)
+        self.runs.open_in_train_requested.connect(self._open_in_train)
+        self.runs.train_like_requested.connect(self._train_like)
+
+    def _open_in_train(self, run_dir: str) -> None:
+        self.tabs.setCurrentWidget(self.training)
+        self.training.resume_run_folder(run_dir)
+
+    def _train_like(self, run_dir: str) -> None:
+        if self.training.train_like(run_dir):
+            self.tabs.setCurrentWidget(self.training)
+
+    def export_run(self, run_dir: str) -> None:
+        """The Runs tab's "Export": the Export tab, with the run's model opened."""
+        self.tabs.setCurrentWidget(self.export)
+        self.models.load(run_dir)
 
     def evaluate_run(self, run_dir: str) -> None:
         """The summary's "Evaluate this model": the Evaluate tab, the run's model, its validation folder."""

@@ -8,6 +8,7 @@ through a ResumeWorker: same signals, same locking, same Stop.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -56,10 +57,10 @@ DATA_WAIT_TOOLTIP = (
     "bottleneck (more decode threads, the image cache or a smaller image size help)."
 )
 DATA_WAIT_HIGH = 0.3  # from here on the meter is shown as a warning
-def default_train_fn(config, on_event, cancel):
+def default_train_fn(config, on_event, cancel, like=None):
     from core.training.driver import train  # keeps TensorFlow's import cost off start-up
 
-    return train(config, on_event, cancel)
+    return train(config, on_event, cancel, like=like)
 
 
 def default_resume_fn(run_dir, on_event, cancel, epochs=None, batch_size=None):
@@ -88,6 +89,7 @@ def smaller_batch_size(result: RunResult | None) -> int | None:
 
 class TrainingPage(QWidget):
     running_changed = Signal(bool)
+    run_folder_opened = Signal(str)  # the run's folder exists (a new run's, or the one resumed)
     idle = Signal()  # the training thread has fully stopped
     status_message = Signal(str)
     device_seen = Signal(str)
@@ -106,6 +108,7 @@ class TrainingPage(QWidget):
         self.thread: QThread | None = None
         self.last_result: RunResult | None = None
         self._resume_batch_size: int | None = None  # halved after running out of memory
+        self._like_run: str | None = None  # the run whose settings were loaded for the next Train
         self._started_at = 0.0
         self._run_started_at: float | None = None
         self._epochs = 0
@@ -353,7 +356,29 @@ class TrainingPage(QWidget):
         self._prepare_run(config.epochs)
         self.log.log(f"Starting {config.model}: {config.epochs} epochs, batch size {config.batch_size}, "
                      f"{config.image_size} px images.")
-        self._start_worker(TrainingWorker(config, self.train_fn))
+        train_fn = functools.partial(self.train_fn, like=self._like_run) if self._like_run else self.train_fn
+        self._like_run = None
+        self._start_worker(TrainingWorker(config, train_fn))
+        return True
+
+    def train_like(self, run_dir: str) -> bool:
+        """Loads the settings of the run in `run_dir` (the Runs tab's "Train again like it"); the next
+        Train then warns when the run's data changed since."""
+        if self.is_running:
+            return False
+        try:
+            config = TrainingConfig.from_dict(read_run_info(run_dir).config)
+        except (ConfigError, TypeError) as exc:
+            self.show_error("These settings cannot be used", f"The settings of {run_dir} are unusable: {exc}")
+            return False
+        self._base_config = config
+        self.settings.set_config(config)
+        self.data.set_folders(config.train_dir, config.val_dir, config.val_split,
+                              self.store.last_validation_folder())
+        self._like_run = run_dir
+        name = os.path.basename(os.path.normpath(run_dir))
+        self.log.log(f"Loaded the settings of {name}. Change any of them, then press Train.")
+        self.status_message.emit(f"Settings of {name} loaded: press Train to train again like it.")
         return True
 
     def resume_last_run(self) -> bool:
@@ -484,6 +509,7 @@ class TrainingPage(QWidget):
         self.run_status.show_download(event.received_bytes, event.total_bytes)
 
     def _on_run_started(self, event: RunStarted) -> None:
+        self.run_folder_opened.emit(event.run_dir)
         self._run_started_at = time.monotonic()
         self._epochs, self._initial_epoch = event.epochs, event.initial_epoch
         self.plots.reset(event.epochs)

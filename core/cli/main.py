@@ -1,6 +1,6 @@
 """The headless face of the engine: `inspect` and `train` (and, via core.cli.model_commands, `evaluate`,
-`predict` and `export`; via core.cli.cache_commands, `cache`; via core.cli.doctor_command, `doctor`)
-for the command line.
+`predict` and `export`; via core.cli.cache_commands, `cache`; via core.cli.doctor_command, `doctor`;
+via core.cli.runs_commands, `runs`) for the command line.
 
 Exit codes: 0 success, 1 the run failed, 2 bad arguments or an unusable folder, 130 stopped by
 Ctrl-C (the run so far is saved).
@@ -27,10 +27,9 @@ from core.config import (
     TrainingConfig,
 )
 from core.data.dataset import inspect
-from core.errors import FitStudioError
+from core.errors import ConfigError, FitStudioError
 from core.events import BatchEnd, DownloadProgress, EpochEnd, Message, RunFailed, RunFinished, RunStarted
 from core.formatting import format_duration, format_size
-from core.paths import demo_train_dir, demo_val_dir
 from core.runs.run_info import read_run_info
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -65,6 +64,10 @@ def add_commands(subparsers) -> None:
     add_cache_command(subparsers)
     add_doctor_command(subparsers)
 
+    from core.cli.runs_commands import add_runs_command
+
+    add_runs_command(subparsers)
+
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainingConfig()
@@ -89,31 +92,31 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"images per batch (default {defaults.batch_size}); with --resume, the size to continue with "
         "(default: the run's own, or half of it when the run ran out of memory)",
     )
+    # No flag below has an argparse default: a flag left out is None, so `--like RUN` can tell the
+    # flags given (which override RUN's settings) from the rest; config_from_args fills in defaults.
     parser.add_argument(
         "--image-size",
         type=int,
-        default=defaults.image_size,
         metavar="N",
-        help="side of the square model input in pixels",
+        help=f"side of the square model input in pixels (default {defaults.image_size})",
     )
-    parser.add_argument("--model", choices=MODEL_NAMES, default=defaults.model)
+    parser.add_argument("--model", choices=MODEL_NAMES, help=f"(default {defaults.model})")
     parser.add_argument(
         "--lr",
         type=float,
-        default=defaults.learning_rate,
         metavar="X",
-        help="learning rate of the Adam optimizer",
+        help=f"learning rate of the Adam optimizer (default {defaults.learning_rate})",
     )
     parser.add_argument(
-        "--augment", action="store_true", help="random flip, rotation, zoom and contrast on training batches"
+        "--augment", action=argparse.BooleanOptionalAction,
+        help="random flip, rotation, zoom and contrast on training batches (default: off)",
     )
     parser.add_argument(
         "--resize",
         choices=RESIZE_MODES,
-        default=defaults.resize_mode,
-        help="stretch to the square input, or centre-crop to it first",
+        help=f"stretch to the square input, or centre-crop to it first (default {defaults.resize_mode})",
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed, metavar="N")
+    parser.add_argument("--seed", type=int, metavar="N", help=f"(default {defaults.seed})")
     parser.add_argument(
         "--no-cache",
         action="store_true",
@@ -128,19 +131,17 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         f"first (default {defaults.cache_disk_mb}; 0: keep nothing)",
     )
     parser.add_argument(
-        "--out", default=defaults.out_dir, metavar="DIR", help="folder the run folder is created in"
+        "--out", metavar="DIR", help=f"folder the run folder is created in (default {defaults.out_dir})"
     )
     parser.add_argument(
         "--early-stopping",
         type=int,
-        default=0,
         metavar="N",
         help="stop when val_loss has not improved for N epochs (default: off)",
     )
     parser.add_argument(
         "--reduce-lr",
         type=int,
-        default=0,
         metavar="N",
         help="halve the learning rate when val_loss has not improved for N epochs (default: off)",
     )
@@ -188,6 +189,14 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="continue a stopped, failed or killed run from its last checkpoint (other settings "
         "come from the run; --epochs sets a new total)",
     )
+    parser.add_argument(
+        "--like",
+        metavar="RUN_DIR",
+        help="start a new run with the settings of RUN_DIR; any other flag given overrides its value "
+        "(--train changes the training folder only; --val or --val-split the validation)",
+    )
+    # None marks a flag not given, so `train --like RUN` keeps RUN's value for it (config_from_args).
+    parser.set_defaults(**dict.fromkeys((*_FLAG_FIELDS, *_SWITCHES)))
 
 
 def add_placement_arguments(parser: argparse.ArgumentParser, defaults: TrainingConfig) -> None:
@@ -218,40 +227,41 @@ def add_placement_arguments(parser: argparse.ArgumentParser, defaults: TrainingC
     where.add_argument("--jit", action="store_true", help="compile the training step with XLA")
 
 
-def config_from_args(args: argparse.Namespace) -> TrainingConfig:
-    if args.train:
-        train_dir, val_dir = args.train, args.val
-    else:
-        train_dir, val_dir = demo_train_dir(), args.val or (None if args.val_split else demo_val_dir())
-    return TrainingConfig(
-        train_dir=train_dir,
-        val_dir=val_dir,
-        val_split=args.val_split if args.val_split is not None else TrainingConfig.val_split,
-        epochs=TrainingConfig.epochs if args.epochs is None else args.epochs,
-        batch_size=TrainingConfig.batch_size if args.batch_size is None else args.batch_size,
-        image_size=args.image_size,
-        model=args.model,
-        learning_rate=args.lr,
-        augmentation=Augmentation.all_on() if args.augment else Augmentation(),
-        seed=args.seed,
-        out_dir=args.out,
-        resize_mode=args.resize,
-        cache=not args.no_cache,
-        cache_disk_mb=args.cache_disk_mb,
-        early_stopping_patience=args.early_stopping,
-        reduce_lr_patience=args.reduce_lr,
-        weights_url=args.weights_url,
-        fine_tune_after=args.fine_tune_after,
-        fine_tune_layers=args.fine_tune_layers,
-        fine_tune_learning_rate=args.fine_tune_lr,
-        class_weights=args.class_weights,
-        gpus=args.gpus,
-        workers=args.workers,
-        cluster=args.cluster,
-        max_restarts=args.max_restarts,
-        precision=args.precision,
-        jit=args.jit,
-    ).validate()
+# TrainingConfig field of each flag that maps one to one.
+_FLAG_FIELDS = {
+    "train": "train_dir", "val": "val_dir", "val_split": "val_split", "epochs": "epochs",
+    "batch_size": "batch_size", "image_size": "image_size", "model": "model", "lr": "learning_rate",
+    "resize": "resize_mode", "seed": "seed", "out": "out_dir", "early_stopping": "early_stopping_patience",
+    "reduce_lr": "reduce_lr_patience", "cache_disk_mb": "cache_disk_mb", "weights_url": "weights_url",
+    "fine_tune_after": "fine_tune_after", "fine_tune_layers": "fine_tune_layers",
+    "fine_tune_lr": "fine_tune_learning_rate", "class_weights": "class_weights", "gpus": "gpus",
+    "workers": "workers", "cluster": "cluster", "max_restarts": "max_restarts", "precision": "precision",
+}
+# Switches that only turn something on or off when given.
+_SWITCHES = {"no_cache": ("cache", False), "jit": ("jit", True)}
+
+
+def config_from_args(args: argparse.Namespace, like: TrainingConfig | None = None) -> TrainingConfig:
+    """The flags given, over `like` (a run's settings) or over the defaults (the bundled demo)."""
+    given = {flag: getattr(args, flag) for flag in _FLAG_FIELDS}
+    changes = {_FLAG_FIELDS[flag]: value for flag, value in given.items() if value is not None}
+    changes.update(dict(_SWITCHES[flag] for flag in _SWITCHES if getattr(args, flag)))
+    if args.augment is not None:
+        changes["augmentation"] = Augmentation.all_on() if args.augment else Augmentation()
+    if args.val_split is not None or (like is None and args.train and not args.val):
+        changes["val_dir"] = None  # hold out part of the training folder
+    return (like or TrainingConfig()).replace(**changes).validate()
+
+
+def like_config(run_dir: str) -> TrainingConfig:
+    """The settings of the run in `run_dir`; raises ConfigError saying what is wrong."""
+    config = read_run_info(run_dir).config
+    if not config:
+        raise ConfigError(f"{run_dir} has no readable settings (config.json). Choose a run folder.")
+    try:
+        return TrainingConfig.from_dict(config)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"The settings of {run_dir} cannot be used: {exc}") from None
 
 
 def run_inspect(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -297,10 +307,16 @@ def run_train(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
     cancel = threading.Event()
     printer = ProgressPrinter(out)
+    if args.resume and args.like:
+        raise ConfigError("Use --resume to continue a run, or --like to start a new one like it, not both.")
     with _sigint_sets(cancel):
         if args.resume:
             batch_size = resume_batch_size(args.resume, args.batch_size, out)
             result = resume(args.resume, printer, cancel, epochs=args.epochs, batch_size=batch_size)
+        elif args.like:
+            config = config_from_args(args, like_config(args.like))
+            out.write(f"Training like {read_run_info(args.like).name}\n")
+            result = train(config, printer, cancel, like=args.like)
         else:
             result = train(config_from_args(args), printer, cancel)
     if result.status == "failed":

@@ -6,7 +6,10 @@ leaves readable files (through core.files).
     history.csv   one row per finished epoch, the columns Keras's CSVLogger writes
     model.keras   the best epoch by val_loss
     last.keras    the latest weights
-    report.json   counts, skipped files, device, timings, best and final metrics, how the run ended
+    report.json   counts, skipped files, device, timings, best and final metrics, how the run ended,
+                  the environment and the dataset's fingerprint
+    dataset.json.gz   every image's path, size and modification time (core.data.fingerprint)
+    tensorboard/  train/ and validation/ event files of the epoch metrics (core.training.tensorboard)
     workers.json  while a distributed run trains: each worker's rank, host and pid
 """
 
@@ -28,6 +31,7 @@ BEST_MODEL_FILE = "model.keras"
 LAST_MODEL_FILE = "last.keras"
 REPORT_FILE = "report.json"
 WORKERS_FILE = "workers.json"
+DATASET_MANIFEST_FILE = "dataset.json.gz"
 
 
 def create_run_dir(out_dir: str, model_name: str, now: float | None = None) -> str:

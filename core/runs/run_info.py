@@ -12,6 +12,11 @@ Status, from report.json and checkpoint.json:
 
 A run can be resumed when its checkpoint and the model file it names are there (`can_resume`);
 `resume_problem` says why not otherwise.
+
+`read_run_info(run_dir, with_history=False)` is the quick read for lists (the runs index): it decodes
+report.json alone (its epochs_completed, best, config and checkpoint entries) and only checks that the
+checkpoint files exist; decoding checkpoint.json's history is most of a full read's time. A folder
+whose report lacks those entries (an older version's, or none) is read in full either way.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class RunInfo:
     best: dict[str, Any] = field(default_factory=dict)  # epoch, val_loss, val_accuracy (may be empty)
     started_at: str = ""
     duration_seconds: float | None = None
+    dataset_fingerprint: dict[str, Any] = field(default_factory=dict)  # core.data.fingerprint
+    environment: dict[str, Any] = field(default_factory=dict)  # versions, OS, CPU and GPU of the run
     resume_problem: str = ""  # why this run cannot be resumed; empty when it can
     problem: str = ""  # why the folder is unreadable; empty otherwise
 
@@ -92,14 +99,17 @@ def half_batch_size(batch_size: int | None) -> int | None:
     return batch_size // 2 if batch_size and batch_size > 1 else None
 
 
-def read_run_info(run_dir: str) -> RunInfo:
+def read_run_info(run_dir: str, with_history: bool = True) -> RunInfo:
     """What `run_dir` holds. Never raises: a folder that is not a run, or a corrupt one, comes back
-    with status "unreadable" and the reason in `problem`."""
+    with status "unreadable" and the reason in `problem`. Without `with_history`, `history` is empty
+    and the read is the quick one of the module docstring."""
     if not os.path.isdir(run_dir):
         problem = f"{run_dir} is not a run folder. Choose a folder under runs/."
         return RunInfo(run_dir, "unreadable", resume_problem=problem, problem=problem)
-    checkpoint, resume_problem = _checkpoint(run_dir)
     report = _json_object(os.path.join(run_dir, run_folder.REPORT_FILE))
+    if not with_history and report is not None and _summarises_the_run(report):
+        return _from_report(run_dir, report)
+    checkpoint, resume_problem = _checkpoint(run_dir)
     config = checkpoint.config if checkpoint else _json_object(os.path.join(run_dir, run_folder.CONFIG_FILE))
     if not config and checkpoint is None and report is None:
         problem = resume_problem if os.path.exists(os.path.join(run_dir, checkpoints.CHECKPOINT_FILE)) else (
@@ -111,10 +121,41 @@ def read_run_info(run_dir: str) -> RunInfo:
         config = report["config"]
     config = config or {}
     done = checkpoint.epoch + 1 if checkpoint else 0
-    message = _text(report.get("message"))
     best = report.get("best") if isinstance(report.get("best"), dict) else {}
     if checkpoint and checkpoint.best and not best:
         best = {key: checkpoint.best.get(key) for key in ("epoch", "val_loss", "val_accuracy")}
+    history = list(checkpoint.history) if checkpoint else []
+    return _run_info(run_dir, report, config, done, best, history, resume_problem)
+
+
+def _summarises_the_run(report: dict[str, Any]) -> bool:
+    """Whether report.json alone says what a list shows (reports of this version do)."""
+    return (
+        _int(report.get("epochs_completed"), -1) >= 0
+        and isinstance(report.get("config"), dict)
+        and "checkpoint" in report
+        and isinstance(report.get("best"), dict)
+    )
+
+
+def _from_report(run_dir: str, report: dict[str, Any]) -> RunInfo:
+    model_file = report["checkpoint"]
+    if not os.path.exists(os.path.join(run_dir, checkpoints.CHECKPOINT_FILE)) or not model_file:
+        resume_problem = (
+            f"{run_dir} has no checkpoint: the run ended before its first epoch finished, or it was "
+            "made by an older version. Start a new run instead."
+        )
+    elif not isinstance(model_file, str) or not os.path.exists(os.path.join(run_dir, model_file)):
+        resume_problem = f"The checkpoint's model file {model_file} is missing in {run_dir}."
+    else:
+        resume_problem = ""
+    return _run_info(run_dir, report, report["config"], report["epochs_completed"], report["best"], [],
+                     resume_problem)
+
+
+def _run_info(run_dir: str, report: dict[str, Any], config: dict[str, Any], done: int,
+              best: dict[str, Any], history: list[dict[str, float]], resume_problem: str) -> RunInfo:
+    message = _text(report.get("message"))
     duration = report.get("duration_seconds")
     status = _status(report)
     if status == "running" and not resume_problem:
@@ -130,10 +171,12 @@ def read_run_info(run_dir: str) -> RunInfo:
         message=message,
         out_of_memory=bool(report.get("out_of_memory")) or message.startswith(OUT_OF_MEMORY_PREFIX),
         config=config,
-        history=list(checkpoint.history) if checkpoint else [],
+        history=history,
         best=best,
         started_at=_text(report.get("started_at")),
         duration_seconds=float(duration) if isinstance(duration, int | float) else None,
+        dataset_fingerprint=_dict(report.get("dataset_fingerprint")),
+        environment=_dict(report.get("environment")),
         resume_problem=resume_problem,
     )
 
@@ -220,6 +263,10 @@ def _json_object(path: str) -> dict[str, Any] | None:
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _text(value: Any) -> str:

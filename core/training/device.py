@@ -23,13 +23,19 @@ def configure_gpus() -> None:
 
 def describe_compute_device() -> str:
     """'GPU: <name>[, <name>]' or 'CPU only'."""
+    names = gpu_names()
+    return "GPU: " + ", ".join(names) if names else "CPU only"
+
+
+def gpu_names() -> list[str]:
+    """The names of the GPUs TensorFlow sees (e.g. "NVIDIA H200"), in its order."""
     tf = load_tensorflow()
 
     names = []
     for gpu in tf.config.list_physical_devices("GPU"):
         details = tf.config.experimental.get_device_details(gpu)
         names.append(details.get("device_name", gpu.name))
-    return "GPU: " + ", ".join(names) if names else "CPU only"
+    return names
 
 
 def dtype_policy(precision: str) -> str:

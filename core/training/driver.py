@@ -20,6 +20,7 @@ from typing import Any
 from core import files
 from core.config import TrainingConfig
 from core.data.dataset import FileSet, SkippedFile, balanced_class_weights, load_split
+from core.data.fingerprint import DatasetSnapshot, compare, read_manifest, write_manifest
 from core.errors import ConfigError, DatasetError
 from core.events import Event, Message, RunFailed, RunFinished, RunResult, RunStarted
 from core.runs import checkpoints, run_folder
@@ -33,18 +34,23 @@ def train(
     config: TrainingConfig,
     on_event: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
+    like: str | None = None,
 ) -> RunResult:
     """Trains as `config` says and returns how the run ended.
 
-    Raises DatasetError or ConfigError (with a message for the user) when the run cannot start;
-    once the run folder exists, every failure is caught, reported and saved in report.json.
+    `like` is the run folder this run repeats (`train --like`): when the data changed since that
+    run, a warning names the files. Raises DatasetError or ConfigError (with a message for the user)
+    when the run cannot start; once the run folder exists, every failure is caught, reported and
+    saved in report.json.
     """
     train_files, val_files = _prepare(config, config.out_dir)
     if config.distributed:
         from core.training.distribution.ray_launcher import train_on_ray
 
         return train_on_ray(config, train_files, val_files, on_event or _ignore, cancel or threading.Event())
-    return _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event()).execute()
+    run = _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event(),
+               earlier_run=like)
+    return run.execute()
 
 
 def resume(
@@ -84,7 +90,7 @@ def resume(
         return train_on_ray(config, train_files, val_files, on_event or _ignore, cancel or threading.Event(),
                             run_dir=run_dir)
     run = _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event(), run_dir,
-               resume_from=checkpoint)
+               resume_from=checkpoint, earlier_run=run_dir)
     return run.execute()
 
 
@@ -159,8 +165,9 @@ class _Run:
 
     def __init__(self, config: TrainingConfig, train_files: FileSet, val_files: FileSet,
                  emit: Callable[[Event], None], cancel: threading.Event, run_dir: str = "",
-                 resume_from: Checkpoint | None = None, link: Any = None):
+                 resume_from: Checkpoint | None = None, link: Any = None, earlier_run: str | None = None):
         from core.training import callbacks
+        from core.training.tensorboard import TensorBoardLog
 
         self.config, self.train_files, self.val_files = config, train_files, val_files
         self.emit, self.cancel = emit, cancel
@@ -172,6 +179,9 @@ class _Run:
         self.placement: Any = None  # where it trains: chosen in execute, once TensorFlow is set up
         self.distribution: Any = None
         self.session_restarts: list[dict[str, Any]] = []  # Ray's restarts of the workers, this session
+        self.earlier_run = earlier_run  # whose data this run's data is compared with
+        self.dataset: DatasetSnapshot | None = None
+        self.environment: dict[str, Any] = {}
         self.skipped: list[SkippedFile] = list(train_files.skipped)  # decode threads append more
         self.device = ""
         self.out_of_memory = False
@@ -188,6 +198,7 @@ class _Run:
         self.class_weights = (
             balanced_class_weights(train_files.counts()) if config.class_weights == "auto" else None
         )
+        self.tensorboard: TensorBoardLog | None = None  # likewise
 
     def _callbacks(self, train_stream, val_stream) -> list:
         """Keras calls these in this order (core.training.callbacks says why the order matters; a
@@ -205,6 +216,7 @@ class _Run:
             self.fine_tune,  # switches in on_epoch_begin, before the epoch's first batch
             self.timer,
             self.history,
+            self.tensorboard,
             self.policy,
             self.cache_use,
             *(writers if self.writes else []),
@@ -232,11 +244,13 @@ class _Run:
         keras = load_keras()
 
         from core.training.device import configure_gpus, describe_compute_device
+        from core.training.environment import describe_environment
 
         configure_gpus()
         self._place()
         keras.utils.set_random_seed(self.config.seed)
         self.device = describe_compute_device()
+        self.environment = describe_environment()
         self._open_run_dir()
         status, message, details = "completed", "", ""
         streams = []
@@ -252,6 +266,7 @@ class _Run:
         finally:
             for stream in streams:
                 stream.close()
+            self.tensorboard.close()
         try:
             if self.writes:
                 self.saver.save_final_models(self.model)
@@ -279,6 +294,7 @@ class _Run:
 
     def _open_run_dir(self) -> None:
         from core.training.callbacks import CheckpointSaver
+        from core.training.tensorboard import TensorBoardLog
 
         if self.resume_from is None:
             if not self.run_dir:  # a distributed run's chief made it before the workers met
@@ -287,17 +303,41 @@ class _Run:
                 run_folder.write_labels(self.run_dir, self.train_files.class_names)
         self.saver = CheckpointSaver(self.run_dir, self.config, self.history, self.timer, self._states,
                                      self.emit)
+        self.tensorboard = TensorBoardLog(self.run_dir, self.history)
         if self.resume_from is not None:
             self._restore(self.resume_from)
         if self.writes:
             files.write_json(os.path.join(self.run_dir, run_folder.CONFIG_FILE), self.config.to_dict())
         self._write_report(self._result("running", ""))
+        files.write_json(os.path.join(self.run_dir, run_folder.CONFIG_FILE), self.config.to_dict())
         self.emit(Message(f"Run folder: {os.path.abspath(self.run_dir)}"))
         if self.class_weights:
             weights = ", ".join(f"{name} {weight:.3g}" for name, weight in self.class_weights.items())
             self.emit(Message(f"Class weights (balanced): {weights}"))
         for skipped in self.skipped:
             self.emit(Message(f"Skipped {skipped.path}: {skipped.reason}", "warning"))
+        self._record_dataset()
+        self._write_report(self._result("running", ""))
+
+    def _record_dataset(self) -> None:
+        """Fingerprints the data, warns about files changed since the earlier run (the one resumed or
+        repeated), and leaves this run's manifest for the next comparison."""
+        self.dataset = DatasetSnapshot.take(self.train_files, self.val_files, self.config.train_dir,
+                                            self.config.val_dir)
+        if self.earlier_run:
+            earlier = read_manifest(os.path.join(self.earlier_run, run_folder.DATASET_MANIFEST_FILE))
+            name = os.path.basename(os.path.normpath(self.earlier_run))
+            if earlier is None:
+                self.emit(Message(f"{name} has no dataset manifest (it was made by an older version): "
+                                  "whether its data changed since cannot be told."))
+            for changes in compare(earlier or {}, self.dataset.manifest):
+                self.emit(Message(f"The data changed since {name} was trained, {changes.describe()}.",
+                                  "warning"))
+        manifest_path = os.path.join(self.run_dir, run_folder.DATASET_MANIFEST_FILE)
+        try:
+            write_manifest(manifest_path, self.dataset.manifest)
+        except OSError as exc:
+            self.emit(Message(f"Could not write the dataset manifest: {exc}", "warning"))
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         states = checkpoint.states()
@@ -533,6 +573,8 @@ class _Run:
             },
             "final": result.final_logs,
             "config": self.config.to_dict(),
+            "dataset_fingerprint": self.dataset.fingerprint if self.dataset else None,
+            "environment": self.environment,
         }
         for callback in self._stateful():
             report.update(callback.report())

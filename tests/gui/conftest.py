@@ -118,9 +118,12 @@ class FakeEngine:
         self.configs: list[TrainingConfig] = []
         self.threads: list[str] = []
         self.resumed: list[tuple[str, int | None]] = []  # (run_dir, epochs) of each resume call
+        self.likes: list[str | None] = []  # the `like` run folder of each training (train --like)
 
-    def __call__(self, config: TrainingConfig, on_event, cancel: threading.Event) -> RunResult:
+    def __call__(self, config: TrainingConfig, on_event, cancel: threading.Event,
+                 like: str | None = None) -> RunResult:
         self.configs.append(config)
+        self.likes.append(like)
         self.threads.append(threading.current_thread().name)
         if self.fail == "start":
             raise DatasetError(f"The folder {config.train_dir} has no class subfolders.")
