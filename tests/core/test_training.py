@@ -52,7 +52,7 @@ def test_a_run_writes_a_complete_run_folder(config):
     assert os.path.basename(folder).endswith("-small-cnn")
     assert sorted(os.listdir(folder)) == sorted(
         ["config.json", "labels.txt", "history.csv", "model.keras", "last.keras", "report.json",
-         "checkpoint.json", "checkpoints"]
+         "checkpoint.json", "checkpoints", "dataset.json.gz", "tensorboard"]
     )
     assert TrainingConfig.from_dict(files.read_json(os.path.join(folder, "config.json"))) == config
     assert run_folder.read_labels(os.path.join(folder, "labels.txt")) == ["blue", "green", "red"]
