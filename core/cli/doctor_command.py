@@ -40,7 +40,9 @@ def add_doctor_command(subparsers) -> None:
     parser.set_defaults(handler=run_doctor)
 
 
-def run_doctor(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_doctor(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    # the streams are looked up when called, so that a redirected sys.stdout (pytest's capsys) is used
+    out, err = out or sys.stdout, err or sys.stderr
     from core.cli.main import _sigint_sets
     from core.cli.model_commands import _quiet_tensorflow
     from core.modeling.doctor import CheckCancelled, check_dataset
