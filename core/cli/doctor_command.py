@@ -17,6 +17,8 @@ import sys
 import threading
 from typing import TextIO
 
+from core.events import CheckProgress
+
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
 SHOWN_PER_CHECK = 20  # the text report lists this many findings per check; --json lists all
 
@@ -38,7 +40,9 @@ def add_doctor_command(subparsers) -> None:
     parser.set_defaults(handler=run_doctor)
 
 
-def run_doctor(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_doctor(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    # the streams are looked up when called, so that a redirected sys.stdout (pytest's capsys) is used
+    out, err = out or sys.stdout, err or sys.stderr
     from core.cli.main import _sigint_sets
     from core.cli.model_commands import _quiet_tensorflow
     from core.modeling.doctor import CheckCancelled, check_dataset
@@ -110,21 +114,17 @@ def _weight(weight: float | None) -> str:
 
 
 class _StepPrinter:
-    """The current step and its progress on one live line of a terminal; silent otherwise."""
+    """The current step and its progress on the terminal's live line (nothing when not a TTY)."""
 
     def __init__(self, stream: TextIO):
-        self.stream = stream
-        self.live = stream.isatty()
+        from core.cli.terminal import LiveLine
+
+        self.line = LiveLine(stream)
 
     def __call__(self, event) -> None:
-        from core.events import CheckProgress
-
-        if self.live and isinstance(event, CheckProgress):
+        if isinstance(event, CheckProgress):
             amount = f" {event.done}/{event.total}" if event.total else ""
-            self.stream.write(f"\r\033[K{event.step}{amount}")
-            self.stream.flush()
+            self.line.update(f"{event.step}{amount}")
 
     def done(self) -> None:
-        if self.live:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        self.line.clear()

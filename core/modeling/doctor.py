@@ -23,7 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from core.data.dataset import FileSet, SkippedFile, balanced_class_weights, imbalance_ratio, scan
+from core.data.dataset import (
+    FileSet,
+    ScanCancelled,
+    SkippedFile,
+    balanced_class_weights,
+    imbalance_ratio,
+    scan,
+)
 from core.data.duplicates import (
     DuplicateGroup,
     Fingerprint,
@@ -160,14 +167,16 @@ class _ReadFiles:
 
 
 def _read(train_dir: str, val_dir: str | None, steps: _Steps) -> _ReadFiles:
-    train, _ = scan(train_dir, progress=steps.progress("Reading the training folder"))
-    steps.stop_if_cancelled()
-    sets = [("train", train)]
-    if val_dir:
-        reading = steps.progress("Reading the validation folder")
-        val, _ = scan(val_dir, class_names=train.class_names, progress=reading)
-        steps.stop_if_cancelled()
-        sets.append(("val", val))
+    try:
+        reading = steps.progress("Reading the training folder")
+        train, _ = scan(train_dir, progress=reading, cancel=steps.cancel)
+        sets = [("train", train)]
+        if val_dir:
+            reading = steps.progress("Reading the validation folder")
+            val, _ = scan(val_dir, class_names=train.class_names, progress=reading, cancel=steps.cancel)
+            sets.append(("val", val))
+    except ScanCancelled:
+        raise CheckCancelled("The check was stopped.") from None
     paths = [path for _, files in sets for path in files.paths]
     labels = np.concatenate([files.labels for _, files in sets])
     split = [name for name, files in sets for _ in files.paths]

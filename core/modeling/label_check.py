@@ -12,7 +12,7 @@ cleanlab's `find_label_issues` then ranks the images whose folder disagrees with
 (`rank_label_issues`). Outliers (`find_outliers`) are images whose features lie far from those of
 their nearest neighbours, compared with how far that is for a typical image.
 
-TensorFlow, scikit-learn and cleanlab are imported inside the functions.
+Keras (through core.tf_runtime), scikit-learn and cleanlab are loaded inside the functions.
 """
 
 from __future__ import annotations

@@ -1,18 +1,19 @@
 """Balanced class weights: from the counts to Keras's fit (a real tiny fit), config.json and report.json."""
 
+import argparse
 import os
 
-import keras
 import pytest
 from conftest import make_class_folders
 
 from core import files
+from core.cli.main import add_training_arguments, config_from_args
 from core.config import TrainingConfig
 from core.errors import ConfigError
 from core.events import Message
 from core.runs import run_folder
+from core.tf_runtime import load_keras
 from core.training.driver import train
-from main import build_parser
 
 
 @pytest.fixture
@@ -26,6 +27,7 @@ def imbalanced(tmp_path):
 @pytest.fixture
 def fit_calls(monkeypatch):
     """Keras's real fit, with the class_weight of every call recorded."""
+    keras = load_keras()
     calls = []
     real_fit = keras.Model.fit
 
@@ -57,13 +59,17 @@ def test_without_class_weights_fit_gets_none(imbalanced, fit_calls):
     assert files.read_json(os.path.join(result.run_dir, run_folder.REPORT_FILE))["class_weights"] is None
 
 
-def test_the_option_on_the_command_line_and_its_limits():
-    args = build_parser().parse_args(["train", "--train", "data", "--class-weights", "auto"])
-    from core.cli.main import config_from_args
+def parse_training_options(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_training_arguments(parser)
+    return parser.parse_args(list(argv))
 
-    assert config_from_args(args).class_weights == "auto"
-    assert config_from_args(build_parser().parse_args(["train", "--train", "data"])).class_weights == "none"
+
+def test_the_option_on_the_command_line_and_its_limits():
+    auto = parse_training_options("--train", "d", "--class-weights", "auto")
+    assert config_from_args(auto).class_weights == "auto"
+    assert config_from_args(parse_training_options("--train", "d")).class_weights == "none"
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["train", "--class-weights", "heavy"])
+        parse_training_options("--class-weights", "heavy")
     with pytest.raises(ConfigError, match="class_weights"):
         TrainingConfig(class_weights="heavy").validate()

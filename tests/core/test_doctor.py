@@ -87,12 +87,13 @@ def test_a_class_with_a_single_image_skips_the_label_check_with_a_note(tmp_path)
     assert report.class_counts == {"train": {"blue": 5, "red": 1}}
 
 
-def test_stopping_raises_check_cancelled(messy):
+@pytest.mark.parametrize("step", ["Reading the training folder", "Reading every image"])
+def test_stopping_raises_check_cancelled(messy, step):
     train, val, _ = messy
     cancel = threading.Event()
 
     def stop_when_reading(event):
-        if isinstance(event, CheckProgress) and event.step == "Reading every image":
+        if isinstance(event, CheckProgress) and event.step == step:
             cancel.set()
 
     with pytest.raises(CheckCancelled):
