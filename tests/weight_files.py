@@ -23,12 +23,13 @@ def backbone_weight_file(tmp_path_factory, model: str = "mobilenetv2") -> str:
     """Path of a valid weight file for `model`'s headless backbone (do not modify it: copy it)."""
     if model not in _cache:
         import h5py
-        from keras.src.legacy.saving import legacy_h5_format
 
         from core.modeling.weights import build_backbone
 
         path = str(tmp_path_factory.mktemp("weights") / f"{model}_random_no_top.h5")
-        backbone = build_backbone(model, MOBILENET_IMAGE_SIZE)
+        backbone = build_backbone(model, MOBILENET_IMAGE_SIZE)  # loads Keras, under tf_runtime's lock
+        from keras.src.legacy.saving import legacy_h5_format
+
         with h5py.File(path, "w") as handle:  # the layout of Keras's own downloads
             legacy_h5_format.save_weights_to_hdf5_group(handle, backbone)
         _cache[model] = path
