@@ -61,10 +61,36 @@ def decode_image(path: str, size: int, resize_mode: str = "stretch") -> np.ndarr
         _load_or_raise(image)
         image = ImageOps.exif_transpose(image)
         rgb = to_rgb(image)
-    if resize_mode == "crop":
-        rgb = ImageOps.fit(rgb, (size, size), Image.Resampling.BILINEAR)
-    elif rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+    box = model_input_box(rgb.width, rgb.height, resize_mode)
+    if rgb.size != (size, size) or box != (0.0, 0.0, rgb.width, rgb.height):
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, box=box)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def model_input_box(width: int, height: int, resize_mode: str) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom): the part of a width x height image that `decode_image` turns into
+    the model's square input. All of it for `stretch`; the centred square for `crop`, the box
+    `ImageOps.fit` takes. Heatmaps are placed back onto the image through this same box."""
+    if resize_mode != "crop" or width == height:
+        return (0.0, 0.0, float(width), float(height))
+    side = min(width, height)
+    left, top = (width - side) / 2, (height - side) / 2
+    return (left, top, left + side, top + side)
+
+
+def read_image(path: str, max_side: int | None = None) -> np.ndarray:
+    """The image as a person sees it: (height, width, 3) uint8 RGB, EXIF orientation applied, at
+    its own size, or scaled down (aspect kept) so that its longer side is at most `max_side`."""
+    with _open(path) as image:
+        if max_side and image.format == "JPEG":
+            image.draft("RGB", (max_side, max_side))
+        _load_or_raise(image)
+        image = ImageOps.exif_transpose(image)
+        rgb = to_rgb(image)
+    if max_side and max(rgb.size) > max_side:
+        scale = max_side / max(rgb.size)
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        rgb = rgb.resize(size, Image.Resampling.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)
 
 
