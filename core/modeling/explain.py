@@ -33,6 +33,7 @@ from core.errors import FitStudioError
 from core.modeling.model_io import LoadedModel, as_loaded
 from core.modeling.prediction import Prediction, PredictionCancelled, PredictionResult, collect_images
 from core.runs import run_folder
+from core.tf_runtime import load_keras, load_tensorflow
 
 METHODS = ("gradcam", "gradcam++", "layercam")
 DEFAULT_METHOD = "gradcam"
@@ -157,7 +158,7 @@ class ActivationModel:
     probabilities and the feature map, and the gradient of each target logit with respect to it."""
 
     def __init__(self, model):
-        import keras
+        keras = load_keras()
 
         layer = last_feature_layer(model)
         # Operation.output is the tensor of the layer's call in *this* model's graph; a nested
@@ -174,7 +175,7 @@ class ActivationModel:
     ) -> tuple[np.ndarray, list[list[np.ndarray]]]:
         """(probabilities (n, classes), for each image one (h, w) map in 0..1 per target class;
         None targets the predicted class). Maps are at the feature map's resolution."""
-        import tensorflow as tf
+        tf = load_tensorflow()
 
         check_method(method)
         batch = tf.constant(np.asarray(images, dtype=np.float32))
@@ -201,7 +202,7 @@ class ActivationModel:
         return probabilities, maps
 
     def _logits(self, last):
-        import tensorflow as tf
+        tf = load_tensorflow()
 
         if self.dense is None:
             return last  # a model whose last layer is not Dense: its output is the score
@@ -225,7 +226,7 @@ def last_feature_layer(model):
     """The layer whose output is the last convolutional feature map: the last 4-D output that is
     not a pooling step (pooling keeps the position of the maximum only, and halves the resolution)
     and comes after a convolution. Raises ExplainError for a model without one."""
-    import keras
+    keras = load_keras()
 
     pooling = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
     convolution = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
@@ -244,7 +245,7 @@ def last_feature_layer(model):
 
 
 def _output_rank(layer) -> int:
-    import keras
+    keras = load_keras()
 
     try:
         return len(keras.Operation.output.fget(layer).shape)

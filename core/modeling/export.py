@@ -37,7 +37,7 @@ from core import files
 from core.errors import FitStudioError
 from core.modeling.model_io import LoadedModel, as_loaded
 from core.runs import run_folder
-from core.tf_runtime import load_keras, load_tensorflow
+from core.tf_runtime import load_keras, load_tensorflow, load_tf2onnx
 
 FORMATS = ("keras", "savedmodel", "tflite", "tflite-quant", "onnx")
 OUTPUT_NAMES = {
@@ -172,8 +172,7 @@ def onnx_bytes(loaded: LoadedModel, cancel: threading.Event | None = None) -> by
     problem = onnx_available()
     if problem:
         raise ExportError(problem)
-    load_tensorflow()  # tf2onnx imports TensorFlow: first, under FitStudio's one import lock
-    from tf2onnx import convert, tf_loader
+    tf2onnx = load_tf2onnx()
 
     quiet = _quiet_loggers("tf2onnx", "tensorflow")
     with tempfile.TemporaryDirectory(prefix="fitstudio-export-") as folder, quiet:
@@ -181,11 +180,11 @@ def onnx_bytes(loaded: LoadedModel, cancel: threading.Event | None = None) -> by
         write_saved_model(loaded, saved)
         stop_if_cancelled(cancel)  # the SavedModel took seconds; the conversion takes more
         try:
-            graph, inputs, outputs, renames = tf_loader.from_saved_model(
+            graph, inputs, outputs, renames = tf2onnx.tf_loader.from_saved_model(
                 saved, None, None, tag="serve", signatures=["serving_default"], return_tensors_to_rename=True
             )
             renames.update({inputs[0]: ONNX_INPUT, outputs[0]: ONNX_OUTPUT})
-            model, _ = convert.from_graph_def(
+            model, _ = tf2onnx.convert.from_graph_def(
                 graph, name=loaded.name or "fitstudio", input_names=inputs, output_names=outputs,
                 opset=ONNX_OPSET, tensors_to_rename=renames,
             )

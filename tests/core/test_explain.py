@@ -26,6 +26,7 @@ from core.modeling.explain import (
 from core.modeling.model_io import LoadedModel, load_model
 from core.modeling.models import build_model
 from core.paths import demo_val_dir
+from core.tf_runtime import load_keras
 from core.training.driver import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -198,7 +199,7 @@ def test_every_model_family_gives_a_heatmap_in_inference_mode(name, augment, fea
 
 
 def test_a_model_without_convolutions_is_refused_with_a_reason():
-    import keras
+    keras = load_keras()
 
     inputs = keras.Input((16, 16, 3))
     outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs))
