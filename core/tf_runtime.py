@@ -89,6 +89,16 @@ def load_keras() -> ModuleType:
     return _loader.load()["keras"]
 
 
+def load_tf2onnx() -> ModuleType:
+    """`tf2onnx` with its `convert` and `tf_loader` modules, for ONNX export; it imports TensorFlow,
+    which is loaded first, here. ImportError when tf2onnx is not installed."""
+    load_tensorflow()
+    return _tf2onnx_loader.load()["tf2onnx"]
+
+
+_tf2onnx_loader = Loader(("tf2onnx", "tf2onnx.convert", "tf2onnx.tf_loader"), importlib.import_module)
+
+
 def is_loaded() -> bool:
     return _loader.is_loaded()
 

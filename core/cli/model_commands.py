@@ -1,8 +1,8 @@
 """Command-line commands that use a trained model: evaluate, predict, export.
 
     evaluate --model RUN_OR_FILE --data DIR [--json] [--csv OUT]
-    predict  --model RUN_OR_FILE PATH... [--csv OUT] [--top-k K]
-    export   --model RUN_OR_FILE --format keras|savedmodel|tflite|tflite-quant --out DIR
+    predict  --model RUN_OR_FILE PATH... [--csv OUT] [--top-k K] [--explain DIR [--explain-class NAME]]
+    export   --model RUN_OR_FILE --format keras|savedmodel|tflite|tflite-quant|onnx --out DIR
 
 Exit codes as in core/cli.py: 0 success, 2 a bad model, folder or argument (the message goes to
 stderr, no traceback), 130 stopped by Ctrl-C. The heavy modules (TensorFlow) are imported inside
@@ -18,6 +18,7 @@ import sys
 from typing import TextIO
 
 from core.cli.terminal import LiveLine
+from core.errors import FitStudioError
 from core.modeling.export import FORMATS as EXPORT_FORMATS  # import-light: TensorFlow loads inside
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
@@ -49,9 +50,20 @@ def add_model_commands(subparsers) -> None:
         "--top-k", type=_positive_int, default=3, metavar="K", help="classes listed per image (default 3)"
     )
     predict_parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="N")
+    predict_parser.add_argument(
+        "--explain", metavar="DIR",
+        help="also write DIR/<name>_heatmap.png (where the model looked: white = most important) and "
+        "DIR/<name>_overlay.jpg (the heatmap over the image) for each image",
+    )
+    predict_parser.add_argument(
+        "--explain-class", metavar="CLASS",
+        help="with --explain: the class to explain (default: the predicted one)",
+    )
     predict_parser.set_defaults(handler=run_predict)
 
-    export_parser = subparsers.add_parser("export", help="write a model as .keras, SavedModel or TFLite")
+    export_parser = subparsers.add_parser(
+        "export", help="write a model as .keras, SavedModel, TFLite or ONNX"
+    )
     export_parser.add_argument("--model", required=True, metavar="RUN_OR_FILE", help=_MODEL_HELP)
     export_parser.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     export_parser.add_argument(
@@ -111,10 +123,22 @@ def run_evaluate(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO
 
 def run_predict(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     _quiet_tensorflow()
-    from core.modeling.prediction import predict
-
+    explain_dir = getattr(args, "explain", None)
+    explain_class = getattr(args, "explain_class", None)
+    if explain_class is not None and not explain_dir:
+        raise FitStudioError("--explain-class needs --explain DIR: the folder to write the heatmaps into.")
     try:
-        result = predict(args.model, args.paths, batch_size=args.batch_size)
+        if explain_dir:
+            from core.modeling.explain import explain_to_folder
+
+            report = explain_to_folder(
+                args.model, args.paths, explain_dir, class_name=explain_class, batch_size=args.batch_size
+            )
+            result = report.predictions
+        else:
+            from core.modeling.prediction import predict
+
+            result = predict(args.model, args.paths, batch_size=args.batch_size)
     except KeyboardInterrupt:
         err.write("\nStopped.\n")
         return EXIT_INTERRUPTED
@@ -127,6 +151,11 @@ def run_predict(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
         out.write(f"Wrote {len(result.predictions)} predictions to {args.csv}\n")
     else:
         out.write(result.format_table(args.top_k))
+    if explain_dir:
+        out.write(
+            f"Wrote a heatmap and an overlay for {len(report.written)} images to {explain_dir} "
+            "(<name>_heatmap.png, <name>_overlay.jpg)\n"
+        )
     return EXIT_OK
 
 

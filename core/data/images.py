@@ -57,11 +57,21 @@ def decode_image(path: str, size: int, resize_mode: str = "stretch") -> np.ndarr
     every mode (palette, alpha, CMYK, 16-bit, 1-bit) becomes 8-bit RGB with alpha over white.
     """
     rgb = _decode_rgb(path, size)
-    if resize_mode == "crop":
-        rgb = ImageOps.fit(rgb, (size, size), Image.Resampling.BILINEAR)
-    elif rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+    box = model_input_box(rgb.width, rgb.height, resize_mode)
+    if rgb.size != (size, size) or box != (0.0, 0.0, rgb.width, rgb.height):
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, box=box)
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def model_input_box(width: int, height: int, resize_mode: str) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom): the part of a width x height image that `decode_image` turns into
+    the model's square input. All of it for `stretch`; the centred square for `crop`, the box
+    `ImageOps.fit` takes. Heatmaps are placed back onto the image through this same box."""
+    if resize_mode != "crop" or width == height:
+        return (0.0, 0.0, float(width), float(height))
+    side = min(width, height)
+    left, top = (width - side) / 2, (height - side) / 2
+    return (left, top, left + side, top + side)
 
 
 def read_rgb(path: str, max_side: int | None = None) -> np.ndarray:

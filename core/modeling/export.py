@@ -4,6 +4,7 @@
     savedmodel    saved_model/         TensorFlow SavedModel, endpoint `serve` (TF Serving, TF.js)
     tflite        model.tflite         TensorFlow Lite, float32
     tflite-quant  model_quant.tflite   TensorFlow Lite, dynamic-range quantised weights (~4x smaller)
+    onnx          model.onnx           ONNX (opset 17): ONNX Runtime, OpenVINO, TensorRT, C#, Java...
 
 Every format takes float32 RGB pixels 0..255 of shape (batch, size, size, 3), resized as in
 training: rescaling is inside the model. The SavedModel and TFLite graphs are traced in inference
@@ -12,12 +13,17 @@ mode (`training=False`): augmentation layers are identity and BatchNorm uses its
 for a model with augmentation layers (whose `call` defaults to training=True) the exported graph
 runs the random augmentation and BatchNorm with batch statistics, so its answers change on every
 call and TFLite cannot convert it (StatelessRandomUniformV2, ImageProjectiveTransformV3...).
+ONNX is converted by tf2onnx from that same inference-mode SavedModel; its input is named `image`
+and its output `probabilities`. tf2onnx is imported only when exporting to ONNX.
 
-`load_exported(path)` runs any exported format on a batch of images, for tests and checks.
+`load_exported(path)` runs any exported format on a batch of images with its own runtime (ONNX:
+onnxruntime), for tests and checks.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -31,16 +37,19 @@ from core import files
 from core.errors import FitStudioError
 from core.modeling.model_io import LoadedModel, as_loaded
 from core.runs import run_folder
-from core.tf_runtime import load_keras, load_tensorflow
+from core.tf_runtime import load_keras, load_tensorflow, load_tf2onnx
 
-FORMATS = ("keras", "savedmodel", "tflite", "tflite-quant")
+FORMATS = ("keras", "savedmodel", "tflite", "tflite-quant", "onnx")
 OUTPUT_NAMES = {
     "keras": "model.keras",
     "savedmodel": "saved_model",
     "tflite": "model.tflite",
     "tflite-quant": "model_quant.tflite",
+    "onnx": "model.onnx",
 }
 SERVE_ENDPOINT = "serve"
+ONNX_OPSET = 17
+ONNX_INPUT, ONNX_OUTPUT = "image", "probabilities"
 
 
 class ExportError(FitStudioError):
@@ -95,6 +104,11 @@ def _write_format(
             stop_if_cancelled(cancel)  # before the new folder replaces an earlier export
 
         _write_folder(target, write)
+    elif fmt == "onnx":
+        say("Converting to ONNX (this can take a minute for the pretrained models)...")
+        data = onnx_bytes(loaded, cancel=cancel)
+        stop_if_cancelled(cancel)
+        files.write_atomic(target, lambda path: _write_bytes(path, data))
     else:
         say("Converting to TensorFlow Lite (this takes a few seconds)...")
         data = tflite_bytes(loaded, quantize=fmt == "tflite-quant", cancel=cancel)
@@ -144,6 +158,59 @@ def tflite_bytes(loaded: LoadedModel, quantize: bool = False, cancel: threading.
             ) from exc
 
 
+def onnx_available() -> str | None:
+    """None when ONNX export works here, else why not (tf2onnx missing, e.g. from a standalone build)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tf2onnx") is None:
+        return "ONNX export needs the tf2onnx package, which this installation lacks (pip install tf2onnx)."
+    return None
+
+
+def onnx_bytes(loaded: LoadedModel, cancel: threading.Event | None = None) -> bytes:
+    """The model as an ONNX file (opset 17), converted by tf2onnx from the inference-mode SavedModel."""
+    problem = onnx_available()
+    if problem:
+        raise ExportError(problem)
+    tf2onnx = load_tf2onnx()
+
+    quiet = _quiet_loggers("tf2onnx", "tensorflow")
+    with tempfile.TemporaryDirectory(prefix="fitstudio-export-") as folder, quiet:
+        saved = os.path.join(folder, "saved_model")
+        write_saved_model(loaded, saved)
+        stop_if_cancelled(cancel)  # the SavedModel took seconds; the conversion takes more
+        try:
+            graph, inputs, outputs, renames = tf2onnx.tf_loader.from_saved_model(
+                saved, None, None, tag="serve", signatures=["serving_default"], return_tensors_to_rename=True
+            )
+            renames.update({inputs[0]: ONNX_INPUT, outputs[0]: ONNX_OUTPUT})
+            model, _ = tf2onnx.convert.from_graph_def(
+                graph, name=loaded.name or "fitstudio", input_names=inputs, output_names=outputs,
+                opset=ONNX_OPSET, tensors_to_rename=renames,
+            )
+        except Exception as exc:
+            raise ExportError(
+                f"tf2onnx cannot convert this model to ONNX: {_first_line(exc)}. "
+                "The other formats still work."
+            ) from exc
+    return model.SerializeToString()
+
+
+@contextlib.contextmanager
+def _quiet_loggers(*names: str):
+    """tf2onnx and TensorFlow log each step of a conversion (and deprecations inside tf2onnx) as
+    warnings; a user needs the result or the error, which arrive either way."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def detect_format(path: str) -> str:
     """The format of an exported model path, from its name (a .tflite is run the same either way)."""
     if os.path.isdir(path):
@@ -153,7 +220,9 @@ def detect_format(path: str) -> str:
         return "keras"
     if lower.endswith(".tflite"):
         return "tflite"
-    raise ExportError(f"{path} is not an exported model (.keras, .tflite or a SavedModel folder).")
+    if lower.endswith(".onnx"):
+        return "onnx"
+    raise ExportError(f"{path} is not an exported model (.keras, .tflite, .onnx or a SavedModel folder).")
 
 
 def load_exported(path: str, fmt: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
@@ -177,6 +246,8 @@ def load_exported(path: str, fmt: str | None = None) -> Callable[[np.ndarray], n
         return run_saved_model
     if fmt in ("tflite", "tflite-quant"):
         return _tflite_runner(path)
+    if fmt == "onnx":
+        return _onnx_runner(path)
     raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(FORMATS)}.")
 
 
@@ -199,6 +270,21 @@ def _tflite_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
             return np.array(interpreter.get_tensor(output_index), dtype=np.float32)
 
     return run_tflite
+
+
+def _onnx_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ExportError("Running an ONNX model needs onnxruntime (pip install onnxruntime).") from None
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+
+    def run_onnx(images: np.ndarray) -> np.ndarray:  # a session may be run from several threads
+        batch = np.asarray(images, dtype=np.float32)
+        return np.asarray(session.run(None, {input_name: batch})[0], dtype=np.float32)
+
+    return run_onnx
 
 
 def _tflite_interpreter(path: str):
