@@ -2,7 +2,9 @@
 matrix heatmap, and the images behind every number (mistakes, one cell, skipped files).
 
 Evaluation runs on the model thread (gui.model_worker) through core.modeling.evaluation.evaluate; this page
-only shows the plain EvaluationResult it returns.
+only shows the plain EvaluationResult it returns. "Why?" shows each mistake as two heatmaps side by side:
+where the model saw the class it wrongly chose, and where it saw the true class (gui.heatmaps, computed
+on the model thread).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from core.paths import demo_val_dir
 from gui.confusion_heatmap import ConfusionHeatmap
 from gui.data_panel import FolderField
 from gui.gallery import GREEN, GREY, RED, Bar, Gallery, GalleryItem, ThumbnailLoader
+from gui.heatmaps import WHY_TOOLTIP, HeatmapLoader, HeatmapViewer
 from gui.model_bar import MessageBanner, ModelBar, stat_card
 from gui.model_worker import JobHandle, ModelInfo, ModelService
 from gui.text import escape
@@ -112,8 +115,20 @@ class EvaluationPage(QWidget):
         self.cell_title = QLabel("")
         self.cell_title.setObjectName("sectionHint")
         self.skipped_table = QTableWidget(0, 2)
+        self.explanations = HeatmapLoader(service, parent=self)
+        self.explanations.problem.connect(
+            lambda message: self.banner.show_message(f"No heatmaps: {escape(message)}")
+        )
+        self.why_button = QPushButton("Why?")
+        self.why_button.setCheckable(True)
+        self.why_button.setToolTip(
+            WHY_TOOLTIP + " For a mistake: the class it chose and the true class, side by side."
+        )
+        self.viewer = HeatmapViewer(service, self)
         for gallery in (self.mistakes, self.cell_gallery):
-            gallery.open_requested.connect(lambda path: self.open_image(path))
+            gallery.set_heatmap_loader(self.explanations, columns=2)
+            gallery.open_requested.connect(lambda path, gallery=gallery: self._open(gallery, path))
+            self.why_button.toggled.connect(gallery.show_heatmaps)
         self._build_layout()
         service.loaded.connect(self._on_model_loaded)
         service.loading.connect(lambda _source: self._update_buttons())
@@ -214,10 +229,13 @@ class EvaluationPage(QWidget):
         self.image_tabs.addTab(self.skipped_table, "Skipped")
         images_box = QGroupBox("Images")
         images_layout = QVBoxLayout(images_box)
-        gallery_hint = QLabel("Double click an image to open it.")
+        gallery_hint = QLabel("Double click an image to open it; Why? shows where the model looked.")
         gallery_hint.setObjectName("sectionHint")
         images_layout.addWidget(self.image_tabs, 1)
-        images_layout.addWidget(gallery_hint)
+        hint_row = QHBoxLayout()
+        hint_row.addWidget(gallery_hint, 1)
+        hint_row.addWidget(self.why_button)
+        images_layout.addLayout(hint_row)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
@@ -255,6 +273,7 @@ class EvaluationPage(QWidget):
         self.stop_button.setEnabled(self.is_running and not self.job.cancel_requested)
         self.folder.setEnabled(not self.is_running)
         self.csv_button.setEnabled(self.result is not None)
+        self.why_button.setEnabled(self.result is not None or self.why_button.isChecked())
 
     def _folder_chosen(self, path: str) -> None:
         self._folder_chosen_by_user = bool(path)
@@ -458,6 +477,7 @@ class EvaluationPage(QWidget):
             f"predicted {escape(predicted_name)}<br>{probabilities}<br>"
             f"<span style='color:#667085'>{escape(image.path)}</span>"
         )
+        explain, explain_labels = (image.predicted_label,), (f"why {predicted_name}",)
         if image.correct:
             bars = (Bar(predicted_name, image.confidence, GREEN),)
             second = max(
@@ -474,7 +494,11 @@ class EvaluationPage(QWidget):
                 Bar(true_name, image.true_probability, GREEN),
             )
             title = f"{true_name} → {predicted_name}"
-        return GalleryItem(image.path, title, bars, tooltip, data=image)
+            explain += (image.true_label,)
+            explain_labels = (f"why {predicted_name} (chosen)", f"why {true_name} (true)")
+        return GalleryItem(
+            image.path, title, bars, tooltip, data=image, explain=explain, explain_labels=explain_labels
+        )
 
     def show_cell(self, true_label: int, predicted_label: int) -> None:
         if self.result is None:
@@ -532,6 +556,14 @@ class EvaluationPage(QWidget):
         """Opens an image (or folder) with the desktop's viewer; a method so tests can replace it."""
         QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.abspath(path)))
 
+    def _open(self, gallery: Gallery, path: str) -> None:
+        """An image opens with its heatmaps while Why? is on; a folder (or Why? off) on the desktop."""
+        item = next((item for item in gallery.items() if item.path == path), None)
+        if not self.why_button.isChecked() or item is None:
+            self.open_image(path)
+            return
+        self.viewer.show_image(path, item.explain, item.explain_labels, item.title)
+
     def show_error(self, title: str, message: str, details: str = "") -> None:
         """A window-modal message box that does not block the event loop; tests replace it."""
         box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
@@ -544,3 +576,5 @@ class EvaluationPage(QWidget):
     def shutdown(self) -> None:
         self.stop()
         self.mistakes.shutdown()
+        self.explanations.stop()
+        self.viewer.shutdown()

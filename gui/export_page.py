@@ -1,5 +1,6 @@
-"""The Export tab: write the open model as .keras, TensorFlow SavedModel and TFLite (float32 and
-quantised), each with labels.txt, into a folder; the conversion runs on the model thread."""
+"""The Export tab: write the open model as .keras, TensorFlow SavedModel, TFLite (float32 and
+quantised) and ONNX, each with labels.txt, into a folder; the conversion runs on the model thread.
+Where tf2onnx is missing (a standalone build without it), the ONNX row says so and stays off."""
 
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ from gui.model_bar import MessageBanner, ModelBar
 from gui.model_worker import JobHandle, ModelInfo, ModelService
 from gui.text import escape
 
-# (format of core.modeling.export.FORMATS, name, what it is for); kept here so the window never
-# imports core.modeling.export (and with it TensorFlow) before a model is exported.
+# (format of core.modeling.export.FORMATS, name, what it is for): what the window says about each.
+# core.modeling.export imports TensorFlow (and tf2onnx) only inside its functions.
 EXPORT_FORMATS = (
     ("keras", "Keras (.keras)", "The model as trained: open it again in FitStudio or in Keras 3."),
     (
@@ -51,7 +52,21 @@ EXPORT_FORMATS = (
         "TensorFlow Lite, quantised",
         "Dynamic-range quantised weights: about 4 times smaller, answers very close to the model's.",
     ),
+    (
+        "onnx",
+        "ONNX (.onnx)",
+        "For ONNX Runtime, OpenVINO, TensorRT, C# and Java programs (opset 17). Converting a "
+        "pretrained model takes up to a minute.",
+    ),
 )
+
+
+def unavailable_formats() -> dict[str, str]:
+    """format -> why this program cannot write it (ONNX without tf2onnx); TensorFlow is not loaded."""
+    from core.modeling.export import onnx_available
+
+    problem = onnx_available()
+    return {"onnx": problem} if problem else {}
 
 
 @dataclass(frozen=True)
@@ -119,11 +134,14 @@ class ExportPage(QWidget):
         grid = QGridLayout(formats)
         grid.setColumnStretch(1, 1)
         grid.setVerticalSpacing(10)
+        self.unavailable = unavailable_formats()
         for row, (fmt, title, description) in enumerate(EXPORT_FORMATS):
             check = QCheckBox(title)
-            check.setChecked(True)
+            check.setChecked(fmt not in self.unavailable)
             check.toggled.connect(lambda _on: self._update_buttons())
             self.checks[fmt] = check
+            if fmt in self.unavailable:
+                description = f"Unavailable in this program: {self.unavailable[fmt]}"
             label = QLabel(description)
             label.setObjectName("sectionHint")
             label.setWordWrap(True)
@@ -216,8 +234,8 @@ class ExportPage(QWidget):
         self.export_button.setToolTip(
             "" if ready else "Open a model first" if self.service.info is None else "Busy with the model…"
         )
-        for check in self.checks.values():
-            check.setEnabled(not self.is_running)
+        for fmt, check in self.checks.items():
+            check.setEnabled(not self.is_running and fmt not in self.unavailable)
         self.folder.setEnabled(not self.is_running)
         self.open_button.setEnabled(any(not f.error for f in self.written))
 

@@ -5,6 +5,9 @@ the model gets, so a transparent PNG shows white and a 16-bit scan grey) on a wo
 (gui.worker.run_in_thread), only when a card is first painted, in small batches; the GUI thread
 turns the returned arrays into pixmaps and keeps them in a bounded cache. Double click (or Enter)
 emits `open_requested(path)`.
+
+With `show_heatmaps(True)` and a heatmap loader (gui.heatmaps.HeatmapLoader), each card shows the
+heatmap overlay of every class its item names in `explain`, side by side, instead of the thumbnail.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from gui.worker import run_in_thread
 
 THUMBNAIL_SIZE = 120
 ITEM_ROLE = Qt.ItemDataRole.UserRole + 1
+HEATMAP_ROLE = Qt.ItemDataRole.UserRole + 2
 BATCH = 24
 CACHE_LIMIT = 3000
 
@@ -55,6 +59,8 @@ class GalleryItem:
     tooltip: str = ""
     accent: str = ""  # the card's border colour; "" for the neutral one
     data: object = field(default=None, compare=False)  # what the page wants back (an ImageResult...)
+    explain: tuple[int, ...] = ()  # the classes whose heatmaps the card shows in heatmap mode
+    explain_labels: tuple[str, ...] = ()  # a caption for each
 
 
 def load_thumbnails(
@@ -155,9 +161,15 @@ class GalleryModel(QAbstractListModel):
     def __init__(self, loader: ThumbnailLoader, parent: QObject | None = None):
         super().__init__(parent)
         self.loader = loader
+        self.heatmaps = None  # a gui.heatmaps.HeatmapLoader, when the page offers heatmaps
+        self.heatmaps_shown = False
         self.items: list[GalleryItem] = []
         self._rows: dict[str, list[int]] = {}
         loader.loaded.connect(self._thumbnail_loaded)
+
+    def set_heatmap_loader(self, heatmaps) -> None:
+        self.heatmaps = heatmaps
+        heatmaps.loaded.connect(self._heatmap_loaded)
 
     def set_items(self, items: list[GalleryItem]) -> None:
         self.beginResetModel()
@@ -183,12 +195,30 @@ class GalleryModel(QAbstractListModel):
             return item.tooltip or item.path
         if role == ITEM_ROLE:
             return item
+        if role == HEATMAP_ROLE:
+            return self._heatmaps(item)
         return None
+
+    def _heatmaps(self, item: GalleryItem) -> list[QPixmap] | str | None:
+        """The item's heatmap overlays; "failed" or "waiting" while there are none; None when the
+        gallery shows thumbnails."""
+        if not (self.heatmaps_shown and self.heatmaps is not None and item.explain):
+            return None
+        pixmaps = self.heatmaps.get(item.path, item.explain)
+        if pixmaps is None:
+            return "failed" if self.heatmaps.failed(item.path, item.explain) else "waiting"
+        return pixmaps
 
     def _thumbnail_loaded(self, path: str) -> None:
         for row in self._rows.get(path, ()):
             index = self.index(row)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+    def _heatmap_loaded(self, path: str) -> None:
+        if self.heatmaps_shown:
+            for row in self._rows.get(path, ()):
+                index = self.index(row)
+                self.dataChanged.emit(index, index, [HEATMAP_ROLE])
 
 
 class GalleryDelegate(QStyledItemDelegate):
@@ -199,10 +229,12 @@ class GalleryDelegate(QStyledItemDelegate):
     def __init__(self, thumbnail_size: int, bars: int, parent: QObject | None = None):
         super().__init__(parent)
         self.thumb, self.bars = thumbnail_size, bars
+        self.columns = 1  # images side by side: the heatmaps of two classes make a card wider
 
     def sizeHint(self, option, index) -> QSize:
         height = self.PAD + self.thumb + 4 + self.TITLE_H + self.bars * (self.BAR_H + self.BAR_GAP) + self.PAD
-        return QSize(self.thumb + 2 * self.PAD + 16, height)
+        width = self.columns * self.thumb + (self.columns - 1) * self.PAD
+        return QSize(width + 2 * self.PAD + 16, height)
 
     def paint(self, painter: QPainter, option, index: QModelIndex) -> None:
         item: GalleryItem | None = index.data(ITEM_ROLE)
@@ -219,7 +251,11 @@ class GalleryDelegate(QStyledItemDelegate):
         painter.drawRoundedRect(card, 6, 6)
         inner = card.adjusted(self.PAD, self.PAD, -self.PAD, -self.PAD)
         image_rect = QRect(inner.left(), inner.top(), inner.width(), self.thumb)
-        self._paint_thumbnail(painter, image_rect, index, item)
+        heatmaps = index.data(HEATMAP_ROLE)
+        if heatmaps is None:
+            self._paint_thumbnail(painter, image_rect, index, item)
+        else:
+            self._paint_heatmaps(painter, image_rect, heatmaps, item, option.font)
         y = image_rect.bottom() + 5
         font = QFont(option.font)
         font.setBold(True)
@@ -264,6 +300,45 @@ class GalleryDelegate(QStyledItemDelegate):
         failed = isinstance(model, GalleryModel) and model.loader.failed(item.path)
         painter.setPen(QColor(RED if failed else GREY))
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "cannot show" if failed else "loading…")
+
+    def _paint_heatmaps(
+        self, painter: QPainter, rect: QRect, heatmaps, item: GalleryItem, font: QFont
+    ) -> None:
+        """One cell per explained class: its heatmap overlay with the class as a caption below."""
+        count = len(item.explain)
+        width = (rect.width() - (count - 1) * self.PAD) // count
+        small = QFont(font)
+        small.setPointSizeF(max(6.5, font.pointSizeF() * 0.8))
+        caption_height = QFontMetrics(small).height() + 2
+        for column in range(count):
+            cell = QRect(rect.left() + column * (width + self.PAD), rect.top(), width, rect.height())
+            picture = cell.adjusted(0, 0, 0, -caption_height)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor("#f2f4f7"))
+            painter.drawRoundedRect(picture, 4, 4)
+            if isinstance(heatmaps, list) and column < len(heatmaps):
+                self._paint_centred(painter, picture, heatmaps[column])
+            else:
+                failed = heatmaps == "failed"
+                painter.setPen(QColor(RED if failed else GREY))
+                text = "no heatmap" if failed else "computing…"
+                painter.drawText(picture, Qt.AlignmentFlag.AlignCenter, text)
+            caption = item.explain_labels[column] if column < len(item.explain_labels) else ""
+            painter.setFont(small)
+            painter.setPen(QColor("#344054"))
+            painter.drawText(
+                QRect(cell.left(), picture.bottom() + 2, cell.width(), caption_height),
+                Qt.AlignmentFlag.AlignCenter,
+                QFontMetrics(small).elidedText(caption, Qt.TextElideMode.ElideRight, cell.width()),
+            )
+
+    @staticmethod
+    def _paint_centred(painter: QPainter, rect: QRect, pixmap: QPixmap) -> None:
+        scaled = pixmap.scaled(
+            rect.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
+        left = rect.left() + (rect.width() - scaled.width()) // 2
+        painter.drawPixmap(QPoint(left, rect.top() + (rect.height() - scaled.height()) // 2), scaled)
 
     def _paint_bar(self, painter: QPainter, rect: QRect, bar: Bar, font: QFont) -> None:
         painter.setPen(Qt.PenStyle.NoPen)
@@ -321,14 +396,45 @@ class Gallery(QListView):
         self.customContextMenuRequested.connect(self._context_menu)
         self.doubleClicked.connect(self._activated)
         self.placeholder = placeholder
+        self._heatmap_columns = 1
         self.drop_target = False  # when empty, draw the placeholder as a place to drop files
         self.selectionModel().currentChanged.connect(
             lambda index, _old: self.item_selected.emit(index.data(ITEM_ROLE) if index.isValid() else None)
         )
 
     def set_items(self, items: list[GalleryItem]) -> None:
+        if self.gallery_model.heatmaps is not None:
+            self.gallery_model.heatmaps.clear_pending()
         self.gallery_model.set_items(items)
         self.scrollToTop()
+        self.viewport().update()
+
+    def set_heatmap_loader(self, heatmaps, columns: int = 1) -> None:
+        """Lets the cards show heatmaps from `heatmaps` (a gui.heatmaps.HeatmapLoader); `columns`:
+        how many side by side a card has room for."""
+        self.gallery_model.set_heatmap_loader(heatmaps)
+        self._heatmap_columns = columns
+
+    @property
+    def heatmaps_shown(self) -> bool:
+        return self.gallery_model.heatmaps_shown
+
+    def show_heatmaps(self, shown: bool) -> None:
+        """Heatmap overlays (computed as cards come into view) instead of thumbnails, or back."""
+        model = self.gallery_model
+        if model.heatmaps is None or shown == model.heatmaps_shown:
+            return
+        model.heatmaps_shown = shown
+        if not shown:
+            model.heatmaps.clear_pending()
+        delegate = self.itemDelegate()
+        delegate.columns = self._heatmap_columns if shown else 1
+        # The cards change size: a reset makes the view measure them again (uniform sizes are cached).
+        current = self.currentIndex().row()
+        model.beginResetModel()
+        model.endResetModel()
+        if current >= 0:
+            self.setCurrentIndex(model.index(current))
         self.viewport().update()
 
     def items(self) -> list[GalleryItem]:

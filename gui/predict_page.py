@@ -2,6 +2,8 @@
 
 Prediction runs on the model thread (core.modeling.prediction.predict). Results accumulate until Clear; the
 same file added twice keeps its latest answer. Files that cannot be read are listed with the reason.
+"Why?" shows, instead of each thumbnail, the heatmap of the top class over the image (computed on the
+model thread, gui.heatmaps), and opens images in a viewer with their heatmap.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.gallery import BLUE, GREY, Bar, Gallery, GalleryItem
+from gui.heatmaps import WHY_TOOLTIP, HeatmapLoader, HeatmapViewer
 from gui.model_bar import MessageBanner, ModelBar
 from gui.model_worker import JobHandle, ModelInfo, ModelService
 from gui.text import escape
@@ -79,7 +82,15 @@ class PredictPage(QWidget):
             "with the open model.",
         )
         self.gallery.drop_target = True
-        self.gallery.open_requested.connect(lambda path: self.open_image(path))
+        self.gallery.open_requested.connect(self._open)
+        self.heatmaps = HeatmapLoader(service, parent=self)
+        self.heatmaps.problem.connect(self._heatmap_problem)
+        self.gallery.set_heatmap_loader(self.heatmaps)
+        self.why_button = QPushButton("Why?")
+        self.why_button.setCheckable(True)
+        self.why_button.setToolTip(WHY_TOOLTIP)
+        self.why_button.toggled.connect(self.gallery.show_heatmaps)
+        self.viewer = HeatmapViewer(service, self)
         self.skipped_table = QTableWidget(0, 2)
         self._build_layout()
         service.loaded.connect(self._on_model_loaded)
@@ -95,11 +106,15 @@ class PredictPage(QWidget):
         bar.addWidget(self.progress)
         bar.addSpacing(12)
         bar.addWidget(self.summary, 1)
+        bar.addWidget(self.why_button)
         bar.addWidget(self.clear_button)
         bar.addWidget(self.csv_button)
         results = QGroupBox("Predictions")
         results_layout = QVBoxLayout(results)
-        hint = QLabel(f"Each image with its top {TOP_K} classes. Double click an image to open it.")
+        hint = QLabel(
+            f"Each image with its top {TOP_K} classes. Double click an image to open it; Why? shows "
+            "where the model looked."
+        )
         hint.setObjectName("sectionHint")
         results_layout.addWidget(hint)
         results_layout.addWidget(self.gallery, 1)
@@ -143,6 +158,7 @@ class PredictPage(QWidget):
         self.stop_button.setVisible(self.is_running)
         self.stop_button.setEnabled(self.is_running and not self.job.cancel_requested)
         self.clear_button.setEnabled(not self.is_running and bool(self.predictions or self.skipped))
+        self.why_button.setEnabled(bool(self.predictions) or self.why_button.isChecked())
         self.csv_button.setEnabled(not self.is_running and bool(self.predictions))
 
     def _update_summary(self) -> None:
@@ -315,7 +331,11 @@ class PredictPage(QWidget):
             f"<b>{escape(os.path.basename(prediction.path))}</b><br>{lines}<br>"
             f"<span style='color:#667085'>{escape(prediction.path)}</span>"
         )
-        return GalleryItem(prediction.path, os.path.basename(prediction.path), bars, tooltip, data=prediction)
+        top_class = int(prediction.probabilities.argmax())
+        return GalleryItem(
+            prediction.path, os.path.basename(prediction.path), bars, tooltip, data=prediction,
+            explain=(top_class,), explain_labels=(f"why {top[0][0]}",),
+        )
 
     def clear(self) -> None:
         if self.is_running:
@@ -357,6 +377,20 @@ class PredictPage(QWidget):
         """Opens an image with the desktop's viewer; a method so tests can replace it."""
         QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.abspath(path)))
 
+    def _open(self, path: str) -> None:
+        """An image opens with its heatmap while Why? is on; a folder (or Why? off) on the desktop."""
+        item = next((item for item in self.gallery.items() if item.path == path), None)
+        if not self.why_button.isChecked() or item is None:
+            self.open_image(path)
+            return
+        top_name, probability = item.data.top_k(1)[0]
+        self.viewer.show_image(path, item.explain, item.explain_labels, f"{top_name} ({probability:.1%})")
+
+    def _heatmap_problem(self, message: str) -> None:
+        self.banner.show_message(f"No heatmaps: {escape(message)}")
+
     def shutdown(self) -> None:
         self.stop()
         self.gallery.shutdown()
+        self.heatmaps.stop()
+        self.viewer.shutdown()

@@ -1,4 +1,5 @@
-"""The Export tab with a real tiny model: every format written, with labels.txt, listed with its size."""
+"""The Export tab with a real tiny model: every format written, with labels.txt, listed with its size;
+ONNX says so where this program cannot write it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
 from trained_model import tiny_run
 
 from core.runs.run_folder import read_labels
@@ -16,7 +18,7 @@ def run(tmp_path_factory):
     return tiny_run(tmp_path_factory)
 
 
-def test_export_writes_all_four_formats(make_window, qtbot, run, tmp_path, screenshot):
+def test_export_writes_all_five_formats(make_window, qtbot, run, tmp_path, screenshot):
     window = make_window()
     page = window.export
     window.tabs.setCurrentWidget(page)
@@ -26,17 +28,19 @@ def test_export_writes_all_four_formats(make_window, qtbot, run, tmp_path, scree
     assert page.folder.path() == os.path.join(os.path.normpath(run.run_dir), "export")  # the default
     out = tmp_path / "exported"
     page.folder.set_path(str(out))
-    assert page.selected_formats() == ["keras", "savedmodel", "tflite", "tflite-quant"]
-    with qtbot.waitSignal(page.export_done, timeout=120_000) as blocker:
+    assert page.selected_formats() == ["keras", "savedmodel", "tflite", "tflite-quant", "onnx"]
+    with qtbot.waitSignal(page.export_done, timeout=150_000) as blocker:
         qtbot.mouseClick(page.export_button, Qt.MouseButton.LeftButton)
         assert not page.export_button.isEnabled() and not page.model_bar.combo.isEnabled()
     assert blocker.args == [True], page.banner.text()
-    expected = {"model.keras", "saved_model", "model.tflite", "model_quant.tflite", "labels.txt"}
-    assert set(os.listdir(out)) == expected
+    assert set(os.listdir(out)) == {
+        "model.keras", "saved_model", "model.tflite", "model_quant.tflite", "model.onnx", "labels.txt"
+    }
     assert read_labels(str(out / "labels.txt")) == ["blue", "green", "red"]
-    assert [item.fmt for item in page.written] == ["keras", "savedmodel", "tflite", "tflite-quant", "labels"]
+    formats = [item.fmt for item in page.written]
+    assert formats == ["keras", "savedmodel", "tflite", "tflite-quant", "onnx", "labels"]
     assert all(item.size > 0 and not item.error for item in page.written)
-    assert page.table.rowCount() == 5
+    assert page.table.rowCount() == 6
     assert page.table.item(2, 1).text() == str(out / "model.tflite")
     quantised, full = page.written[3].size, page.written[2].size
     assert quantised < full  # dynamic-range quantisation shrinks the weights
@@ -46,6 +50,18 @@ def test_export_writes_all_four_formats(make_window, qtbot, run, tmp_path, scree
     page.open_folder = opened.append
     qtbot.mouseClick(page.open_button, Qt.MouseButton.LeftButton)
     assert opened == [str(out)]
+
+
+def test_without_tf2onnx_the_onnx_row_says_why_and_stays_off(make_window, monkeypatch):
+    import core.modeling.export as export
+
+    monkeypatch.setattr(export, "onnx_available", lambda: "tf2onnx is not part of this program.")
+    page = make_window().export
+    check = page.checks["onnx"]
+    assert not check.isChecked() and not check.isEnabled()
+    assert "onnx" not in page.selected_formats()
+    labels = [label.text() for label in page.findChildren(QLabel)]
+    assert "Unavailable in this program: tf2onnx is not part of this program." in labels
 
 
 def test_export_into_an_unwritable_place_shows_the_error(make_window, qtbot, run, tmp_path):
