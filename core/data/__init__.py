@@ -1,6 +1,7 @@
 """Data: folder-per-class datasets from disk to batches. Scanning and checking files (`dataset`),
 decoding one image to the model's input (`images`), and the batch streams with their decoded-image
-caches that feed `fit`, `evaluate` and `predict` (`pipeline`).
+caches that feed `fit`, `evaluate` and `predict` (`pipeline`), and the fingerprint and manifest of
+the data a run trained on (`fingerprint`).
 
 May import the core base modules (errors, paths, config, events, files) and nothing else of core:
 models, runs and training build on data, never the other way round.
