@@ -2,7 +2,9 @@
 
     python main.py                        open the window on the bundled demo dataset
     python main.py inspect DIR [--json]   check a dataset folder
-    python main.py train [options]        train without the window (--resume RUN continues one)
+    python main.py train [options]        train without the window (--resume RUN continues one,
+                                          --like RUN repeats one with any flag changed)
+    python main.py runs [--out DIR] [--json]   list the runs kept in the output folders
     python main.py evaluate|predict|export --model RUN ...   use a trained model
     python main.py cache --info|--clear   show or empty the disk cache of decoded images
     python main.py doctor --train DIR [--val DIR] [--json]   duplicates, leaks, imbalance, label errors

@@ -87,6 +87,8 @@ class RunsPage(QWidget):
         self.runs: dict[str, RunInfo] = {}
         self.histories: dict[str, list[dict[str, float]]] = {}
         self.colours: dict[str, str] = {}  # of the selected runs
+        self._differing: list[str] = []  # the settings columns shown
+        self._row_of: dict[str, int] = {}  # run_dir -> row of the model
         self.trashed: list[list[tuple[str, str]]] = []  # undo stack: batches of (folder, where in the trash)
         self._listing = self._list_again = False
         self._reading_curves = self._curves_again = False
@@ -161,7 +163,10 @@ class RunsPage(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setResizeContentsPrecision(100)  # fit columns to the first rows, not to a thousand
+        header.setStretchLastSection(True)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
 
     def _build_actions(self) -> None:
@@ -253,7 +258,7 @@ class RunsPage(QWidget):
             self._list_again = True
             return
         self._listing = True
-        run_in_thread(self.index.list, self.folders(), on_result=self._show_runs, on_error=self._not_listed,
+        run_in_thread(self.index.list, self.folders(), on_result=self.show_runs, on_error=self._not_listed,
                       on_done=self._listed, name="FitStudio runs index")
 
     def _not_listed(self, message: str, _details: str) -> None:
@@ -268,16 +273,18 @@ class RunsPage(QWidget):
             self._list_again = False
             self.refresh()
 
-    def _show_runs(self, infos: list[RunInfo]) -> None:
+    def show_runs(self, infos: list[RunInfo]) -> None:
         if not shiboken6.isValid(self):
             return
-        selected = self.selected_run_dirs()
-        self.runs = {info.run_dir: info for info in infos}
-        selection = self.table.selectionModel()
-        blocked = selection.blockSignals(True)  # the rows go and come back: one change, not two
-        self._fill_table(infos)
-        self._select(selected)
-        selection.blockSignals(blocked)
+        previous, self.runs = self.runs, {info.run_dir: info for info in infos}
+        differing = [name for name in differing_settings(infos) if name not in NOT_SETTING_COLUMNS]
+        if self._row_of.keys() == self.runs.keys() and differing == self._differing:
+            # The same rows (a poll while a run trains): only the runs that changed are redrawn.
+            for info in infos:
+                if previous.get(info.run_dir) != info:
+                    self._set_row(self._row_of[info.run_dir], info)
+        else:
+            self._fill_table(infos, differing)
         running = any(info.status == "running" for info in infos)
         if (running or self._watching) and self.isVisible():
             self.poll.start()
@@ -286,16 +293,29 @@ class RunsPage(QWidget):
         self._selection_changed()
         self.runs_listed.emit(len(infos))
 
-    def _fill_table(self, infos: list[RunInfo]) -> None:
-        differing = [name for name in differing_settings(infos) if name not in NOT_SETTING_COLUMNS]
-        self.table.setUpdatesEnabled(False)
-        self.model.removeRows(0, self.model.rowCount())
-        self.model.setColumnCount(len(BASE_COLUMNS) + len(differing))
-        self.model.setHorizontalHeaderLabels([*BASE_COLUMNS, *differing])
+    def _fill_table(self, infos: list[RunInfo], differing: list[str]) -> None:
+        """A new model, filled before the proxy sees it (so it sorts once, not once per row); the
+        selection is kept."""
+        selected = self.selected_run_dirs()
+        model = QStandardItemModel(0, len(BASE_COLUMNS) + len(differing), self)
+        model.setHorizontalHeaderLabels([*BASE_COLUMNS, *differing])
         for info in infos:
-            self.model.appendRow(_row(info, differing))
-        self.table.setUpdatesEnabled(True)
+            model.appendRow(_row(info, differing))
+        self._differing = differing
+        self._row_of = {info.run_dir: row for row, info in enumerate(infos)}
+        selection = self.table.selectionModel()
+        blocked = selection.blockSignals(True)  # the rows go and come back: one change, not two
+        old, self.model = self.model, model
+        self.proxy.setSourceModel(model)
+        old.deleteLater()
+        self._select(selected)
+        selection.blockSignals(blocked)
+        self.table.resizeColumnsToContents()
         self._count()
+
+    def _set_row(self, row: int, info: RunInfo) -> None:
+        for column, item in enumerate(_row(info, self._differing)):
+            self.model.setItem(row, column, item)
 
     def _filter(self, text: str) -> None:
         self.proxy.setFilterFixedString(text)

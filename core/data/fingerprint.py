@@ -105,7 +105,7 @@ def compare(earlier: dict[str, Any], now: dict[str, Any]) -> list[DataChanges]:
 
 
 def write_manifest(path: str, manifest: dict[str, Any]) -> None:
-    """Gzipped compact JSON (tens of bytes per image); written to a temporary name, then renamed."""
+    """Gzipped compact JSON (tens of bytes per image), written atomically (core.files)."""
     data = gzip.compress(json.dumps(manifest, separators=(",", ":")).encode("utf-8"), mtime=0)
 
     def write(target: str) -> None:

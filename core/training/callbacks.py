@@ -17,8 +17,9 @@ only epochs whose logs are not empty (`finished(logs)`).
 
 Adding a concern: write a RunCallback (or use a Keras one) and add one line to `_Run._callbacks`;
 if it keeps state or reports, add it to `_Run._stateful` too. Its state keys go into the
-checkpoint's `extra` and come back through `set_state` on resume. For example a TensorBoard writer
-is `keras.callbacks.TensorBoard` placed after HistoryRecorder; a fine-tune switch at epoch N is a
+checkpoint's `extra` and come back through `set_state` on resume. For example the TensorBoard
+writer (core.training.tensorboard.TensorBoardLog) is placed after HistoryRecorder and writes its
+rows; a fine-tune switch at epoch N is a
 RunCallback whose `on_epoch_begin` unfreezes the base; "only the chief writes" under a distribution
 strategy leaves CheckpointSaver and ReportProgress out of the list on the other workers.
 """
