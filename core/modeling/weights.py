@@ -145,13 +145,13 @@ def download_weights(
     target = cached_weights_path(model, image_size)
     emit = on_event or _ignore
     progress = _ProgressReporter(emit, os.path.basename(target), url)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
 
     def fetch_and_check(partial: str) -> None:
         _fetch(url, partial, progress, cancel or threading.Event(), timeout)
         check_weight_file(partial, model, image_size, shown_as=url)
 
     try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
         files.write_atomic(target, fetch_and_check)
     except OSError as exc:  # the cache folder is not writable, the disk is full
         raise WeightsError(f"could not write {target}: {exc}") from None
@@ -166,13 +166,13 @@ def import_weights(source: str, model: str, image_size: int) -> str:
     if not os.path.isfile(source):
         raise WeightsError(f"{source} is not a file.")
     target = cached_weights_path(model, image_size)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
 
     def copy_and_check(partial: str) -> None:
         shutil.copyfile(source, partial)
         check_weight_file(partial, model, image_size, shown_as=source)
 
     try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
         files.write_atomic(target, copy_and_check)
     except OSError as exc:
         raise WeightsError(f"Could not copy {source} to {target}: {exc}") from None

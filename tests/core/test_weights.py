@@ -2,6 +2,7 @@
 every way a network can, cancelling a download, importing a file, and runs on cached and on downloaded
 weights."""
 
+import io
 import os
 import shutil
 import threading
@@ -107,14 +108,17 @@ def test_a_run_uses_the_weights_in_the_keras_cache(keras_home, tmp_path, tmp_pat
 
 
 def test_cli_train_downloads_from_the_mirror_in_the_environment(keras_home, mirror, tmp_path, monkeypatch,
-                                                                capsys, tmp_path_factory):
+                                                                tmp_path_factory):
     monkeypatch.setenv(WEIGHTS_URL_ENV, mirror.url("good"))
     train_dir = make_class_folders(str(tmp_path / "train"), {"blue": 3, "red": 3}, size=MOBILENET_IMAGE_SIZE)
     out = str(tmp_path / "runs")
-    code = fitstudio.main(["train", "--train", train_dir, "--val", train_dir, "--model", "mobilenetv2",
-                           "--image-size", str(MOBILENET_IMAGE_SIZE), "--epochs", "1", "--batch-size", "6",
-                           "--out", out])
-    printed = capsys.readouterr().out
+    args = fitstudio.build_parser().parse_args([
+        "train", "--train", train_dir, "--val", train_dir, "--model", "mobilenetv2",
+        "--image-size", str(MOBILENET_IMAGE_SIZE), "--epochs", "1", "--batch-size", "6", "--out", out,
+    ])
+    terminal = io.StringIO()
+    code = args.handler(args, terminal)
+    printed = terminal.getvalue()
     assert code == 0, printed
     url = mirror.url("good") + FILE_NAME
     assert f"Downloading {url}" in printed and f"Downloaded {FILE_NAME}" in printed
@@ -242,3 +246,12 @@ def test_stop_during_the_download_ends_the_run_before_training(keras_home, mirro
     assert result.status == "cancelled" and result.epochs_completed == 0
     assert not os.path.exists(os.path.join(result.run_dir, "last.keras"))
     assert cache_contents(keras_home) == []
+
+
+def test_a_cache_folder_that_cannot_be_made_falls_back_with_a_clear_message(tmp_path, monkeypatch, mirror):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("KERAS_HOME", str(blocker / "keras"))  # its folder would have to be inside a file
+    monkeypatch.setenv(OFFLINE_ENV, "0")
+    weights = obtain_weights("mobilenetv2", MOBILENET_IMAGE_SIZE, mirror.url("good"))
+    assert weights.path is None and weights.problem.startswith("could not write")
