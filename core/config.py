@@ -131,21 +131,6 @@ class TrainingConfig:
             raise ConfigError("decode_threads and cache_memory_mb must be 0 (automatic) or more.")
         if self.cache_disk_mb < 0:
             raise ConfigError("cache_disk_mb must be 0 (keep nothing on disk between runs) or more.")
-        return self
-
-    def _validate_fine_tuning(self) -> None:
-        if not self.fine_tune_after:
-            return
-        if self.model not in PRETRAINED_MODELS:
-            raise ConfigError(
-                f"Fine-tuning unfreezes a pretrained backbone, which {self.model} has not: choose "
-                f"{' or '.join(PRETRAINED_MODELS)}, or turn fine-tuning off."
-            )
-        if self.fine_tune_after >= self.epochs:
-            raise ConfigError(
-                f"Fine-tuning starts after epoch {self.fine_tune_after}, but the run has {self.epochs} "
-                f"epochs: train more epochs, or start fine-tuning earlier."
-            )
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}.")
         parse_gpus(self.gpus)
@@ -165,6 +150,20 @@ class TrainingConfig:
                 f"make it at least {self.workers}."
             )
         return self
+
+    def _validate_fine_tuning(self) -> None:
+        if not self.fine_tune_after:
+            return
+        if self.model not in PRETRAINED_MODELS:
+            raise ConfigError(
+                f"Fine-tuning unfreezes a pretrained backbone, which {self.model} has not: choose "
+                f"{' or '.join(PRETRAINED_MODELS)}, or turn fine-tuning off."
+            )
+        if self.fine_tune_after >= self.epochs:
+            raise ConfigError(
+                f"Fine-tuning starts after epoch {self.fine_tune_after}, but the run has {self.epochs} "
+                f"epochs: train more epochs, or start fine-tuning earlier."
+            )
 
     @property
     def distributed(self) -> bool:
