@@ -131,6 +131,7 @@ class TrainingConfig:
             raise ConfigError("decode_threads and cache_memory_mb must be 0 (automatic) or more.")
         if self.cache_disk_mb < 0:
             raise ConfigError("cache_disk_mb must be 0 (keep nothing on disk between runs) or more.")
+        self._validate_placement()
         return self
 
     def _validate_fine_tuning(self) -> None:
@@ -146,6 +147,9 @@ class TrainingConfig:
                 f"Fine-tuning starts after epoch {self.fine_tune_after}, but the run has {self.epochs} "
                 f"epochs: train more epochs, or start fine-tuning earlier."
             )
+
+    def _validate_placement(self) -> None:
+        """Precision, GPUs and Ray workers."""
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}.")
         parse_gpus(self.gpus)
@@ -164,7 +168,6 @@ class TrainingConfig:
                 f"The batch size ({self.batch_size}) is split across the {self.workers} workers: "
                 f"make it at least {self.workers}."
             )
-        return self
 
     @property
     def distributed(self) -> bool:
