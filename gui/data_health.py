@@ -47,7 +47,7 @@ from PySide6.QtWidgets import (
 from core.data import fixes
 from core.errors import FitStudioError
 from core.events import CheckProgress
-from gui.gallery import GREEN, RED, Bar, Gallery, GalleryItem
+from gui.gallery import GREEN, ITEM_ROLE, RED, Bar, Gallery, GalleryItem
 from gui.worker import start_worker
 
 CHECKS = ("duplicates", "leaks", "label_issues", "outliers", "imbalance", "unreadable")
@@ -203,6 +203,7 @@ class DataHealthView(QDialog):
         self.report = None
         self.findings: dict[str, list[Finding]] = {check: [] for check in CHECKS}
         self._worker: CheckWorker | None = None
+        self.current_check = CHECKS[0]
         self._build_widgets()
         self._build_layout()
         self._show_actions()
@@ -422,7 +423,7 @@ class DataHealthView(QDialog):
 
     def selected_path(self) -> str | None:
         """The image the buttons act on: the one picked in the gallery, or a finding's only image."""
-        item = self.gallery.currentIndex().data(Qt.ItemDataRole.UserRole + 1)
+        item = self.gallery.currentIndex().data(ITEM_ROLE)
         if item is not None:
             return item.path
         finding = self.selected_finding()
@@ -532,7 +533,7 @@ class DataHealthView(QDialog):
         self.dataset_changed.emit()
 
     def _selected_move(self) -> tuple[str, fixes.Move] | None:
-        item = self.moves_list.currentItem() if hasattr(self, "moves_list") else None
+        item = self.moves_list.currentItem()
         entry = item.data(FINDING_ROLE) if item is not None else None
         return entry if entry is not None and not entry[1].undone else None
 

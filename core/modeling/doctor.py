@@ -125,7 +125,7 @@ def check_dataset(
     steps.begin("Comparing images")
     report.duplicates = [
         dataclasses.replace(group, split=split)
-        for split in files.splits()
+        for split in files.split_names
         for group in find_duplicates(files.prints_of(split), steps.cancel)
     ]
     if val_dir:
@@ -143,26 +143,23 @@ class _ReadFiles:
     """The readable images of both splits, training first, with their fingerprints."""
 
     class_names: list[str]
+    split_names: list[str]  # ["train"] or ["train", "val"]
     paths: list[str]
     labels: np.ndarray
-    split: list[str]  # "train" or "val" per image
+    split: list[str]  # the split of each image
     prints: list[Fingerprint]
     small: np.ndarray  # 32 px copies for the quick model
     skipped: list[SkippedFile]
-
-    def splits(self) -> list[str]:
-        return sorted(set(self.split), key=["train", "val"].index)
 
     def prints_of(self, split: str) -> list[Fingerprint]:
         return [p for p, s in zip(self.prints, self.split, strict=True) if s == split]
 
     def counts_by_split(self) -> dict[str, dict[str, int]]:
         counts = {}
-        for split in ("train", "val"):
-            labels = self.labels[[s == split for s in self.split]] if self.split else self.labels[:0]
-            if split == "train" or len(labels):
-                per_class = np.bincount(labels, minlength=len(self.class_names))
-                counts[split] = {name: int(n) for name, n in zip(self.class_names, per_class, strict=True)}
+        for name in self.split_names:
+            in_split = np.array([s == name for s in self.split], dtype=bool)
+            per_class = np.bincount(self.labels[in_split], minlength=len(self.class_names))
+            counts[name] = {c: int(n) for c, n in zip(self.class_names, per_class, strict=True)}
         return counts
 
 
@@ -189,8 +186,9 @@ def _read(train_dir: str, val_dir: str | None, steps: _Steps) -> _ReadFiles:
     keep = np.array([p is not None for p in prints], dtype=bool)
     return _ReadFiles(
         class_names=train.class_names,
+        split_names=[name for name, _ in sets],
         paths=[p for p, k in zip(paths, keep, strict=True) if k],
-        labels=labels[keep] if len(labels) else labels,
+        labels=labels[keep],
         split=[s for s, k in zip(split, keep, strict=True) if k],
         prints=[p for p in prints if p is not None],
         small=small[keep],
