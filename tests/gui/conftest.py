@@ -258,7 +258,6 @@ def make_window(qtbot, qapp, store, tmp_path):
     from gui.main_window import MainWindow
 
     style_application(qapp)  # screenshots look like the real app
-    windows = []
 
     def make(train_fn=None, config: TrainingConfig | None = None, device_fn=lambda: "CPU only (test)",
              inspect_fn=None):
@@ -270,18 +269,20 @@ def make_window(qtbot, qapp, store, tmp_path):
         if inspect_fn is not None:
             kwargs["inspect_fn"] = inspect_fn
         window = MainWindow(store=store, device_fn=device_fn, **kwargs)
-        qtbot.addWidget(window)
+        # pytest-qt closes and deletes its widgets before fixtures tear down: the window must have
+        # finished closing (a close waits for running jobs) before it is deleted.
+        qtbot.addWidget(window, before_close_func=close_and_wait)
         window.show()
         qtbot.waitExposed(window)
         qtbot.waitUntil(lambda: not window.training.data.is_scanning(), timeout=10_000)
-        windows.append(window)
         return window
 
-    yield make
-    for window in windows:
+    def close_and_wait(window) -> None:
         window.confirm_close_during_training = lambda: True
         window.close()
-        qtbot.waitUntil(lambda w=window: not w.isVisible(), timeout=60_000)
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=60_000)
+
+    return make
 
 
 @pytest.fixture
