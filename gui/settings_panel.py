@@ -121,6 +121,11 @@ ADVANCED_FIELDS = {
     "fine_tune_learning_rate": "Fine-tune LR",
     "weights_url": "Weights mirror",
     "out_dir": "Output folder",
+    "gpus": "Device",
+    "cluster": "Train on",
+    "workers": "Workers",
+    "precision": "Precision",
+    "jit": "XLA",
 }
 
 
@@ -266,6 +271,7 @@ class SettingsPanel(QGroupBox):
     def _show_advanced(self, visible: bool) -> None:
         for row in self._advanced_rows:
             self.form.setRowVisible(row, visible)
+        self.placement.setVisible(visible)  # one computer with one device is the common case
         arrow = Qt.ArrowType.DownArrow if visible else Qt.ArrowType.RightArrow
         self.advanced_toggle.setArrowType(arrow)
         self._describe_advanced()
@@ -281,7 +287,8 @@ class SettingsPanel(QGroupBox):
         changed = self.changed_advanced_settings()
         folded_note = f" ({len(changed)} changed)" if changed and not self.advanced_visible() else ""
         self.advanced_toggle.setText(f"Advanced{folded_note}")
-        tip = "Resize mode, learning-rate plateau, seed, decode threads, image cache and output folder"
+        tip = ("Resize mode, class weights, learning-rate plateau, fine-tuning, seed, decode threads, image "
+               "cache, output folder, and where the run trains (device, Ray cluster, precision)")
         if changed:
             tip += "\nChanged from the defaults: " + ", ".join(changed)
         self.advanced_toggle.setToolTip(tip)

@@ -146,7 +146,7 @@ def test_common_settings_fit_at_1400x900_and_the_rest_fold_under_advanced(make_w
                    panel.augment["contrast"], panel.early_stopping_patience, panel.advanced_toggle):
         assert _in_view(widget, scroll), widget
     folded = (panel.resize_mode, panel.reduce_lr_patience, panel.seed, panel.decode_threads, panel.cache,
-              panel.cache_memory_mb, panel.out_dir)
+              panel.cache_memory_mb, panel.out_dir, panel.placement.device, panel.placement.workers)
     assert not any(widget.isVisible() for widget in folded)
     assert scroll.verticalScrollBar().maximum() == 0  # nothing below to scroll to
 
