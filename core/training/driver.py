@@ -216,7 +216,7 @@ class _Run:
             self.fine_tune,  # switches in on_epoch_begin, before the epoch's first batch
             self.timer,
             self.history,
-            self.tensorboard,
+            *([self.tensorboard] if self.writes else []),  # reads the row HistoryRecorder just added
             self.policy,
             self.cache_use,
             *(writers if self.writes else []),
@@ -309,7 +309,6 @@ class _Run:
         if self.writes:
             files.write_json(os.path.join(self.run_dir, run_folder.CONFIG_FILE), self.config.to_dict())
         self._write_report(self._result("running", ""))
-        files.write_json(os.path.join(self.run_dir, run_folder.CONFIG_FILE), self.config.to_dict())
         self.emit(Message(f"Run folder: {os.path.abspath(self.run_dir)}"))
         if self.class_weights:
             weights = ", ".join(f"{name} {weight:.3g}" for name, weight in self.class_weights.items())
@@ -333,6 +332,8 @@ class _Run:
             for changes in compare(earlier or {}, self.dataset.manifest):
                 self.emit(Message(f"The data changed since {name} was trained, {changes.describe()}.",
                                   "warning"))
+        if not self.writes:
+            return
         manifest_path = os.path.join(self.run_dir, run_folder.DATASET_MANIFEST_FILE)
         try:
             write_manifest(manifest_path, self.dataset.manifest)

@@ -161,7 +161,7 @@ def test_the_run_folder_holds_only_what_the_chief_wrote(killed_run):
     result, _, _ = killed_run
     assert sorted(os.listdir(result.run_dir)) == sorted(
         ["config.json", "labels.txt", "history.csv", "model.keras", "last.keras", "report.json",
-         "checkpoint.json", "checkpoints"]
+         "checkpoint.json", "checkpoints", "dataset.json.gz", "tensorboard"]
     )
     path = os.path.join(result.run_dir, "model.keras")
     model = keras.models.load_model(path, safe_mode=True, compile=False)
