@@ -17,7 +17,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import shiboken6
 from PySide6.QtCore import QSettings, QSortFilterProxyModel, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
@@ -262,20 +261,15 @@ class RunsPage(QWidget):
                       on_done=self._listed, name="FitStudio runs index")
 
     def _not_listed(self, message: str, _details: str) -> None:
-        if shiboken6.isValid(self):
-            self.status_message.emit(f"The runs could not be listed: {message}")
+        self.status_message.emit(f"The runs could not be listed: {message}")
 
     def _listed(self) -> None:
-        if not shiboken6.isValid(self):  # the window closed while the list was read
-            return
         self._listing = False
         if self._list_again:
             self._list_again = False
             self.refresh()
 
     def show_runs(self, infos: list[RunInfo]) -> None:
-        if not shiboken6.isValid(self):
-            return
         previous, self.runs = self.runs, {info.run_dir: info for info in infos}
         differing = [name for name in differing_settings(infos) if name not in NOT_SETTING_COLUMNS]
         if self._row_of.keys() == self.runs.keys() and differing == self._differing:
@@ -397,13 +391,10 @@ class RunsPage(QWidget):
                       name="FitStudio run curves")
 
     def _got_histories(self, histories: dict[str, list[dict[str, float]]]) -> None:
-        if shiboken6.isValid(self):
-            self.histories.update(histories)
-            self._draw_curves()
+        self.histories.update(histories)
+        self._draw_curves()
 
     def _curves_read(self) -> None:
-        if not shiboken6.isValid(self):
-            return
         self._reading_curves = False
         if self._curves_again:
             self._curves_again = False

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from core import tf_runtime
@@ -117,8 +118,15 @@ class FunctionWorker(QObject):
             self.finished.emit()
 
 
+def _owner_deleted(callback: Callable | None) -> bool:
+    """True for a bound method of a QObject whose C++ side is gone (its page closed meanwhile)."""
+    owner = getattr(callback, "__self__", None)
+    return isinstance(owner, QObject) and not shiboken6.isValid(owner)
+
+
 class _Relay(QObject):
-    """Lives on the GUI thread; calls the plain Python callbacks of run_in_thread there."""
+    """Lives on the GUI thread; calls the plain Python callbacks of run_in_thread there, unless the
+    widget they belong to was deleted while the work ran."""
 
     def __init__(self, on_result, on_error, on_progress, on_done):
         super().__init__()
@@ -126,26 +134,27 @@ class _Relay(QObject):
         self._on_progress, self._on_done = on_progress, on_done
         self.delivered = False  # set once `done` ran: nothing more is queued for this relay
 
+    @staticmethod
+    def _call(callback: Callable | None, *args: Any) -> None:
+        if callback is not None and not _owner_deleted(callback):
+            callback(*args)
+
     @Slot(object)
     def result(self, value: Any) -> None:
-        if self._on_result:
-            self._on_result(value)
+        self._call(self._on_result, value)
 
     @Slot(str, str)
     def failed(self, message: str, details: str) -> None:
-        if self._on_error:
-            self._on_error(message, details)
+        self._call(self._on_error, message, details)
 
     @Slot(int, int)
     def progress(self, done: int, total: int) -> None:
-        if self._on_progress:
-            self._on_progress(done, total)
+        self._call(self._on_progress, done, total)
 
     @Slot()
     def done(self) -> None:
         self.delivered = True
-        if self._on_done:
-            self._on_done()
+        self._call(self._on_done)
 
 
 def run_in_thread(

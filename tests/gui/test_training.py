@@ -133,7 +133,9 @@ def test_closing_during_training_asks_then_stops_and_waits(make_window, qtbot, t
     window.confirm_close_during_training = lambda: asked.append(True) or True
     window.close()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
-    assert not page.is_running and not running_threads()
+    # Only reads of the disk (the Runs tab lists the run that just ended) may still be finishing.
+    assert not page.is_running
+    assert {thread.objectName() for thread in running_threads()} <= {"FitStudio runs index"}
     assert page.last_result.status == "cancelled"
 
 

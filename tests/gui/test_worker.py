@@ -60,6 +60,21 @@ def test_errors_arrive_with_a_traceback(qtbot):
     assert errors[0][0] == "bad folder" and "ValueError" in errors[0][1]
 
 
+def test_a_result_for_a_deleted_widget_is_dropped_and_a_living_one_still_gets_its_own(qtbot):
+    import shiboken6
+    from PySide6.QtWidgets import QLabel
+
+    release, done = threading.Event(), []
+    closed, open_ = QLabel(), QLabel()
+    run_in_thread(lambda: release.wait(5) and "late", on_result=closed.setText, on_done=closed.clear)
+    run_in_thread(lambda: release.wait(5) and "on time", on_result=open_.setText,
+                  on_done=lambda: done.append(True))
+    shiboken6.delete(closed)  # the page closed while its work ran
+    release.set()
+    qtbot.waitUntil(lambda: bool(done), timeout=5_000)  # no "Signal source has been deleted"
+    assert open_.text() == "on time"
+
+
 def test_running_threads_lists_a_thread_until_it_ends(qtbot):
     release = threading.Event()
     run_in_thread(release.wait, name="blocked")
