@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -36,8 +35,9 @@ from gui.confusion_heatmap import ConfusionHeatmap
 from gui.data_panel import FolderField
 from gui.gallery import GREEN, GREY, RED, Bar, Gallery, GalleryItem, ThumbnailLoader
 from gui.heatmaps import WHY_TOOLTIP, HeatmapLoader, HeatmapViewer
-from gui.model_bar import MessageBanner, ModelBar, stat_card
-from gui.model_worker import JobHandle, ModelInfo, ModelService
+from gui.model_bar import stat_card
+from gui.model_page import ModelJobPage
+from gui.model_worker import ModelInfo, ModelService
 from gui.text import escape
 
 PER_CLASS_COLUMNS = ("Class", "Precision", "Recall", "F1", "Support")
@@ -63,18 +63,12 @@ def default_evaluation_folder(info: ModelInfo) -> str | None:
     return None
 
 
-class EvaluationPage(QWidget):
-    status_message = Signal(str)
-    evaluation_done = Signal(bool)  # True with a result, False when it failed or was stopped
-
+class EvaluationPage(ModelJobPage):
     def __init__(self, service: ModelService, settings=None, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.service = service
+        super().__init__(service, settings, parent=parent)
         self.result = None  # core.modeling.evaluation.EvaluationResult of the last evaluation
-        self.job: JobHandle | None = None
         self._evaluate_when_loaded = False
         self._folder_chosen_by_user = False
-        self.model_bar = ModelBar(service, settings)
         self.folder = FolderField("Choose the folder of images to evaluate")
         self.folder.combo.lineEdit().setPlaceholderText(
             "Folder with one subfolder per class, as for training"
@@ -88,11 +82,6 @@ class EvaluationPage(QWidget):
         self.stop_button.setObjectName("stopButton")
         self.stop_button.setMinimumHeight(32)
         self.stop_button.clicked.connect(self.stop)
-        self.progress = QProgressBar()
-        self.progress.setFixedWidth(200)
-        self.progress.setFormat("%v of %m images")
-        self.progress.hide()
-        self.banner = MessageBanner()
         self.banner.details_requested.connect(
             lambda message, details: self.show_error("Evaluation failed", message, details)
         )
@@ -130,10 +119,6 @@ class EvaluationPage(QWidget):
             gallery.open_requested.connect(lambda path, gallery=gallery: self._open(gallery, path))
             self.why_button.toggled.connect(gallery.show_heatmaps)
         self._build_layout()
-        service.loaded.connect(self._on_model_loaded)
-        service.loading.connect(lambda _source: self._update_buttons())
-        service.load_failed.connect(self._on_model_failed)
-        service.busy_changed.connect(lambda _busy: self._update_buttons())
         self._show_empty()
         self._update_buttons()
 
@@ -256,12 +241,8 @@ class EvaluationPage(QWidget):
 
     # --- state -------------------------------------------------------------------------------
 
-    @property
-    def is_running(self) -> bool:
-        return self.job is not None
-
     def _update_buttons(self) -> None:
-        ready = self.service.info is not None and not self.service.busy
+        ready = self.model_ready
         self.evaluate_button.setEnabled(ready and bool(self.folder.path()))
         self.evaluate_button.setToolTip(
             "Classify every image of the folder and compare with its class folder"
@@ -293,9 +274,9 @@ class EvaluationPage(QWidget):
             self._evaluate_when_loaded = False
             self.evaluate()
 
-    def _on_model_failed(self, _source: str, _message: str) -> None:
+    def _on_model_failed(self, source: str, message: str) -> None:
         self._evaluate_when_loaded = False
-        self._update_buttons()
+        super()._on_model_failed(source, message)
 
     # --- running -----------------------------------------------------------------------------
 
@@ -324,8 +305,6 @@ class EvaluationPage(QWidget):
             return False
         self.banner.clear()
         self._show_empty()
-        self.progress.setRange(0, 0)
-        self.progress.show()
         self.status_message.emit(f"Evaluating {self.service.info.name} on {folder}…")
 
         def job(context):
@@ -333,35 +312,21 @@ class EvaluationPage(QWidget):
 
             return evaluate(context.model, folder, on_progress=context.progress, cancel=context.cancel)
 
-        self.job = self.service.submit(
-            "evaluate", job, on_result=self._on_result, on_error=self._on_error, on_progress=self._on_progress
-        )
-        self._update_buttons()
+        self.start_job("evaluate", job, self._on_result, self._on_error)
         return True
 
-    def stop(self) -> None:
-        if self.job is not None and not self.job.cancel_requested:
-            self.job.cancel()
+    def stop(self) -> bool:
+        stopping = super().stop()
+        if stopping:
             self.status_message.emit("Stopping the evaluation…")
-            self._update_buttons()
-
-    def _on_progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-
-    def _finish(self) -> None:
-        self.job = None
-        self.progress.hide()
-        self._update_buttons()
+        return stopping
 
     def _on_result(self, result) -> None:
-        self._finish()
         self.show_result(result)
         self.status_message.emit(f"Evaluated {result.total} images: accuracy {result.accuracy:.1%}.")
-        self.evaluation_done.emit(True)
+        self.job_done.emit(True)
 
     def _on_error(self, message: str, details: str, cancelled: bool) -> None:
-        self._finish()
         if cancelled:
             self.banner.show_message(
                 "The evaluation was stopped; nothing is shown for a partial run.", "info"
@@ -370,7 +335,7 @@ class EvaluationPage(QWidget):
         else:
             self.banner.show_message(escape(message), "error", details)
             self.status_message.emit("Evaluation failed.")
-        self.evaluation_done.emit(False)
+        self.job_done.emit(False)
 
     # --- showing a result --------------------------------------------------------------------
 
@@ -574,7 +539,7 @@ class EvaluationPage(QWidget):
         box.open()
 
     def shutdown(self) -> None:
-        self.stop()
+        super().shutdown()
         self.mistakes.shutdown()
         self.explanations.stop()
         self.viewer.shutdown()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -28,8 +27,8 @@ from PySide6.QtWidgets import (
 from core.formatting import format_size
 from core.runs.run_folder import LABELS_FILE
 from gui.data_panel import FolderField
-from gui.model_bar import MessageBanner, ModelBar
-from gui.model_worker import JobHandle, ModelInfo, ModelService
+from gui.model_page import ModelJobPage
+from gui.model_worker import ModelInfo, ModelService
 from gui.text import escape
 
 # (format of core.modeling.export.FORMATS, name, what it is for): what the window says about each.
@@ -118,17 +117,11 @@ def export_job(formats: list[str], out_dir: str):
     return job
 
 
-class ExportPage(QWidget):
-    status_message = Signal(str)
-    export_done = Signal(bool)
-
+class ExportPage(ModelJobPage):
     def __init__(self, service: ModelService, settings=None, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.service = service
-        self.job: JobHandle | None = None
+        super().__init__(service, settings, progress_format="%v of %m formats", parent=parent)
         self.written: list[ExportedFile] = []
         self._folder_chosen_by_user = False
-        self.model_bar = ModelBar(service, settings)
         self.checks: dict[str, QCheckBox] = {}
         formats = QGroupBox("Formats")
         grid = QGridLayout(formats)
@@ -162,12 +155,8 @@ class ExportPage(QWidget):
         self.export_button.setMinimumHeight(32)
         self.export_button.setMinimumWidth(140)
         self.export_button.clicked.connect(self.export)
-        self.progress = QProgressBar()
-        self.progress.setFormat("%v of %m formats")
-        self.progress.hide()
         self.activity = QLabel()
         self.activity.setObjectName("sectionHint")
-        self.banner = MessageBanner()
         self.table = QTableWidget(0, 3)
         self.table.setObjectName("resultTable")
         self.table.setHorizontalHeaderLabels(["Format", "Written", "Size"])
@@ -182,9 +171,6 @@ class ExportPage(QWidget):
         self.open_button = QPushButton("Open export folder")
         self.open_button.clicked.connect(lambda: self.open_folder(self.folder.path()))
         self._build_layout(formats)
-        service.loaded.connect(self._on_model_loaded)
-        service.load_failed.connect(lambda _s, _m: self._update_buttons())
-        service.busy_changed.connect(lambda _busy: self._update_buttons())
         self._update_buttons()
 
     def _build_layout(self, formats: QGroupBox) -> None:
@@ -220,15 +206,11 @@ class ExportPage(QWidget):
 
     # --- state -------------------------------------------------------------------------------
 
-    @property
-    def is_running(self) -> bool:
-        return self.job is not None
-
     def selected_formats(self) -> list[str]:
         return [fmt for fmt, check in self.checks.items() if check.isChecked()]
 
     def _update_buttons(self) -> None:
-        ready = self.service.info is not None and not self.service.busy
+        ready = self.model_ready
         has_formats = bool(self.selected_formats())
         self.export_button.setEnabled(ready and has_formats and bool(self.folder.path()))
         self.export_button.setToolTip(
@@ -258,35 +240,20 @@ class ExportPage(QWidget):
         self.banner.clear()
         self.written = []
         self.table.setRowCount(0)
-        self.progress.setRange(0, len(formats))
-        self.progress.setValue(0)
-        self.progress.show()
         self.activity.setText("Starting…")
         self.status_message.emit(f"Exporting {self.service.info.name} to {out_dir}…")
-        self.job = self.service.submit(
-            "export",
-            export_job(formats, out_dir),
-            on_result=self._on_result,
-            on_error=self._on_error,
-            on_progress=self._on_progress,
-            on_message=self.activity.setText,
-        )
-        self._update_buttons()
+        self.start_job("export", export_job(formats, out_dir), self._on_result, self._on_error,
+                       on_message=self.activity.setText)
+        self._on_progress(0, len(formats))
         return True
 
-    def _on_progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-
     def _finish(self) -> None:
-        self.job = None
-        self.progress.hide()
         self.activity.setText("")
-        self._update_buttons()
+        super()._finish()
 
     def _on_result(self, written: list[ExportedFile]) -> None:
         self.written = list(written)
-        self._finish()
+        self._update_buttons()
         self.table.setRowCount(len(written))
         titles = {fmt: title for fmt, title, _ in EXPORT_FORMATS}
         titles["labels"] = "Class names"
@@ -311,21 +278,16 @@ class ExportPage(QWidget):
             self.status_message.emit(f"Export finished with {len(failed)} failed format(s).")
         else:
             self.status_message.emit(f"Exported to {self.folder.path()}.")
-        self.export_done.emit(not failed)
+        self.job_done.emit(not failed)
 
     def _on_error(self, message: str, details: str, cancelled: bool) -> None:
-        self._finish()
         self.banner.show_message(
             "The export was stopped." if cancelled else escape(message),
             "info" if cancelled else "error",
             details,
         )
-        self.export_done.emit(False)
+        self.job_done.emit(False)
 
     def open_folder(self, path: str) -> None:
         """Opens a folder in the file manager; a method so tests can replace it."""
         QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.abspath(path)))
-
-    def shutdown(self) -> None:
-        if self.job is not None:
-            self.job.cancel()

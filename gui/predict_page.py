@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -30,8 +29,8 @@ from PySide6.QtWidgets import (
 
 from gui.gallery import BLUE, GREY, Bar, Gallery, GalleryItem
 from gui.heatmaps import WHY_TOOLTIP, HeatmapLoader, HeatmapViewer
-from gui.model_bar import MessageBanner, ModelBar
-from gui.model_worker import JobHandle, ModelInfo, ModelService
+from gui.model_page import ModelJobPage
+from gui.model_worker import ModelInfo, ModelService
 from gui.text import escape
 
 TOP_K = 3
@@ -42,20 +41,14 @@ def local_paths_from_urls(urls) -> list[str]:
     return [url.toLocalFile() for url in urls if url.isLocalFile() and url.toLocalFile()]
 
 
-class PredictPage(QWidget):
-    status_message = Signal(str)
-    prediction_done = Signal(bool)
-
+class PredictPage(ModelJobPage):
     def __init__(self, service: ModelService, settings=None, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.service = service
+        super().__init__(service, settings, parent=parent)
         self.class_names: list[str] = []
         self.predictions: list = []  # core.modeling.prediction.Prediction, in the order added
         self.skipped: list = []  # core.data.dataset.SkippedFile
-        self.job: JobHandle | None = None
         self._waiting: list[str] = []  # dropped before a model was open
         self.setAcceptDrops(True)
-        self.model_bar = ModelBar(service, settings)
         self.add_files_button = QPushButton("Add images…")
         self.add_files_button.clicked.connect(self._browse_files)
         self.add_folder_button = QPushButton("Add folder…")
@@ -69,13 +62,8 @@ class PredictPage(QWidget):
         self.csv_button = QPushButton("Save as CSV…")
         self.csv_button.setToolTip(f"One row per image: the top {TOP_K} classes and their probabilities")
         self.csv_button.clicked.connect(lambda: self.save_csv())
-        self.progress = QProgressBar()
-        self.progress.setFixedWidth(200)
-        self.progress.setFormat("%v of %m images")
-        self.progress.hide()
         self.summary = QLabel()
         self.summary.setObjectName("sectionHint")
-        self.banner = MessageBanner()
         self.gallery = Gallery(
             bars=TOP_K,
             placeholder="Drop images or folders here, or use Add images…, to classify them "
@@ -93,9 +81,6 @@ class PredictPage(QWidget):
         self.viewer = HeatmapViewer(service, self)
         self.skipped_table = QTableWidget(0, 2)
         self._build_layout()
-        service.loaded.connect(self._on_model_loaded)
-        service.load_failed.connect(lambda _s, _m: self._update_buttons())
-        service.busy_changed.connect(lambda _busy: self._update_buttons())
         self._update_summary()
         self._update_buttons()
 
@@ -146,12 +131,8 @@ class PredictPage(QWidget):
 
     # --- state -------------------------------------------------------------------------------
 
-    @property
-    def is_running(self) -> bool:
-        return self.job is not None
-
     def _update_buttons(self) -> None:
-        ready = self.service.info is not None and not self.service.busy
+        ready = self.model_ready
         for button in (self.add_files_button, self.add_folder_button):
             button.setEnabled(ready)
             button.setToolTip("" if ready else "Open a model first")
@@ -248,8 +229,6 @@ class PredictPage(QWidget):
             self.banner.show_message("The model is busy; try again when it has finished.", "info")
             return False
         self.banner.clear()
-        self.progress.setRange(0, 0)
-        self.progress.show()
         self.status_message.emit(f"Classifying with {self.service.info.name}…")
 
         def job(context):
@@ -257,28 +236,10 @@ class PredictPage(QWidget):
 
             return predict(context.model, paths, on_progress=context.progress, cancel=context.cancel)
 
-        self.job = self.service.submit(
-            "predict", job, on_result=self._on_result, on_error=self._on_error, on_progress=self._on_progress
-        )
-        self._update_buttons()
+        self.start_job("predict", job, self._on_result, self._on_error)
         return True
 
-    def stop(self) -> None:
-        if self.job is not None and not self.job.cancel_requested:
-            self.job.cancel()
-            self._update_buttons()
-
-    def _on_progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-
-    def _finish(self) -> None:
-        self.job = None
-        self.progress.hide()
-        self._update_buttons()
-
     def _on_result(self, result) -> None:
-        self._finish()
         self.class_names = list(result.class_names)
         # A file classified again keeps its place with its new answer; new files go at the end.
         position = {os.path.abspath(p.path): i for i, p in enumerate(self.predictions)}
@@ -297,15 +258,14 @@ class PredictPage(QWidget):
         if result.skipped:
             message += f"; {len(result.skipped)} could not be read"
         self.status_message.emit(message + ".")
-        self.prediction_done.emit(True)
+        self.job_done.emit(True)
 
     def _on_error(self, message: str, details: str, cancelled: bool) -> None:
-        self._finish()
         if cancelled:
             self.banner.show_message("Stopped; the images classified before are kept.", "info")
         else:
             self.banner.show_message(escape(message), "error", details)
-        self.prediction_done.emit(False)
+        self.job_done.emit(False)
 
     def _show(self) -> None:
         self.gallery.set_items([self._item(p) for p in self.predictions])
@@ -390,7 +350,7 @@ class PredictPage(QWidget):
         self.banner.show_message(f"No heatmaps: {escape(message)}")
 
     def shutdown(self) -> None:
-        self.stop()
+        super().shutdown()
         self.gallery.shutdown()
         self.heatmaps.stop()
         self.viewer.shutdown()

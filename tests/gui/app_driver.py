@@ -90,7 +90,7 @@ class Driver:
         page = self.window.training
         done = {"train": False, "evaluate": "model" not in self.plan}
         page.idle.connect(lambda: (done.__setitem__("train", True), self.note("trained")))
-        self.window.evaluation.evaluation_done.connect(
+        self.window.evaluation.job_done.connect(
             lambda ok: (done.__setitem__("evaluate", True), self.result.__setitem__("evaluated", ok),
                         self.note("evaluated"))
         )

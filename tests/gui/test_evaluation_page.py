@@ -27,7 +27,7 @@ def open_model(qtbot, window, source: str):
 
 
 def evaluate(qtbot, page) -> bool:
-    with qtbot.waitSignal(page.evaluation_done, timeout=30_000) as blocker:
+    with qtbot.waitSignal(page.job_done, timeout=30_000) as blocker:
         qtbot.mouseClick(page.evaluate_button, Qt.MouseButton.LeftButton)
     return blocker.args[0]
 
@@ -192,7 +192,7 @@ def test_evaluate_this_model_from_the_training_summary(make_window, qtbot, run):
     summary = window.training.summary
     summary.show_result(RunResult(run.run_dir, "completed", 4, 3, 1.0, 0.1, {}, 3.0))
     assert summary.evaluate_button.isEnabled()
-    with qtbot.waitSignal(window.evaluation.evaluation_done, timeout=30_000) as blocker:
+    with qtbot.waitSignal(window.evaluation.job_done, timeout=30_000) as blocker:
         qtbot.mouseClick(summary.evaluate_button, Qt.MouseButton.LeftButton)
     assert blocker.args == [True]
     page = window.evaluation

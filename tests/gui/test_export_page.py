@@ -29,7 +29,7 @@ def test_export_writes_all_five_formats(make_window, qtbot, run, tmp_path, scree
     out = tmp_path / "exported"
     page.folder.set_path(str(out))
     assert page.selected_formats() == ["keras", "savedmodel", "tflite", "tflite-quant", "onnx"]
-    with qtbot.waitSignal(page.export_done, timeout=150_000) as blocker:
+    with qtbot.waitSignal(page.job_done, timeout=150_000) as blocker:
         qtbot.mouseClick(page.export_button, Qt.MouseButton.LeftButton)
         assert not page.export_button.isEnabled() and not page.model_bar.combo.isEnabled()
     assert blocker.args == [True], page.banner.text()
@@ -74,7 +74,7 @@ def test_export_into_an_unwritable_place_shows_the_error(make_window, qtbot, run
     page.folder.set_path(str(blocker_file / "inside"))
     for fmt, check in page.checks.items():
         check.setChecked(fmt == "keras")
-    with qtbot.waitSignal(page.export_done, timeout=30_000) as blocker:
+    with qtbot.waitSignal(page.job_done, timeout=30_000) as blocker:
         page.export()
     assert blocker.args == [False]
     assert page.banner.text().startswith("keras: ")

@@ -55,7 +55,7 @@ def test_predict_why_puts_the_heatmap_on_each_card_and_the_opened_image(
     with qtbot.waitSignal(window.models.loaded, timeout=30_000):
         page.model_bar.open(run.run_dir)
     paths = [os.path.join(run.val_dir, name, f"{name}_000.png") for name in ("blue", "green", "red")]
-    with qtbot.waitSignal(page.prediction_done, timeout=30_000):
+    with qtbot.waitSignal(page.job_done, timeout=30_000):
         page.add_paths(paths)
     assert card_heatmaps(page.gallery) == [None] * 3  # thumbnails
 
@@ -92,7 +92,7 @@ def test_evaluate_why_shows_the_chosen_and_the_true_class_side_by_side(
     with qtbot.waitSignal(window.models.loaded, timeout=30_000):
         page.model_bar.open(run.run_dir)
     page.folder.set_path(run.mislabelled_dir)  # 3 images in another class's folder: 3 mistakes
-    with qtbot.waitSignal(page.evaluation_done, timeout=30_000):
+    with qtbot.waitSignal(page.job_done, timeout=30_000):
         qtbot.mouseClick(page.evaluate_button, Qt.MouseButton.LeftButton)
     mistakes = page.mistakes.items()
     assert len(mistakes) == 3
@@ -135,7 +135,7 @@ def test_a_model_that_cannot_be_explained_says_so(make_window, qtbot, run, monke
     window.tabs.setCurrentWidget(page)
     with qtbot.waitSignal(window.models.loaded, timeout=30_000):
         page.model_bar.open(run.run_dir)
-    with qtbot.waitSignal(page.prediction_done, timeout=30_000):
+    with qtbot.waitSignal(page.job_done, timeout=30_000):
         page.add_paths([os.path.join(run.val_dir, "red", "red_000.png")])
     with qtbot.waitSignal(page.heatmaps.problem, timeout=30_000):
         qtbot.mouseClick(page.why_button, Qt.MouseButton.LeftButton)

@@ -50,7 +50,7 @@ def test_dropped_files_and_folder_show_top3_and_unreadable_files(
     drop(page, [red, blue, str(broken)])
     assert "Open a model first" in page.banner.text()
     assert not page.add_files_button.isEnabled()
-    with qtbot.waitSignal(page.prediction_done, timeout=30_000) as blocker:
+    with qtbot.waitSignal(page.job_done, timeout=30_000) as blocker:
         page.model_bar.open(run.run_dir)
     assert blocker.args == [True]
     items = page.gallery.items()
@@ -68,7 +68,7 @@ def test_dropped_files_and_folder_show_top3_and_unreadable_files(
     assert page.summary.text() == "2 images classified · 1 not readable"
 
     # a folder (searched recursively) adds to the results; a file dropped again is not repeated
-    with qtbot.waitSignal(page.prediction_done, timeout=30_000):
+    with qtbot.waitSignal(page.job_done, timeout=30_000):
         drop(page, [str(folder), red])
     paths = [item.path for item in page.gallery.items()]
     assert len(paths) == 5 and len(set(paths)) == 5
@@ -118,17 +118,17 @@ def test_browse_for_images_and_folder(make_window, qtbot, run, tmp_path):
         page.model_bar.open(run.run_dir)
     image = write_image(str(tmp_path / "one.png"), (40, 180, 60))
     page.choose_files = lambda: [image]
-    with qtbot.waitSignal(page.prediction_done, timeout=30_000):
+    with qtbot.waitSignal(page.job_done, timeout=30_000):
         qtbot.mouseClick(page.add_files_button, Qt.MouseButton.LeftButton)
     assert [item.path for item in page.gallery.items()] == [image]
     page.choose_folder = lambda: run.val_dir
-    with qtbot.waitSignal(page.prediction_done, timeout=30_000):
+    with qtbot.waitSignal(page.job_done, timeout=30_000):
         qtbot.mouseClick(page.add_folder_button, Qt.MouseButton.LeftButton)
     assert page.gallery.count() == 13
     # dropping onto the window while the Predict tab is shown classifies too
     window.tabs.setCurrentWidget(page)
     other = write_image(str(tmp_path / "two.png"), (220, 40, 40), seed=3)
-    with qtbot.waitSignal(page.prediction_done, timeout=30_000):
+    with qtbot.waitSignal(page.job_done, timeout=30_000):
         drop(window, [other])
     assert page.gallery.items()[-1].path == other
     assert os.path.isdir(run.val_dir)  # nothing was moved or written next to the images
