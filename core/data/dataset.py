@@ -129,10 +129,18 @@ def list_classes(root: str) -> list[str]:
 
 
 def find_images(folder: str, cancel: threading.Event | None = None) -> list[str]:
-    """Image files below `folder`, recursively, skipping hidden files and folders, sorted."""
-    found = []
+    """Image files below `folder`, recursively, skipping hidden files and folders, sorted.
+
+    Linked folders are followed, each real folder once: a link back up the tree would otherwise
+    make the walk endless."""
+    found, visited = [], set()
     for parent, dirs, files in os.walk(folder, followlinks=True):
         _stop_if_cancelled(cancel)
+        real = os.path.realpath(parent)
+        if real in visited:
+            dirs[:] = []
+            continue
+        visited.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(os.path.join(parent, f) for f in sorted(files) if is_image_file(f))
     return found

@@ -118,3 +118,12 @@ def test_a_cancelled_scan_stops_at_the_next_file(tmp_path, monkeypatch):
     with pytest.raises(ScanCancelled):
         scan(root, cancel=cancel)
     assert len(probed) <= 5 + 8 + 8  # the listing of the folders stops too
+
+
+def test_a_link_back_up_the_tree_is_followed_once_not_forever(tmp_path):
+    root = make_class_folders(str(tmp_path / "data"), {"cat": 2, "dog": 1})
+    os.symlink(os.path.join(root, "cat"), os.path.join(root, "cat", "again"))  # cat/again/again/...
+    elsewhere = make_class_folders(str(tmp_path / "elsewhere"), {"more": 1})
+    os.symlink(os.path.join(elsewhere, "more"), os.path.join(root, "dog", "more"))  # met once: kept
+    files, _ = scan(root)
+    assert files.counts() == {"cat": 2, "dog": 2}
