@@ -40,8 +40,10 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
 
+# Two test processes suit the 2-core CI machine; TEST_WORKERS=0 runs the suite in this process.
+TEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 test-newest:
 	@test -n "$(NEWEST_PYTHON)" || { echo "No Python 3.13 found: make test-newest NEWEST_PYTHON=/path/to/python3.13"; exit 2; }
