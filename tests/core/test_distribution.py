@@ -169,3 +169,38 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_the_demo(tmp_path):
         "MirroredStrategy", 1, 2)
     assert distribution["devices"] == ["/cpu:0", "/cpu:1"] and distribution["per_replica_batch"] == "15"
     assert [epoch["images"] for epoch in report["epochs"]] == [300] * 4
+
+
+RAY_IMPORTED_WHEN_THE_LOCAL_CLUSTER_STARTS = """
+import sys
+from core.config import TrainingConfig
+from core.data.dataset import load_split
+from core.training.distribution import ray_launcher
+
+class Started(Exception):
+    pass
+
+def start_local_cluster(*args, **kwargs):
+    print("ray imported:", "ray" in sys.modules)
+    raise Started()
+
+ray_launcher.start_local_cluster = start_local_cluster
+config = TrainingConfig(workers=2, out_dir=sys.argv[1]).validate()
+train_files, val_files = load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
+try:
+    ray_launcher.train_on_ray(config, train_files, val_files, print, None)
+except Started:
+    pass
+"""
+
+
+@pytest.mark.skipif(not ray_launcher.ray_installed(), reason="requirements-cluster.txt installs Ray")
+def test_ray_is_imported_only_after_the_local_cluster_set_its_token(tmp_path):
+    """Ray's C++ side reads RAY_AUTH_MODE at its first import: imported before the local cluster set
+    it, `train --workers 2` could not talk to its own cluster (a fresh process, as the CLI is)."""
+    out = subprocess.run(
+        [sys.executable, "-c", RAY_IMPORTED_WHEN_THE_LOCAL_CLUSTER_STARTS, str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ray imported: False" in out.stdout

@@ -25,6 +25,7 @@ import importlib.util
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -159,9 +160,9 @@ def cluster_for(config: TrainingConfig) -> Iterator[Cluster]:
     """The cluster a run trains on: the one this process is already connected to (tests), else the
     configured one, else a local one that is stopped when the run ends."""
     require_ray()
-    import ray
-
-    if ray.is_initialized():
+    # Not `import ray` here: its first import must come after a local cluster has set its token.
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
         address = ray.get_runtime_context().gcs_address
         yield Cluster(address, False, *_resources(), requires_token(address))
         return
@@ -244,11 +245,14 @@ def train_on_ray(
     The file lists are scanned once, here, so every worker shards the same lists. `worker_setup`
     runs first in every worker process (tests use it to count inside the model).
     """
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
-    from ray.train.tensorflow import TensorflowTrainer
-
     config = absolute_paths(config)
     with cluster_for(config) as cluster:
+        # Only now: Ray's C++ side reads RAY_AUTH_MODE once, at its first import, and a local
+        # cluster sets it when it starts. Imported earlier, the driver's client would send no token
+        # to its own token-protected cluster.
+        from ray.train import FailureConfig, RunConfig, ScalingConfig
+        from ray.train.tensorflow import TensorflowTrainer
+
         on_event(Message(cluster.describe()))
         if cluster.security_warning:
             on_event(Message(cluster.security_warning, "warning"))
