@@ -76,7 +76,11 @@ class Loader:
                 listener(state)
 
 
-_loader = Loader(("tensorflow", "keras"), importlib.import_module)
+# Imported by name, so tools that follow import statements (PyInstaller) cannot see them:
+# packaging/fitstudio.spec lists these as hidden imports.
+FRAMEWORK_MODULES = ("tensorflow", "keras")
+TF2ONNX_MODULES = ("tf2onnx", "tf2onnx.convert", "tf2onnx.tf_loader")
+_loader = Loader(FRAMEWORK_MODULES, importlib.import_module)
 
 
 def load_tensorflow() -> ModuleType:
@@ -96,7 +100,7 @@ def load_tf2onnx() -> ModuleType:
     return _tf2onnx_loader.load()["tf2onnx"]
 
 
-_tf2onnx_loader = Loader(("tf2onnx", "tf2onnx.convert", "tf2onnx.tf_loader"), importlib.import_module)
+_tf2onnx_loader = Loader(TF2ONNX_MODULES, importlib.import_module)
 
 
 def is_loaded() -> bool:
