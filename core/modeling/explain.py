@@ -409,14 +409,10 @@ def unique_stems(paths: Sequence[str]) -> dict[str, str]:
 
 
 def _prepare_folder(out_dir: str) -> None:
-    if not out_dir:
-        raise ExplainError("No folder for the heatmaps was given.")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ExplainError(f"{out_dir} is a file; choose a folder to write the heatmaps into.")
-    problem = run_folder.check_writable(out_dir)
+    problem = run_folder.prepare_output_folder(out_dir, "No folder for the heatmaps was given.",
+                                               "write the heatmaps into")
     if problem:
         raise ExplainError(problem)
-    os.makedirs(out_dir, exist_ok=True)
 
 
 def _save_image(path: str, pixels: np.ndarray, fmt: str, **options) -> None:

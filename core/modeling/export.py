@@ -300,14 +300,9 @@ def _tflite_interpreter(path: str):
 
 
 def _prepare_folder(out_dir: str) -> None:
-    if not out_dir:
-        raise ExportError("No output folder was given.")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ExportError(f"{out_dir} is a file; choose a folder to export into.")
-    problem = run_folder.check_writable(out_dir)
+    problem = run_folder.prepare_output_folder(out_dir, "No output folder was given.", "export into")
     if problem:
         raise ExportError(problem)
-    os.makedirs(out_dir, exist_ok=True)
 
 
 def _copy_keras(loaded: LoadedModel, target: str) -> None:

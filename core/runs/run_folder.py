@@ -49,6 +49,21 @@ def create_run_dir(out_dir: str, model_name: str, now: float | None = None) -> s
     raise FileExistsError(f"could not create a new run folder next to {base}")
 
 
+def prepare_output_folder(out_dir: str, missing: str, purpose: str) -> str | None:
+    """Makes `out_dir` for files to be written into; the problem, for the user, when it cannot be.
+
+    `missing` is the message for an empty path; `purpose` ends "choose a folder to ..."."""
+    if not out_dir:
+        return missing
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        return f"{out_dir} is a file; choose a folder to {purpose}."
+    problem = check_writable(out_dir)
+    if problem:
+        return problem
+    os.makedirs(out_dir, exist_ok=True)
+    return None
+
+
 def check_writable(out_dir: str) -> str | None:
     """Why runs cannot be written under `out_dir`, or None when they can.
 
