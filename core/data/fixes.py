@@ -270,7 +270,8 @@ def _existing_image(root: str, path: str) -> str:
     """`path` resolved, checked to be a file in a folder below `root`."""
     resolved = _file_inside(root, path)
     if resolved is None:
-        raise MoveError(f"{path} is not inside the dataset folder {root} (it lies {OUTSIDE}).")
+        raise MoveError(f"{path} is not inside the dataset folder {root}: it lies {OUTSIDE} (through "
+                        "'..' or a folder linked elsewhere). Nothing was changed.")
     if not _is_file(resolved):
         raise MoveError(f"{path} is no longer there. Nothing was changed.")
     return resolved
