@@ -17,6 +17,8 @@ def write_atomic(path: str, write: Callable[[str], None]) -> None:
     base, extension = os.path.splitext(path)
     partial = f"{base}.partial{extension}"  # Keras insists that model files end in .keras
     try:
+        if os.path.lexists(partial):  # a crash's leftover, or a link planted to make us write elsewhere
+            os.remove(partial)
         write(partial)
         _flush_to_disk(partial)  # else a power cut can leave the renamed file empty
         os.replace(partial, path)

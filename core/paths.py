@@ -66,3 +66,24 @@ def demo_train_dir() -> str:
 
 def demo_val_dir() -> str:
     return resource_path("demo", "val")
+
+
+def inside(root: str, path: str) -> str | None:
+    """`path` with its folders resolved (realpath), when it lies inside `root` (resolved too); None when
+    it lies elsewhere: through `..`, as an absolute path elsewhere, or through a linked folder that
+    points out of `root`. The one containment check of the project (moves, undo, which split a
+    finding's image is in).
+
+    The last name is left as it is, not followed: renaming an image that is a symbolic link moves the
+    link, never the file it points at. A relative `path` is taken from the working folder."""
+    if "\0" in path:  # no file has such a name; a crafted log might
+        return None
+    try:
+        real_root = os.path.realpath(root)
+        folder, name = os.path.split(os.path.abspath(path))
+        resolved = os.path.join(os.path.realpath(folder), name) if name else folder
+        if os.path.commonpath([resolved, real_root]) != real_root:
+            return None
+    except ValueError:  # a NUL byte in a crafted name, another drive (Windows)
+        return None
+    return resolved

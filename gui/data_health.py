@@ -10,21 +10,18 @@ core.data.images); the buttons below act on the selected image:
 - Not a problem: the finding is remembered as kept and not shown again.
 
 Moves go through core.data.fixes: logged in the dataset folder, never deleting, undoable from the
-Moves list. A move that fails says why in the status line. `dataset_changed` tells the data panel
-to scan its folders again. Nothing heavy is imported with this module: the check imports
-TensorFlow, cleanlab and scikit-learn on its own thread.
+Moves list (gui.moves_panel). A move that fails says why in the status line. `dataset_changed` tells
+the data panel to scan its folders again. What the report says (the findings, the cards' figures,
+where an image lies) comes from core.modeling.findings; this module only shows it. Nothing heavy is
+imported with this module: the check imports TensorFlow, cleanlab and scikit-learn on its own thread.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal, Slot
+from PySide6.QtCore import QCoreApplication, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -47,144 +44,24 @@ from PySide6.QtWidgets import (
 from core.data import fixes
 from core.errors import FitStudioError
 from core.events import CheckProgress
+from core.modeling.findings import (
+    CHECKS,
+    Finding,
+    card_figure,
+    count_figure,
+    findings_of,
+    hint,
+    label_note,
+    nothing_found,
+    place_of,
+)
+from gui.check_worker import CheckWorker, default_check_fn
 from gui.gallery import GREEN, ITEM_ROLE, RED, Bar, Gallery, GalleryItem
+from gui.health_card import SummaryCard
+from gui.moves_panel import MovesPanel
 from gui.worker import start_worker
 
-CHECKS = ("duplicates", "leaks", "label_issues", "outliers", "imbalance", "unreadable")
-CHECK_TITLES = {
-    "duplicates": "Duplicates",
-    "leaks": "Leaks",
-    "label_issues": "Label errors",
-    "outliers": "Outliers",
-    "imbalance": "Imbalance",
-    "unreadable": "Unreadable",
-}
 FINDING_ROLE = Qt.ItemDataRole.UserRole + 1
-NO_FIGURE = "\u2013"  # an en dash: not checked (yet)
-IMBALANCE_WORTH_SAYING = 1.5  # largest/smallest class count from which the card turns amber
-
-
-def default_check_fn(train_dir: str, val_dir: str | None, model: str | None, **kwargs):
-    from core.modeling.doctor import check_dataset  # its heavy libraries load on first use
-
-    return check_dataset(train_dir, val_dir, model, **kwargs)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One row of the findings list: what it says, the images it shows, how to keep it."""
-
-    check: str
-    text: str
-    paths: tuple[str, ...]
-    key: str = ""  # "" for what cannot be kept (imbalance, unreadable files)
-    source: Any = None  # the engine's finding (DuplicateGroup, Leak, LabelIssue, ...)
-
-
-class CheckWorker(QObject):
-    """Runs one check on its thread; only plain data leaves it."""
-
-    progress = Signal(object)  # CheckProgress
-    result = Signal(object)  # HealthReport
-    failed = Signal(str, str)  # message, details
-    cancelled = Signal()
-    finished = Signal()
-
-    def __init__(self, check_fn: Callable, train_dir: str, val_dir: str | None, model: str | None,
-                 check_labels: bool):
-        super().__init__()
-        self._call = (check_fn, train_dir, val_dir, model, check_labels)
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @Slot()
-    def run(self) -> None:
-        check_fn, train_dir, val_dir, model, check_labels = self._call
-        try:
-            report = check_fn(train_dir, val_dir, model, check_labels=check_labels,
-                              on_event=self._on_event, cancel=self._cancel)
-        except FitStudioError as exc:
-            if self._cancel.is_set():
-                self.cancelled.emit()
-            else:
-                self.failed.emit(str(exc), "")
-        except Exception as exc:  # the window must survive whatever the check meets
-            self.failed.emit(f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        else:
-            self.result.emit(report)
-        finally:
-            self.finished.emit()
-
-    def _on_event(self, event) -> None:
-        if isinstance(event, CheckProgress):
-            self.progress.emit(event)
-
-
-class SummaryCard(QFrame):
-    """A check's name, its number of findings (or a figure), and a colour for how it went; a click
-    (or Space) selects it."""
-
-    clicked = Signal()
-    COLOURS = {"none": "#98a2b3", "good": "#067647", "bad": "#b42318"}
-
-    def __init__(self, check: str, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.check = check
-        self.setObjectName("healthCard")
-        self.setMinimumSize(120, 70)
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.title = QLabel(CHECK_TITLES[check])
-        self.figure_label = QLabel()
-        font = self.figure_label.font()
-        font.setPointSizeF(font.pointSizeF() * 1.6)
-        font.setBold(True)
-        self.figure_label.setFont(font)
-        self.detail = QLabel()
-        self.detail.setStyleSheet("color: #667085")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 6, 10, 6)
-        layout.setSpacing(0)
-        for label in (self.title, self.figure_label, self.detail):
-            layout.addWidget(label)
-        self._checked = False
-        self.show_figure(NO_FIGURE, "", "none")
-
-    def show_count(self, count: int) -> None:
-        self.show_figure(str(count), "found" if count else "none found", "bad" if count else "good")
-
-    def show_figure(self, figure: str, detail: str, state: str) -> None:
-        self.figure, self.state = figure, state
-        self.figure_label.setText(figure)
-        self.detail.setText(detail)
-        self._restyle()
-
-    def isChecked(self) -> bool:  # Qt-style names, as a checkable button has
-        return self._checked
-
-    def setChecked(self, checked: bool) -> None:
-        self._checked = checked
-        self._restyle()
-
-    def _restyle(self) -> None:
-        background, border = ("#eff4ff", "#2563eb") if self._checked else ("#ffffff", "#d0d5dd")
-        self.setStyleSheet(
-            f"QFrame#healthCard {{ background: {background}; border: 1px solid {border};"
-            f" border-left: 5px solid {self.COLOURS[self.state]}; border-radius: 6px; }}"
-        )
-
-    def mouseReleaseEvent(self, event) -> None:
-        if event.button() == Qt.MouseButton.LeftButton and self.rect().contains(event.position().toPoint()):
-            self.clicked.emit()
-        super().mouseReleaseEvent(event)
-
-    def keyPressEvent(self, event) -> None:
-        if event.key() in (Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter):
-            self.clicked.emit()
-            return
-        super().keyPressEvent(event)
 
 
 class DataHealthView(QDialog):
@@ -260,12 +137,9 @@ class DataHealthView(QDialog):
         self.keep_button = QPushButton("Not a problem")
         self.keep_button.setToolTip("Keep it as it is and do not show this finding again")
         self.keep_button.clicked.connect(self.keep_selected)
-        self.moves_list = QListWidget()
-        self.moves_list.setObjectName("moves")
-        self.moves_list.setMaximumHeight(110)
-        self.moves_list.currentItemChanged.connect(lambda *_: self._show_actions())
-        self.undo_button = QPushButton("Undo move")
-        self.undo_button.clicked.connect(self.undo_selected_move)
+        self.moves = MovesPanel(self.train_dir, self.val_dir)
+        self.moves.said.connect(self._say)
+        self.moves.dataset_changed.connect(self.dataset_changed)
         self.status = QLabel()
         self.status.setObjectName("healthStatus")
         self.status.setWordWrap(True)
@@ -297,9 +171,6 @@ class DataHealthView(QDialog):
         splitter.addWidget(self.finding_list)
         splitter.addWidget(right)
         splitter.setSizes([420, 680])
-        moves_row = QHBoxLayout()
-        moves_row.addWidget(self.moves_list, 1)
-        moves_row.addWidget(self.undo_button, 0, Qt.AlignmentFlag.AlignTop)
         line = QFrame()
         line.setFrameShape(QFrame.Shape.HLine)
         layout = QVBoxLayout(self)
@@ -311,9 +182,8 @@ class DataHealthView(QDialog):
         layout.addWidget(splitter, 1)
         layout.addWidget(line)
         layout.addWidget(QLabel("Moves (logged in each dataset folder; nothing is ever deleted)"))
-        layout.addLayout(moves_row)
+        layout.addWidget(self.moves)
         layout.addWidget(self.status)
-        self._show_moves()
 
     # --- running the check --------------------------------------------------------------------
 
@@ -352,7 +222,7 @@ class DataHealthView(QDialog):
     @Slot(object)
     def _on_result(self, report) -> None:
         self.show_report(report)
-        self.step.setText(f"Checked in {report.seconds:.1f} s." + self._label_note(report))
+        self.step.setText(f"Checked in {report.seconds:.1f} s. {label_note(report)}")
         self.check_finished.emit(report)
 
     @Slot(str, str)
@@ -372,30 +242,13 @@ class DataHealthView(QDialog):
         self.progress.hide()
         self._show_actions()
 
-    @staticmethod
-    def _label_note(report) -> str:
-        if report.label_source == "quick model":
-            return " Labels checked with a quick model trained for the check."
-        if report.label_source:
-            return f" Labels checked with the features of {report.label_source}."
-        return " " + " ".join(report.notes) if report.notes else " Labels were not checked."
-
     # --- what the report shows ----------------------------------------------------------------
 
     def show_report(self, report) -> None:
         self.report = report
         self.findings = findings_of(report)
         for check, card in self.cards.items():
-            if check == "imbalance":
-                ratio = _largest_ratio(report)
-                state = "none" if ratio is None else ("bad" if ratio >= IMBALANCE_WORTH_SAYING else "good")
-                card.show_figure(NO_FIGURE if ratio is None else f"{ratio:.1f}x", "largest/smallest", state)
-            elif check in ("label_issues", "outliers") and not report.label_source:
-                card.show_figure(NO_FIGURE, "not checked", "none")
-            elif check == "leaks" and not report.val_dir:
-                card.show_figure(NO_FIGURE, "no validation folder", "none")
-            else:
-                card.show_count(len(self.findings[check]))
+            card.show_figure(card_figure(check, report, len(self.findings[check])))
         self._fill_classes()
         first = next((c for c in CHECKS if self.findings[c] and c != "imbalance"), "duplicates")
         self.select_check(first)
@@ -414,7 +267,7 @@ class DataHealthView(QDialog):
             self.finding_list.setCurrentRow(0)
         else:
             self.gallery.clear()
-            self.detail.setText(_nothing_found(check, self.report))
+            self.detail.setText(nothing_found(check, self.report))
         self._show_actions()
 
     def selected_finding(self) -> Finding | None:
@@ -436,32 +289,20 @@ class DataHealthView(QDialog):
             self._show_actions()
             return
         self.gallery.set_items([self._gallery_item(finding, path) for path in finding.paths])
-        self.detail.setText(_hint(finding))
+        self.detail.setText(hint(finding))
         if len(finding.paths) == 1:
             self.gallery.setCurrentIndex(self.gallery.model().index(0, 0))
         self._show_actions()
 
     def _gallery_item(self, finding: Finding, path: str) -> GalleryItem:
-        split, class_name = self._place(path)
         bars: tuple[Bar, ...] = ()
         issue = finding.source if finding.check == "label_issues" else None
         if issue is not None:
             bars = (Bar(f"folder: {issue.given}", issue.given_probability, RED),
                     Bar(f"looks like: {issue.suggested}", issue.suggested_probability, GREEN))
-        title = f"{split}/{class_name}/{os.path.basename(path)}"
+        place = place_of(path, self.train_dir, self.val_dir)
+        title = f"{place.split}/{place.class_name}/{os.path.basename(path)}" if place.root else path
         return GalleryItem(path, title, bars, tooltip=path)
-
-    def _place(self, path: str) -> tuple[str, str]:
-        """(split, class) of an image from its folders."""
-        root = self._root_of(path)
-        split = "val" if root == self.val_dir else "train"
-        relative = os.path.relpath(path, root).replace(os.sep, "/")
-        return split, relative.split("/")[0]
-
-    def _root_of(self, path: str) -> str:
-        if self.report is not None:
-            return self.report.root_of(path)
-        return self.train_dir
 
     def _fill_classes(self) -> None:
         self.target_class.clear()
@@ -481,7 +322,7 @@ class DataHealthView(QDialog):
         self.keep_button.setEnabled(finding is not None and bool(finding.key) and not checking)
         if movable and finding is not None and finding.check == "label_issues":
             self.target_class.setCurrentText(finding.source.suggested)
-        self.undo_button.setEnabled(not checking and self._selected_move() is not None)
+        self.moves.set_busy(checking)
 
     # --- fixes ----------------------------------------------------------------------------------
 
@@ -496,14 +337,19 @@ class DataHealthView(QDialog):
             self._apply(lambda root: fixes.quarantine(root, path), path)
 
     def _apply(self, move_fn: Callable[[str], fixes.Move], path: str) -> None:
+        root = place_of(path, self.train_dir, self.val_dir).root
+        if root is None:
+            self._say(f"{path} lies outside this dataset (its folder is linked to another place), so it "
+                      "is not moved. Nothing was changed.", error=True)
+            return
         try:
-            move = move_fn(self._root_of(path))
-        except (FitStudioError, ValueError) as exc:
+            move = move_fn(root)
+        except FitStudioError as exc:
             self._say(str(exc), error=True)
             return
         self._forget_path(path)
         self._say(f"{move.describe()}. Undo it from the Moves list.")
-        self._show_moves()
+        self.moves.refresh()
         self.dataset_changed.emit()
 
     def keep_selected(self) -> None:
@@ -518,41 +364,6 @@ class DataHealthView(QDialog):
         self._drop(lambda f: f.key == finding.key)
         self._say("Kept as it is; this finding will not be shown again.")
 
-    def undo_selected_move(self) -> None:
-        selected = self._selected_move()
-        if selected is None:
-            return
-        root, move = selected
-        try:
-            fixes.undo(root, move.id)
-        except FitStudioError as exc:
-            self._say(str(exc), error=True)
-            return
-        self._say(f"Put back {move.source}. Check again to see it among the findings.")
-        self._show_moves()
-        self.dataset_changed.emit()
-
-    def _selected_move(self) -> tuple[str, fixes.Move] | None:
-        item = self.moves_list.currentItem()
-        entry = item.data(FINDING_ROLE) if item is not None else None
-        return entry if entry is not None and not entry[1].undone else None
-
-    def _show_moves(self) -> None:
-        self.moves_list.clear()
-        roots = [r for r in (self.train_dir, self.val_dir) if r and os.path.isdir(r)]
-        moves = [(root, move) for root in roots for move in fixes.read_moves(root)]
-        for root, move in sorted(moves, key=lambda entry: entry[1].at, reverse=True):
-            split = "val" if root == self.val_dir else "train"
-            text = f"{move.at.replace('T', ' ')[:19]}  {split}: {move.describe()}"
-            item = QListWidgetItem(text + ("  (undone)" if move.undone else ""))
-            item.setData(FINDING_ROLE, (root, move))
-            if move.undone:
-                item.setForeground(Qt.GlobalColor.gray)
-            self.moves_list.addItem(item)
-        if self.moves_list.count():
-            self.moves_list.setCurrentRow(0)
-        self._show_actions()
-
     def _forget_path(self, path: str) -> None:
         """Findings about an image that moved no longer hold: drop them (Check again re-finds)."""
         self._drop(lambda f: path in f.paths)
@@ -563,7 +374,7 @@ class DataHealthView(QDialog):
             remaining = [f for f in self.findings[check] if not f.key or not matches(f)]
             if check != "imbalance" and len(remaining) != len(self.findings[check]):
                 self.findings[check] = remaining
-                self.cards[check].show_count(len(remaining))
+                self.cards[check].show_figure(count_figure(len(remaining)))
         self.select_check(self.current_check)
         if self.finding_list.count():
             self.finding_list.setCurrentRow(min(row, self.finding_list.count() - 1))
@@ -588,68 +399,3 @@ class DataHealthView(QDialog):
         self.gallery.shutdown()
         super().closeEvent(event)
 
-
-def findings_of(report) -> dict[str, list[Finding]]:
-    """The report's findings as list rows, by check."""
-
-    def where(path: str) -> str:
-        root = report.root_of(path)
-        split = "val" if root == report.val_dir else "train"
-        return f"{split}/{os.path.relpath(path, root).replace(os.sep, '/')}"
-
-    found: dict[str, list[Finding]] = {check: [] for check in CHECKS}
-    for group in report.duplicates:
-        names = ", ".join(where(p) for p in group.paths[:3]) + (" …" if len(group.paths) > 3 else "")
-        text = f"{len(group.paths)} {group.kind} copies: {names}"
-        found["duplicates"].append(Finding("duplicates", text, tuple(group.paths), group.key, group))
-    for leak in report.leaks:
-        found["leaks"].append(Finding(
-            "leaks", f"{leak.kind.capitalize()}: {where(leak.train)} is also {where(leak.val)}",
-            (leak.train, leak.val), leak.key, leak,
-        ))
-    for issue in report.label_issues:
-        found["label_issues"].append(Finding(
-            "label_issues",
-            f"{where(issue.path)}: in '{issue.given}', looks like '{issue.suggested}' "
-            f"({issue.score:.0%} likely wrong)",
-            (issue.path,), issue.key, issue,
-        ))
-    for outlier in report.outliers:
-        found["outliers"].append(Finding(
-            "outliers", f"{where(outlier.path)}: unlike the other images (score {outlier.score:.1f})",
-            (outlier.path,), outlier.key, outlier,
-        ))
-    for skipped in report.skipped:
-        found["unreadable"].append(Finding("unreadable", f"{where(skipped.path)}: {skipped.reason}",
-                                           (skipped.path,), "", skipped))
-    for split, counts in report.class_counts.items():
-        for name, count in counts.items():
-            weight = report.class_weights.get(name) if split == "train" else None
-            suffix = f", suggested class weight {weight:.2f}" if weight is not None else ""
-            found["imbalance"].append(Finding("imbalance", f"{split}/{name}: {count} images{suffix}", ()))
-    return found
-
-
-def _nothing_found(check: str, report) -> str:
-    if report is None:
-        return ""
-    if check == "imbalance":
-        ratio = _largest_ratio(report)
-        return (f"The largest class has {ratio:.1f}x the images of the smallest. Tick 'Balance classes' in "
-                "the training settings to weight the loss by class.") if ratio else ""
-    return f"No {CHECK_TITLES[check].lower()} found."
-
-
-def _hint(finding: Finding) -> str:
-    if finding.check == "unreadable":
-        return "This file cannot be trained on. Quarantine it to get it out of the way."
-    if len(finding.paths) > 1:
-        return ("Pick the copy to move or quarantine; 'Not a problem' keeps them all and hides this "
-                "finding from now on.")
-    if finding.check == "label_issues":
-        return "Move it to the suggested class if the model is right, or keep it where it is."
-    return "Quarantine it if it does not belong in the dataset, or keep it."
-
-
-def _largest_ratio(report) -> float | None:
-    return max((ratio for ratio in report.imbalance().values() if ratio), default=None)

@@ -48,7 +48,7 @@ from core.runs import run_folder
 from core.runs.index import RunsIndex, differing_settings, fingerprint_label, flat_settings
 from core.runs.run_info import RunInfo, read_run_info
 from gui.run_overlay import RunCurves, RunDifferences, RunOverlay, swatch
-from gui.trash import TrashError, move_to_trash, restore_from_trash
+from gui.trash import TrashError, move_to_trash, restore_batch
 from gui.worker import run_in_thread
 
 POLL_MS = 3000  # while a run trains: how often its curves and the list are read again
@@ -483,13 +483,12 @@ class RunsPage(QWidget):
         if not self.trashed:
             return False
         batch = self.trashed.pop()
-        restored = []
-        for run_dir, trashed in batch:
-            try:
-                restore_from_trash(trashed, run_dir)
-                restored.append(run_dir)
-            except TrashError as exc:
-                self.show_error("Not restored", str(exc))
+        restored, remaining, failures = restore_batch(batch)
+        if remaining:  # still in the trash: the next Undo tries them again
+            self.trashed.append(remaining)
+        if failures:
+            still = f"Undo will try {_names(remaining)} again." if remaining else ""
+            self.show_error("Not restored", "\n".join([*failures, still]).strip())
         if restored:
             self.status_message.emit(f"Restored {_names([(run_dir, '') for run_dir in restored])}.")
         self._update_actions()

@@ -3,7 +3,8 @@
 `QFile.moveToTrash` does the platform's work (the freedesktop.org trash on Linux, the Recycle Bin,
 the macOS Trash) and says where the folder went, so it can be moved back while the window is open.
 On Linux the trash also holds a `.trashinfo` note per item; restoring removes it, or the trash would
-list an item that is no longer there.
+list an item that is no longer there. `restore_batch` brings back one Undo's worth of folders and says
+which could not come back, so the caller can keep those undoable.
 """
 
 from __future__ import annotations
@@ -43,6 +44,24 @@ def restore_from_trash(trashed: str, original: str) -> None:
     except OSError as exc:
         raise TrashError(f"{os.path.basename(original)} could not be restored: {exc}") from None
     _forget_trash_note(trashed)
+
+
+def restore_batch(batch: list[tuple[str, str]]) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+    """Restores each (original, trashed) pair of `batch`. Returns (the originals restored, the pairs
+    still to restore, one message per failure). A pair whose item is no longer in the trash cannot
+    come back by any undo and is not among those still to restore; the others (a folder of that name
+    exists again, a read-only folder) are, so that Undo can try them again once the cause is gone."""
+    restored, remaining, messages = [], [], []
+    for original, trashed in batch:
+        try:
+            restore_from_trash(trashed, original)
+        except TrashError as exc:
+            messages.append(str(exc))
+            if os.path.exists(trashed):
+                remaining.append((original, trashed))
+        else:
+            restored.append(original)
+    return restored, remaining, messages
 
 
 def _forget_trash_note(trashed: str) -> None:

@@ -298,7 +298,7 @@ class ImageStore:
         except OSError as exc:
             self._stop_writing(f"Decoded images can no longer be kept on disk ({exc}).")
             return False
-        entry = _Entry(stamp, len(self._segments) - 1, slot, zlib.crc32(pixels))
+        entry = _Entry(stamp, writer.segment, slot, zlib.crc32(pixels))
         key = self._key(path)
         line = _index_line([key, *stamp, slot, entry.crc])
         with self._lock:
@@ -368,9 +368,12 @@ class ImageStore:
             return absolute
 
     def _fd(self, segment: int) -> int:
-        if self._writer is not None and segment == len(self._segments) - 1:
-            return self._writer.pix
+        # Under the lock, and by the writer's own number: a reader must never take this process's new
+        # (still empty) segment for the older one whose entry it is reading.
         with self._lock:
+            writer = self._writer
+            if writer is not None and segment == writer.segment:
+                return writer.pix
             fd = self._read_fds.get(segment)
             if fd is None:
                 path = os.path.join(self.folder, self._segments[segment] + ".pix")
@@ -416,8 +419,9 @@ class ImageStore:
         with self._lock:
             if self._writer is None:
                 name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
-                self._writer = _SegmentWriter(self.folder, name)
+                writer = _SegmentWriter(self.folder, name, segment=len(self._segments))
                 self._segments.append(name)
+                self._writer = writer  # published last, with its segment listed
             return self._writer
 
     def _report_index_problems(self, index: _Index) -> None:
@@ -432,7 +436,8 @@ class ImageStore:
 class _SegmentWriter:
     """This process's own pair of files in a store: pixels by slot, and the index lines."""
 
-    def __init__(self, folder: str, name: str):
+    def __init__(self, folder: str, name: str, segment: int):
+        self.segment = segment  # its number in the store's list of segments
         self.pix = os.open(os.path.join(folder, name + ".pix"),
                            os.O_RDWR | os.O_CREAT | os.O_EXCL | _BINARY, 0o644)
         self.idx = os.open(os.path.join(folder, name + ".idx"),

@@ -5,17 +5,24 @@ Each dataset root (a folder of class subfolders) keeps two small files beside it
 which the scanner ignores because it only looks at folders:
 
     fitstudio-moves.json   every move and every undo, newest last, so any move can be undone
-    fitstudio-kept.json    the findings a person looked at and kept
+    fitstudio-kept.json    the findings a person looked at and kept (content keys, never paths)
 
 Images set aside go to `_quarantine/<class>/...` inside the root, a folder the scanner skips
 (core.data.dataset.QUARANTINE_DIR). A move renames the file within the root (one step on one
 file system); when it cannot happen (a name clash, a read-only folder, a vanished file) it raises
 MoveError saying why, and both files stay as they were. The log is written after the rename; if
 that fails the rename is reverted, so the log never misses a move.
+
+A dataset can come from someone else, log included, so the log is not trusted: each of its paths is
+resolved (core.paths.inside) and must name a file in a folder of the root. An entry that does not
+(`../`, an absolute path, a class folder linked to somewhere else) is read back refused, "outside
+this dataset", and is never carried out. No move or undo ever replaces an existing file, even one
+that appears between the check and the rename (`_rename_no_replace`).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 import uuid
@@ -25,9 +32,15 @@ from typing import Any
 from core import files
 from core.data.dataset import QUARANTINE_DIR, list_classes
 from core.errors import FitStudioError
+from core.paths import inside
 
 MOVES_FILE = "fitstudio-moves.json"
 KEPT_FILE = "fitstudio-kept.json"
+MOVE_ACTIONS = ("relabel", "quarantine")
+OUTSIDE = "outside this dataset"  # Move.refused of a log entry that points out of the root
+# What a file system without hard links answers to os.link (FAT, exFAT, some network shares).
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK}
+_NO_HARD_LINKS_WINDOWS = {1, 50}  # ERROR_INVALID_FUNCTION, ERROR_NOT_SUPPORTED
 
 
 class MoveError(FitStudioError):
@@ -42,6 +55,7 @@ class Move:
     target: str  # and after it
     at: str
     undone: bool = False
+    refused: str = ""  # OUTSIDE when a path of this log entry leaves the root: it is never undone
 
     def describe(self) -> str:
         verb = "Set aside" if self.action == "quarantine" else "Moved"
@@ -50,33 +64,44 @@ class Move:
 
 def move_to_class(root: str, path: str, class_name: str) -> Move:
     """Moves the image `path` (below `root`) into the class folder `class_name`, keeping its name."""
-    source = _inside(root, path)
+    source = _existing_image(root, path)
     classes = list_classes(root)
     if class_name not in classes:
         raise MoveError(
             f"'{class_name}' is not a class folder of {root}. Choose one of: {', '.join(classes)}."
         )
-    target = os.path.join(root, class_name, os.path.basename(source))
+    target = _file_inside(root, os.path.join(root, class_name, os.path.basename(source)))
+    if target is None:
+        raise MoveError(f"The class folder {class_name} lies {OUTSIDE} (it is linked to another "
+                        "place). Nothing was changed.")
     return _move(root, "relabel", source, target)
 
 
 def quarantine(root: str, path: str) -> Move:
     """Sets `path` aside in `<root>/_quarantine/`, under the same relative path."""
-    source = _inside(root, path)
-    target = os.path.join(root, QUARANTINE_DIR, os.path.relpath(source, root))
+    source = _existing_image(root, path)
+    target = _file_inside(root, os.path.join(root, QUARANTINE_DIR, _relative(root, source)))
+    if target is None:
+        raise MoveError(f"{os.path.join(root, QUARANTINE_DIR)} lies {OUTSIDE} (it is linked to another "
+                        "place). Nothing was changed.")
     return _move(root, "quarantine", source, target)
 
 
 def undo(root: str, move_id: str) -> Move:
-    """Puts the image of move `move_id` back where it was; returns the undone move."""
+    """Puts the image of move `move_id` back where it was; returns the undone move. A log entry that
+    points outside the root is refused (MoveError) and nothing is touched."""
     entries = _read_log(root)
     move = next((m for m in read_moves(root) if m.id == move_id), None)
     if move is None:
         raise MoveError(f"No move {move_id} in the log of {root}.")
     if move.undone:
         raise MoveError(f"{move.describe()} was already undone.")
-    current, original = _absolute(root, move.target), _absolute(root, move.source)
-    if not os.path.isfile(current):
+    current = _file_inside(root, _logged(root, move.target))
+    original = _file_inside(root, _logged(root, move.source))
+    if move.refused or current is None or original is None:
+        raise MoveError(f"Refused: {move.describe()} points {OUTSIDE} ({root}); the log was not written "
+                        "by FitStudio or the folders changed since. Nothing was changed.")
+    if not _is_file(current):
         raise MoveError(f"Cannot undo: {current} is no longer there. Nothing was changed.")
     _rename(current, original, make_folder=True)
     entries.append({"id": uuid.uuid4().hex[:12], "action": "undo", "undoes": move_id, "at": _now()})
@@ -88,18 +113,23 @@ def undo(root: str, move_id: str) -> Move:
 
 
 def read_moves(root: str) -> list[Move]:
-    """The moves in the log of `root`, oldest first, each marked undone or not."""
+    """The moves in the log of `root`, oldest first, each marked undone or not, and refused when one
+    of its paths lies outside the root. Entries that are not moves at all are left out."""
     entries = _read_log(root)
-    undone = {entry.get("undoes") for entry in entries if entry.get("action") == "undo"}
-    return [
-        Move(e["id"], e["action"], e["source"], e["target"], e.get("at", ""), e["id"] in undone)
-        for e in entries
-        if e.get("action") in ("relabel", "quarantine") and {"id", "source", "target"} <= e.keys()
-    ]
+    undone = {e["undoes"] for e in entries if e.get("action") == "undo" and isinstance(e.get("undoes"), str)}
+    moves = []
+    for e in entries:
+        if e.get("action") not in MOVE_ACTIONS or not _strings(e, "id", "source", "target"):
+            continue
+        paths = (_file_inside(root, _logged(root, e[k])) for k in ("source", "target"))
+        refused = "" if all(path is not None for path in paths) else OUTSIDE
+        at = e["at"] if isinstance(e.get("at"), str) else ""
+        moves.append(Move(e["id"], e["action"], e["source"], e["target"], at, e["id"] in undone, refused))
+    return moves
 
 
 def last_undoable(root: str) -> Move | None:
-    moves = [m for m in read_moves(root) if not m.undone]
+    moves = [m for m in read_moves(root) if not m.undone and not m.refused]
     return moves[-1] if moves else None
 
 
@@ -109,14 +139,18 @@ def last_undoable(root: str) -> Move | None:
 def kept_keys(root: str) -> set[str]:
     """The keys of the findings kept in `root` (empty when none, or the file is unreadable)."""
     data = _read_json(os.path.join(root, KEPT_FILE), {})
-    return {item["key"] for item in data.get("kept", []) if isinstance(item, dict) and "key" in item}
+    kept = data.get("kept")
+    if not isinstance(kept, list):
+        return set()
+    return {item["key"] for item in kept if isinstance(item, dict) and _strings(item, "key")}
 
 
 def keep(root: str, key: str, description: str) -> None:
     """Remembers that the finding `key` is not a problem; raises MoveError when it cannot be saved."""
     path = os.path.join(root, KEPT_FILE)
     data = _read_json(path, {})
-    kept = [item for item in data.get("kept", []) if isinstance(item, dict) and item.get("key") != key]
+    earlier = data.get("kept", []) if isinstance(data.get("kept"), list) else []
+    kept = [item for item in earlier if isinstance(item, dict) and item.get("key") != key]
     kept.append({"key": key, "what": description, "at": _now()})
     try:
         files.write_json(path, {"kept": kept})
@@ -131,7 +165,7 @@ def _move(root: str, action: str, source: str, target: str) -> Move:
     entries = _read_log(root)
     _rename(source, target, make_folder=action == "quarantine")
     move = Move(uuid.uuid4().hex[:12], action, _relative(root, source), _relative(root, target), _now())
-    entry = {k: v for k, v in asdict(move).items() if k != "undone"}
+    entry = {k: v for k, v in asdict(move).items() if k not in ("undone", "refused")}
     try:
         _write_log(root, [*entries, entry])
     except OSError as exc:
@@ -140,16 +174,18 @@ def _move(root: str, action: str, source: str, target: str) -> Move:
 
 
 def _rename(source: str, target: str, make_folder: bool) -> None:
-    if os.path.lexists(target):
+    folder = os.path.dirname(target)
+    try:
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "exists", target)
+        if make_folder:
+            os.makedirs(folder, exist_ok=True)
+        _rename_no_replace(source, target)
+    except FileExistsError:
         raise MoveError(
             f"Cannot move {os.path.basename(source)}: {target} already exists. "
             "Rename one of the two files first. Nothing was changed."
-        )
-    folder = os.path.dirname(target)
-    try:
-        if make_folder:
-            os.makedirs(folder, exist_ok=True)
-        os.rename(source, target)
+        ) from None
     except OSError as exc:
         raise MoveError(
             f"Could not move {os.path.basename(source)} to {folder}: {exc.strerror or exc}. "
@@ -157,10 +193,48 @@ def _rename(source: str, target: str, make_folder: bool) -> None:
         ) from None
 
 
+def _rename_no_replace(source: str, target: str) -> None:
+    """Renames `source` to `target` without ever replacing a file at `target`, even one that appears
+    after the caller looked: raises FileExistsError then.
+
+    A hard link claims the new name in one step that fails when the name is taken, then the old name
+    goes (a crash in between leaves the image under both names, never under none). Where the file
+    system has no hard links, an empty file created exclusively (O_EXCL) claims the name, and the
+    rename replaces only that placeholder. os.replace/os.rename alone would replace a file silently
+    on POSIX; renameat2(RENAME_NOREPLACE) would do it in one step, but on Linux only."""
+    try:
+        os.link(source, target, **_NO_FOLLOW)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        no_links = exc.errno in _NO_HARD_LINKS or getattr(exc, "winerror", None) in _NO_HARD_LINKS_WINDOWS
+        if not no_links:
+            raise
+        _rename_over_placeholder(source, target)
+        return
+    try:
+        os.unlink(source)
+    except OSError:
+        os.unlink(target)  # the second name of the same file: the image stays where it was
+        raise
+
+
+_NO_FOLLOW = {"follow_symlinks": False} if os.link in os.supports_follow_symlinks else {}
+
+
+def _rename_over_placeholder(source: str, target: str) -> None:
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # FileExistsError when taken
+    try:
+        os.replace(source, target)
+    except OSError:
+        os.remove(target)
+        raise
+
+
 def _rename_back(current: str, original: str, cause: OSError) -> None:
     """The log could not be written: undo the rename so that disk and log still agree."""
     try:
-        os.rename(current, original)
+        _rename_no_replace(current, original)
     except OSError as exc:
         raise MoveError(
             f"The move log could not be written ({cause.strerror or cause}) and {current} could not be "
@@ -173,8 +247,8 @@ def _rename_back(current: str, original: str, cause: OSError) -> None:
 
 
 def _read_log(root: str) -> list[dict[str, Any]]:
-    data = _read_json(os.path.join(root, MOVES_FILE), {})
-    return [entry for entry in data.get("moves", []) if isinstance(entry, dict)]
+    moves = _read_json(os.path.join(root, MOVES_FILE), {}).get("moves", [])
+    return [entry for entry in moves if isinstance(entry, dict)] if isinstance(moves, list) else []
 
 
 def _write_log(root: str, entries: list[dict[str, Any]]) -> None:
@@ -189,24 +263,46 @@ def _read_json(path: str, default: dict) -> dict:
     return data if isinstance(data, dict) else default
 
 
-def _inside(root: str, path: str) -> str:
-    """`path` as an absolute path, checked to be a file below `root`."""
-    absolute = os.path.abspath(path)
-    if os.path.commonpath([absolute, os.path.abspath(root)]) != os.path.abspath(root):
-        raise MoveError(f"{path} is not inside the dataset folder {root}.")
-    if not os.path.isfile(absolute):
+# --- paths ---------------------------------------------------------------------------------------
+
+
+def _existing_image(root: str, path: str) -> str:
+    """`path` resolved, checked to be a file in a folder below `root`."""
+    resolved = _file_inside(root, path)
+    if resolved is None:
+        raise MoveError(f"{path} is not inside the dataset folder {root}: it lies {OUTSIDE} (through "
+                        "'..' or a folder linked elsewhere). Nothing was changed.")
+    if not _is_file(resolved):
         raise MoveError(f"{path} is no longer there. Nothing was changed.")
-    return absolute
+    return resolved
+
+
+def _file_inside(root: str, path: str) -> str | None:
+    """`path` resolved, when it names something in a folder of `root` (not the root's own files, such
+    as the logs); None otherwise."""
+    resolved = inside(root, path)
+    if resolved is None or os.path.dirname(resolved) == os.path.realpath(root):
+        return None
+    return resolved
+
+
+def _logged(root: str, relative: str) -> str:
+    """A path as the log spells it, joined to the root: an absolute one stays absolute (and is then
+    refused as outside), `..` stays in (and is resolved)."""
+    return os.path.join(root, relative.replace("/", os.sep))
+
+
+def _strings(entry: dict[str, Any], *keys: str) -> bool:
+    return all(isinstance(entry.get(key), str) for key in keys)
+
+
+def _is_file(path: str) -> bool:
+    return os.path.islink(path) or os.path.isfile(path)
 
 
 def _relative(root: str, path: str) -> str:
-    return os.path.relpath(path, root).replace(os.sep, "/")
-
-
-def _absolute(root: str, relative: str) -> str:
-    return os.path.join(os.path.abspath(root), *relative.split("/"))
+    return os.path.relpath(path, os.path.realpath(root)).replace(os.sep, "/")
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-

@@ -14,7 +14,6 @@ check within one step of work and raises CheckCancelled. Findings a person marke
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -67,14 +66,6 @@ class HealthReport:
 
     def imbalance(self) -> dict[str, float | None]:
         return {split: imbalance_ratio(counts) for split, counts in self.class_counts.items()}
-
-    def root_of(self, path: str) -> str:
-        """The split folder `path` lies in: where moves of it happen."""
-        absolute = os.path.abspath(path)
-        for root in (self.train_dir, self.val_dir):
-            if root and os.path.commonpath([absolute, os.path.abspath(root)]) == os.path.abspath(root):
-                return root
-        raise ValueError(f"{path} is in neither {self.train_dir} nor {self.val_dir}")
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -473,3 +473,73 @@ def test_an_unusable_disk_cache_is_a_warning_and_the_run_goes_on(tiny_dataset, t
     assert report["status"] == "completed" and report["cache"] == {"reused": 0, "decoded": 36}
     warnings = [e.text for e in events if isinstance(e, Message) and e.level == "warning"]
     assert len(warnings) == 2 and warnings[0].startswith("The disk cache cannot be used")
+
+
+class WatchedLock:
+    """A threading.Lock that says when a thread had to wait for it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.contended = threading.Event()
+
+    def __enter__(self):
+        if not self._lock.acquire(blocking=False):
+            self.contended.set()
+            self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._lock.release()
+
+
+def test_a_reader_never_takes_a_new_empty_segment_for_the_one_it_reads(dataset, tmp_path):
+    """The race: one decode thread opens this process's segment while another reads an older one.
+    The reader must get the older segment's pixels, not the new empty file, and no false warning."""
+    files = scan(dataset)[0]
+    cache = DiskCache(str(tmp_path / "cache"))
+    first_epoch(files, cache)  # segment 0 holds every image
+    new = os.path.join(dataset, "blue", "new.bmp")
+    write_image(new, (0, 0, 250), SIZE, seed=99)
+    os.utime(new, (time.time() - 600, time.time() - 600))  # old enough to be kept
+    store = cache.open(dataset, SIZE, "stretch")
+    kept, out, read = files.paths[0], np.zeros((SIZE, SIZE, 3), np.uint8), []
+    store._lock = lock = WatchedLock()
+    reader = threading.Thread(target=lambda: read.append(store.load_into(kept, store.stamp(kept), out)))
+
+    class SegmentsRacedByAReader(list):
+        def append(self, name):
+            """Runs while the writer opens its segment: the reader reads until done or blocked on it."""
+            reader.start()
+            give_up = time.monotonic() + 30  # a hang guard, never reached when the code is right
+            while reader.is_alive() and not lock.contended.is_set() and time.monotonic() < give_up:
+                time.sleep(0.005)
+            super().append(name)
+
+    store._segments = SegmentsRacedByAReader(store._segments)
+    try:
+        assert store.save(new, store.stamp(new), decode_image(new, SIZE))
+        reader.join(timeout=30)
+        assert read == [True] and np.array_equal(out, decode_image(kept, SIZE))
+        assert store.take_messages() == [] and store.has(kept, store.stamp(kept))
+    finally:
+        store.close()
+
+
+def test_a_segment_another_process_just_created_is_a_miss_not_an_error(dataset, isolated_disk_cache):
+    """Another process's new segment: pixels without an index yet, or an empty index. Both are
+    misses for a reader: the images are decoded, with no warning."""
+    files = scan(dataset)[0]
+    first_epoch(files)
+    folder = store_folder(isolated_disk_cache)
+    for path in segment_files(isolated_disk_cache, ".pix") + segment_files(isolated_disk_cache, ".idx"):
+        os.remove(path)
+    other = disk_cache._take_lease(folder)  # the other process, still running
+    try:
+        Path(folder, "0" * 20 + "-1-aaaaaaaa.pix").touch()  # pixels, no index yet
+        Path(folder, "0" * 20 + "-1-bbbbbbbb.pix").touch()  # and an index with no line yet
+        Path(folder, "0" * 20 + "-1-bbbbbbbb.idx").touch()
+        images, loads, messages = first_epoch(files)
+    finally:
+        disk_cache._drop_lease(other)
+    assert loads == {"reused": 0, "decoded": 12} and messages == []
+    assert np.array_equal(images, decoded(files))

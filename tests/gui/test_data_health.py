@@ -2,11 +2,13 @@
 
 import os
 import pathlib
+import shutil
 import threading
 
 import pytest
 from made_datasets import make_messy_dataset
 
+from core import files
 from core.data import fixes
 from core.errors import FitStudioError
 from core.events import CheckProgress
@@ -83,12 +85,12 @@ def test_moving_an_image_to_another_class_and_undoing_it(qtbot, open_view, messy
     moved = os.path.join(messy.train, "red", "copy.png")
     assert os.path.isfile(moved) and not os.path.exists(path)
     assert view.cards["duplicates"].figure == "2" and view.finding_list.count() == 2
-    assert view.moves_list.count() == 1 and "blue/copy.png -> red/copy.png" in view.moves_list.item(0).text()
+    assert view.moves.list.count() == 1 and "blue/copy.png -> red/copy.png" in view.moves.list.item(0).text()
     assert "Moved" in view.status.text()
     with qtbot.waitSignal(view.dataset_changed, timeout=5_000):
-        view.undo_button.click()
+        view.moves.undo_button.click()
     assert os.path.isfile(path) and not os.path.exists(moved)
-    assert "(undone)" in view.moves_list.item(0).text() and not view.undo_button.isEnabled()
+    assert "(undone)" in view.moves.list.item(0).text() and not view.moves.undo_button.isEnabled()
     assert fixes.read_moves(messy.train)[0].undone
 
 
@@ -120,7 +122,7 @@ def test_a_failed_move_says_why_and_leaves_both_files(qtbot, open_view, messy):
     view.move_button.click()
     assert "already exists" in view.status.text() and "Nothing was changed" in view.status.text()
     assert {path: pathlib.Path(path).read_bytes() for path in (source, clash)} == before
-    assert view.moves_list.count() == 0 and view.cards["duplicates"].figure == "3"
+    assert view.moves.list.count() == 0 and view.cards["duplicates"].figure == "3"
 
 
 def test_stop_cancels_the_check(qtbot, open_view, messy):
@@ -191,6 +193,58 @@ def test_the_data_panel_opens_the_view_and_its_counts_follow_the_fixes(qtbot, me
     view.target_class.setCurrentText("red")
     view.move_button.click()
     qtbot.waitUntil(lambda: red_count() == "7", timeout=10_000)
-    view.undo_button.click()
+    view.moves.undo_button.click()
     qtbot.waitUntil(lambda: red_count() == "6", timeout=10_000)
     view.close()
+
+
+def write_move_log(root, source, target):
+    entry = {"id": "m0", "action": "relabel", "source": source, "target": target, "at": "2026-12-05T00:00"}
+    files.write_json(os.path.join(root, fixes.MOVES_FILE), {"moves": [entry]})
+
+
+@pytest.fixture
+def users_file(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.png").write_bytes(b"the user's own file")
+    return home / "notes.png"
+
+
+def test_a_crafted_move_log_is_shown_refused_and_cannot_be_undone(qtbot, open_view, messy, users_file):
+    write_move_log(messy.train, "../home/notes.png", "blue/blue_000.png")  # would overwrite notes.png
+    view = open_view(messy.train, messy.val)
+    assert view.moves.list.count() == 1
+    assert "(refused: outside this dataset)" in view.moves.list.item(0).text()
+    assert not view.moves.undo_button.isEnabled()
+    view.moves.undo_selected()
+    assert users_file.read_bytes() == b"the user's own file"
+    assert os.path.isfile(os.path.join(messy.train, "blue", "blue_000.png"))
+
+
+def test_a_log_rewritten_under_the_window_is_refused_when_undone(qtbot, open_view, messy, users_file):
+    write_move_log(messy.train, "green/blue_000.png", "blue/blue_000.png")  # a fine move, so far
+    view = open_view(messy.train, messy.val)
+    assert view.moves.undo_button.isEnabled()
+    write_move_log(messy.train, "../home/notes.png", "blue/blue_000.png")
+    view.moves.undo_button.click()
+    assert "outside this dataset" in view.status.text() and "Nothing was changed" in view.status.text()
+    assert "(refused: outside this dataset)" in view.moves.list.item(0).text()
+    assert users_file.read_bytes() == b"the user's own file"
+    assert os.path.isfile(os.path.join(messy.train, "blue", "blue_000.png"))
+
+
+def test_an_image_in_a_class_folder_linked_elsewhere_is_not_moved(qtbot, open_view, messy, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(os.path.join(messy.train, "red", "red_000.png"), elsewhere / "copy_of_red.png")
+    os.symlink(elsewhere, os.path.join(messy.train, "red", "linked"))
+    view = open_view(messy.train, messy.val)
+    run_check(qtbot, view)
+    linked = next(f for f in view.findings["duplicates"] if any("linked" in p for p in f.paths))
+    assert os.path.join(messy.train, "red", "linked", "copy_of_red.png") in linked.text  # no split: outside
+    view.finding_list.setCurrentRow(view.findings["duplicates"].index(linked))
+    select_image(view, "copy_of_red.png")
+    view.quarantine_button.click()
+    assert "outside this dataset" in view.status.text()
+    assert sorted(os.listdir(elsewhere)) == ["copy_of_red.png"] and view.moves.list.count() == 0

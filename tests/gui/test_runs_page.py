@@ -3,6 +3,7 @@ trains, the actions, the trash and its undo; in the window with the fake engine,
 digits runs of tests/digits_runs.py."""
 
 import os
+import shutil
 
 import pytest
 from digits_runs import digits_runs
@@ -148,6 +149,51 @@ def test_runs_go_to_the_trash_and_come_back_with_undo(qtbot, open_page, tmp_path
     assert os.path.exists(os.path.join(first, run_folder.REPORT_FILE)) and os.path.exists(second)
     assert not (trash / "info" / "first.trashinfo").exists() and not (trash / "files" / "first").exists()
     assert shown(page, "Run") == ["second", "first"] and not page.undo_action.isEnabled()
+
+
+def test_a_run_that_cannot_be_restored_stays_on_the_undo_stack(qtbot, open_page, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".local" / "share").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    runs = home / "runs"
+    first = make_run(runs, "first", started="2026-11-29T10:00:00+0000")
+    second = make_run(runs, "second", started="2026-11-29T11:00:00+0000")
+    page = open_page(runs)
+    errors = []
+    page.show_error = lambda title, message: errors.append(message)
+    select(qtbot, page, [first, second])
+    with qtbot.waitSignal(page.runs_listed, timeout=10_000):
+        assert page.trash_selected()
+    os.makedirs(os.path.join(first, "a new folder of that name"))
+    with qtbot.waitSignal(page.runs_listed, timeout=10_000):
+        assert not page.undo_trash()
+    assert os.path.exists(os.path.join(second, run_folder.REPORT_FILE))  # restored
+    assert len(errors) == 1 and "first exists again" in errors[0] and "Undo will try first again" in errors[0]
+    assert page.undo_action.isEnabled() and page.undo_action.text() == "Undo: restore first"
+    shutil.rmtree(first)  # the cause is gone: the next Undo brings it back
+    with qtbot.waitSignal(page.runs_listed, timeout=10_000):
+        assert page.undo_trash()
+    assert os.path.exists(os.path.join(first, run_folder.REPORT_FILE)) and not page.undo_action.isEnabled()
+
+
+def test_a_run_emptied_from_the_trash_is_reported_and_leaves_the_undo_stack(qtbot, open_page, tmp_path,
+                                                                             monkeypatch):
+    home = tmp_path / "home"
+    (home / ".local" / "share").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    gone = make_run(home / "runs", "gone")
+    page = open_page(home / "runs")
+    errors = []
+    page.show_error = lambda title, message: errors.append(message)
+    select(qtbot, page, [gone])
+    with qtbot.waitSignal(page.runs_listed, timeout=10_000):
+        assert page.trash_selected()
+    shutil.rmtree(home / ".local" / "share" / "Trash" / "files" / "gone")  # the trash was emptied
+    with qtbot.waitSignal(page.runs_listed, timeout=10_000):
+        assert not page.undo_trash()
+    assert "no longer in the trash" in errors[0] and not page.undo_action.isEnabled()
 
 
 def test_without_a_trash_nothing_is_deleted(qtbot, open_page, tmp_path, monkeypatch):
