@@ -14,7 +14,8 @@ for a model with augmentation layers (whose `call` defaults to training=True) th
 runs the random augmentation and BatchNorm with batch statistics, so its answers change on every
 call and TFLite cannot convert it (StatelessRandomUniformV2, ImageProjectiveTransformV3...).
 ONNX is converted by tf2onnx from that same inference-mode SavedModel; its input is named `image`
-and its output `probabilities`. tf2onnx is imported only when exporting to ONNX.
+and its output `probabilities`. tf2onnx is imported only when exporting to ONNX. A model trained in
+mixed precision is traced as a float32 rebuild of itself (`float32_model`).
 
 `load_exported(path)` runs any exported format on a batch of images with its own runtime (ONNX:
 onnxruntime), for tests and checks.
