@@ -137,16 +137,16 @@ def obtain_weights(
     url = weights_url(model, image_size, base_url)
     found = Weights(model, weight_file_name(model, image_size), None, "", url)
     path = cached_weights_path(model, image_size)
-    stale = ""
+    stale = ""  # why the cached file is not used
     if os.path.isfile(path):
         try:
             sha256, verified = check_cached_weights(path, model, image_size)
             return replace(found, path=path, origin="cache", sha256=sha256, verified=verified)
         except (WeightsError, OSError) as exc:
-            stale = f"{exc} "
+            stale = f"{exc}; "
     if os.environ.get(OFFLINE_ENV) == "1":
-        return replace(found, problem=f"{stale}{found.file_name} is not in {weights_cache_dir()} and "
-                                      f"{OFFLINE_ENV}=1 forbids downloading it")
+        missing = "" if stale else f"{found.file_name} is not in {weights_cache_dir()} and "
+        return replace(found, problem=f"{stale}{missing}{OFFLINE_ENV}=1 forbids downloading it")
     try:
         sha256, verified = download_weights(model, image_size, base_url, on_event, cancel, timeout)
     except WeightsError as exc:
@@ -246,12 +246,14 @@ def check_cached_weights(path: str, model: str, image_size: int) -> tuple[str, s
     record = _import_record(path)
     if record.get("sha256") == digests["sha256"]:
         return digests["sha256"], f"imported by the user from {record.get('source', '?')}; it loads"
-    return _check_hash(path, expected_hash(model, image_size), shown_as=path, digests=digests)
+    return _check_hash(path, expected_hash(model, image_size), shown_as=path, digests=digests,
+                       outcome="it is not used")
 
 
 def _check_hash(path: str, expected: ExpectedHash | None, shown_as: str,
-                digests: dict[str, str] | None = None) -> tuple[str, str]:
-    """(SHA-256, how it was verified); WeightsError giving both hashes when `path` does not match."""
+                digests: dict[str, str] | None = None, outcome: str = "it was not kept") -> tuple[str, str]:
+    """(SHA-256, how it was verified); WeightsError giving both hashes and `outcome` when `path`
+    does not match."""
     digests = digests or _digests(path)
     sha256 = digests["sha256"]
     if expected is None:
@@ -262,7 +264,7 @@ def _check_hash(path: str, expected: ExpectedHash | None, shown_as: str,
         also = "" if expected.algorithm == "sha256" else f" (SHA-256 {sha256})"
         raise WeightsError(
             f"{shown_as} is not the file expected: its {name} is {actual}{also}, but {expected.source} "
-            f"gives {expected.value}; it was not kept."
+            f"gives {expected.value}; {outcome}"
         )
     return sha256, f"{name} matches the one {expected.source} gives"
 
