@@ -6,7 +6,8 @@ size does not matter: MobileNetV2's weights have the same shapes at every size.
 
 `WeightsMirror` serves files over HTTP on 127.0.0.1 from a thread; the first part of the path picks how:
 /good/ sends the file, /truncated/ half of it with the full Content-Length, /html/ a login page,
-/stall/ the headers and then nothing, /missing/ a 404.
+/stall/ the headers and then nothing until the mirror closes (`stalls_ended` counts the stalled
+responses that ended, so a test can tell that its client gave up first), /missing/ a 404.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class WeightsMirror:
         self.folder = folder
         self.release = threading.Event()  # ends the stalling responses
         self.requests: list[str] = []
+        self.stalls_ended = 0
         mirror = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -84,6 +86,7 @@ class WeightsMirror:
                 elif mode == "stall":
                     self._send(b"", len(body))
                     mirror.release.wait(timeout=30)
+                    mirror.stalls_ended += 1
                 else:
                     self._send(body, len(body))
 

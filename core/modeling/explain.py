@@ -202,12 +202,18 @@ class ActivationModel:
         return probabilities, maps
 
     def _logits(self, last):
+        """float32 scores. Under mixed precision the head's input is float16 (bfloat16 on a CPU)
+        while FitStudio's head computes in float32, and another model's Dense head may compute in
+        float16: each factor is cast to the head's own compute dtype, as Keras does in its call."""
         tf = load_tensorflow()
 
-        if self.dense is None:
-            return last  # a model whose last layer is not Dense: its output is the score
-        logits = tf.matmul(last, self.dense.kernel)
-        return logits + self.dense.bias if self.dense.use_bias else logits
+        if self.dense is None:  # a model whose last layer is not Dense: its output is the score
+            return tf.cast(last, "float32")
+        dtype = self.dense.compute_dtype
+        logits = tf.matmul(tf.cast(last, dtype), tf.cast(self.dense.kernel, dtype))
+        if self.dense.use_bias:
+            logits = logits + tf.cast(self.dense.bias, dtype)
+        return tf.cast(logits, "float32")
 
     def _probabilities(self, logits):
         return self.dense.activation(logits) if self.dense is not None else logits

@@ -14,7 +14,8 @@ for a model with augmentation layers (whose `call` defaults to training=True) th
 runs the random augmentation and BatchNorm with batch statistics, so its answers change on every
 call and TFLite cannot convert it (StatelessRandomUniformV2, ImageProjectiveTransformV3...).
 ONNX is converted by tf2onnx from that same inference-mode SavedModel; its input is named `image`
-and its output `probabilities`. tf2onnx is imported only when exporting to ONNX.
+and its output `probabilities`. tf2onnx is imported only when exporting to ONNX. A model trained in
+mixed precision is traced as a float32 rebuild of itself (`float32_model`).
 
 `load_exported(path)` runs any exported format on a batch of images with its own runtime (ONNX:
 onnxruntime), for tests and checks.
@@ -126,7 +127,7 @@ def write_saved_model(loaded: LoadedModel, path: str) -> None:
     inference mode on float32 images of the model's input size."""
     keras = load_keras()
 
-    model = loaded.model
+    model = float32_model(loaded.model)
     archive = keras.export.ExportArchive()
     archive.track(model)
     size = loaded.image_size
@@ -136,6 +137,50 @@ def write_saved_model(loaded: LoadedModel, path: str) -> None:
         input_signature=[keras.InputSpec(shape=(None, size, size, 3), dtype="float32", name="image")],
     )
     archive.write_out(path, verbose=False)
+
+
+def float32_model(model):
+    """`model` itself, or, for one trained under mixed precision, the same layers and weights
+    computing in float32. The exported graphs are traced from this: TFLite cannot convert a float16
+    or bfloat16 graph, and from a bfloat16 one tf2onnx writes an ONNX file that ONNX Runtime refuses
+    to load (both seen here). The weights are float32 either way (mixed precision lowers only the
+    compute dtype), so nothing is lost, and float32 runs on every runtime."""
+    keras = load_keras()
+
+    config = keras.saving.serialize_keras_object(model)
+    if not _to_float32(config):
+        return model
+    try:
+        rebuilt = keras.saving.deserialize_keras_object(config)
+        rebuilt.set_weights(model.get_weights())
+    except Exception as exc:  # a layer whose config does not rebuild as saved
+        raise ExportError(
+            f"This model computes in mixed precision and could not be rebuilt in float32 for export "
+            f"({_first_line(exc)}). The .keras export still works."
+        ) from exc
+    return rebuilt
+
+
+_LOW_PRECISION = ("float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
+
+
+def _to_float32(config) -> bool:
+    """Rewrites every float16/bfloat16/mixed dtype and dtype policy in a serialised Keras object as
+    float32, in place; True when there was one."""
+    if isinstance(config, list):
+        return any([_to_float32(item) for item in config])  # a list: every item is rewritten
+    if not isinstance(config, dict):
+        return False
+    changed = False
+    for key, value in config.items():
+        policy = value.get("config", {}) if key == "dtype" and isinstance(value, dict) else {}
+        if key == "dtype" and isinstance(value, str) and value in _LOW_PRECISION:
+            config[key], changed = "float32", True
+        elif policy.get("name") in _LOW_PRECISION:
+            policy["name"], changed = "float32", True
+        else:
+            changed = _to_float32(value) or changed
+    return changed
 
 
 def tflite_bytes(loaded: LoadedModel, quantize: bool = False, cancel: threading.Event | None = None) -> bytes:

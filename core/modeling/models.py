@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.config import MODEL_NAMES, PRETRAINED_MODELS, Augmentation
 from core.events import Event
@@ -122,16 +122,18 @@ def _frozen_backbone(name: str, x, image_size: int, weights: Weights, weights_ur
     try:
         base = build_backbone(name, image_size, weights.path)
     except Exception as exc:  # a cached file damaged since it was checked: h5py/Keras errors
-        weights = Weights(name, weights.file_name, None, "", weights.url,
-                          f"{weights.path} does not load ({type(exc).__name__}: {exc}); delete it")
+        weights = replace(weights, path=None, origin="", sha256="", verified="",
+                          problem=f"{weights.path} does not load ({type(exc).__name__}: {exc}); delete it")
         base = build_backbone(name, image_size, None)
     base.trainable = False
     # training=False keeps BatchNormalization in inference mode, also once layers are unfrozen.
     features = layers.GlobalAveragePooling2D(name="pool_global")(base(x, training=False))
     if weights.origin == "cache":
-        note = f"{name}: ImageNet weights from the Keras cache ({weights.path}), base frozen"
+        note = (f"{name}: ImageNet weights from the Keras cache ({weights.path}; {weights.verified}), "
+                "base frozen")
     elif weights.origin == "download":
-        note = f"{name}: ImageNet weights downloaded from {weights.url} to {weights.path}, base frozen"
+        note = (f"{name}: ImageNet weights downloaded from {weights.url} to {weights.path} "
+                f"({weights.verified}), base frozen")
     else:
         note = (
             f"{name}: no pretrained ImageNet weights ({weights.problem}), so the base starts from random "

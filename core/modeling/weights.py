@@ -8,13 +8,27 @@ lacks is added here: progress events, cancellation, a timeout on every wait, and
 file really loads into the architecture. A downloaded or imported file is written under a temporary
 name beside its final one and renamed only once it passed, so the cache never holds half a file.
 
+A file is also checked against the hash it should have (`expected_hash`): $FITSTUDIO_WEIGHTS_SHA256
+for a private mirror serving its own backbone, else the hash Keras's applications pass to `get_file`
+(keras/src/applications/*.py). Keras publishes one for EfficientNetB0's file, an MD5, and none for
+MobileNetV2's (mobilenet_v2.py calls get_file without `file_hash`), so a MobileNetV2 file from
+Keras's server is checked by loading alone, as Keras itself checks it; its SHA-256 is recorded.
+A downloaded file with the wrong hash is refused and not kept. A cached file is hashed again on
+every use (0.07-0.13 s, against over a second to build the backbone: bench/weights_hash.py), so a
+file swapped by hand is caught and no stored hash has to be trusted; one that fails is fetched
+again, as Keras does.
+A file the user imported is checked by loading; a record beside it (its SHA-256) keeps a later run
+from replacing it with Keras's file.
+
 TensorFlow is imported only where a backbone is built, so the window can name files without it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
+import re
 import shutil
 import threading
 import time
@@ -22,7 +36,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from core import files
@@ -32,6 +46,11 @@ from core.events import DownloadProgress, Event
 
 OFFLINE_ENV = "FITSTUDIO_OFFLINE"  # "1": never try the network (tests, air-gapped machines)
 WEIGHTS_URL_ENV = "FITSTUDIO_WEIGHTS_URL"  # a mirror's base URL, replacing Keras's
+WEIGHTS_SHA256_ENV = "FITSTUDIO_WEIGHTS_SHA256"  # the SHA-256 of the file a private mirror serves
+# What Keras's applications pass to get_file as `file_hash` for the files FitStudio fetches (an MD5
+# when 32 hex digits, as Keras reads it); MobileNetV2's files have none (see the module docstring).
+KERAS_PUBLISHED_HASHES = {"efficientnetb0_notop.h5": "50bc09e76180e00e4465e1a485ddc09d"}
+IMPORT_RECORD_SUFFIX = ".imported.json"  # beside a cached file the user imported: its SHA-256
 STALL_TIMEOUT_SECONDS = 20.0  # the longest a download may wait for the server's next bytes
 KERAS_BASE_URLS = {
     "mobilenetv2": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/",
@@ -63,6 +82,8 @@ class Weights:
     origin: str  # "cache", "download", or "" when there are none
     url: str  # where they were, or would be, downloaded from
     problem: str = ""
+    sha256: str = ""  # of the file used; "" when there is none
+    verified: str = ""  # how the file was checked to be the one wanted
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,20 +133,26 @@ def obtain_weights(
     timeout: float = STALL_TIMEOUT_SECONDS,
 ) -> Weights:
     """The cached weight file, else a fresh download of it; with `path` None and a `problem` when
-    neither worked. Never raises for a network or file problem, so a run falls back to random weights."""
+    neither worked. Never raises for a network, file or hash problem, so a run falls back to random
+    weights. A cached file that is not the one expected is fetched again, as Keras does."""
     url = weights_url(model, image_size, base_url)
     found = Weights(model, weight_file_name(model, image_size), None, "", url)
     path = cached_weights_path(model, image_size)
+    stale = ""  # why the cached file is not used
     if os.path.isfile(path):
-        return _replace(found, path=path, origin="cache")
+        try:
+            sha256, verified = check_cached_weights(path, model, image_size)
+            return replace(found, path=path, origin="cache", sha256=sha256, verified=verified)
+        except (WeightsError, OSError) as exc:
+            stale = f"{exc}; "
     if os.environ.get(OFFLINE_ENV) == "1":
-        return _replace(found, problem=f"{found.file_name} is not in {weights_cache_dir()} and "
-                                       f"{OFFLINE_ENV}=1 forbids downloading it")
+        missing = "" if stale else f"{found.file_name} is not in {weights_cache_dir()} and "
+        return replace(found, problem=f"{stale}{missing}{OFFLINE_ENV}=1 forbids downloading it")
     try:
-        download_weights(model, image_size, base_url, on_event, cancel, timeout)
+        sha256, verified = download_weights(model, image_size, base_url, on_event, cancel, timeout)
     except WeightsError as exc:
-        return _replace(found, problem=str(exc))
-    return _replace(found, path=path, origin="download")
+        return replace(found, problem=f"{stale}{exc}")
+    return replace(found, path=path, origin="download", sha256=sha256, verified=verified)
 
 
 def download_weights(
@@ -135,19 +162,23 @@ def download_weights(
     on_event: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
     timeout: float = STALL_TIMEOUT_SECONDS,
-) -> str:
-    """Downloads the weight file into the cache and returns its path.
+) -> tuple[str, str]:
+    """Downloads the weight file into the cache, keeping it only if it has the expected hash and
+    loads; returns its SHA-256 and how it was verified.
 
     Emits DownloadProgress events (the last one with done=True, whatever the outcome). Raises
     DownloadCancelled when `cancel` is set, WeightsError for anything else that went wrong.
     """
     url = weights_url(model, image_size, base_url)
     target = cached_weights_path(model, image_size)
+    expected = expected_hash(model, image_size)  # a bad $FITSTUDIO_WEIGHTS_SHA256 fails before the network
     emit = on_event or _ignore
     progress = _ProgressReporter(emit, os.path.basename(target), url)
+    checked: list[tuple[str, str]] = []
 
     def fetch_and_check(partial: str) -> None:
         _fetch(url, partial, progress, cancel or threading.Event(), timeout)
+        checked.append(_check_hash(partial, expected, shown_as=url))
         check_weight_file(partial, model, image_size, shown_as=url)
 
     try:
@@ -157,12 +188,13 @@ def download_weights(
         raise WeightsError(f"could not write {target}: {exc}") from None
     finally:
         progress.finish()
-    return target
+    return checked[0]
 
 
 def import_weights(source: str, model: str, image_size: int) -> str:
     """Copies a weight file the user has into the cache, under the name a run with `model` at
-    `image_size` px looks up, after checking it loads into that architecture. Returns the new path."""
+    `image_size` px looks up, after checking it loads into that architecture. Returns the new path.
+    A record of its SHA-256 beside it marks it as the user's choice: runs use it whatever its hash."""
     if not os.path.isfile(source):
         raise WeightsError(f"{source} is not a file.")
     target = cached_weights_path(model, image_size)
@@ -170,6 +202,9 @@ def import_weights(source: str, model: str, image_size: int) -> str:
     def copy_and_check(partial: str) -> None:
         shutil.copyfile(source, partial)
         check_weight_file(partial, model, image_size, shown_as=source)
+        # Written before the file: a record whose hash matches no file is ignored, so a failure
+        # at any step leaves no file trusted that was not checked.
+        files.write_json(target + IMPORT_RECORD_SUFFIX, {"sha256": weights_sha256(partial), "source": source})
 
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -177,6 +212,80 @@ def import_weights(source: str, model: str, image_size: int) -> str:
     except OSError as exc:
         raise WeightsError(f"Could not copy {source} to {target}: {exc}") from None
     return target
+
+
+def weights_sha256(path: str) -> str:
+    """The SHA-256 (hex) of the file at `path`: what identifies a weight file, e.g. in a cache key."""
+    return _digests(path)["sha256"]
+
+
+@dataclass(frozen=True)
+class ExpectedHash:
+    value: str  # lowercase hex
+    algorithm: str  # "sha256" or "md5"
+    source: str  # who says so, for messages
+
+
+def expected_hash(model: str, image_size: int) -> ExpectedHash | None:
+    """$FITSTUDIO_WEIGHTS_SHA256, else the hash Keras publishes for the file, else None (Keras
+    publishes none). Raises WeightsError when the variable is set but is not a SHA-256."""
+    given = os.environ.get(WEIGHTS_SHA256_ENV, "").strip().lower()
+    if given:
+        if not re.fullmatch(r"[0-9a-f]{64}", given):
+            raise WeightsError(f"{WEIGHTS_SHA256_ENV}={given!r} is not a SHA-256 (64 hexadecimal digits)")
+        return ExpectedHash(given, "sha256", WEIGHTS_SHA256_ENV)
+    published = KERAS_PUBLISHED_HASHES.get(weight_file_name(model, image_size))
+    if published is None:
+        return None
+    return ExpectedHash(published, "sha256" if len(published) == 64 else "md5", "Keras")
+
+
+def check_cached_weights(path: str, model: str, image_size: int) -> tuple[str, str]:
+    """(SHA-256, how it was verified) of the cached weight file at `path`. Raises WeightsError when
+    it is neither the file the user imported nor has the expected hash."""
+    digests = _digests(path)
+    record = _import_record(path)
+    if record.get("sha256") == digests["sha256"]:
+        return digests["sha256"], f"imported by the user from {record.get('source', '?')}; it loads"
+    return _check_hash(path, expected_hash(model, image_size), shown_as=path, digests=digests,
+                       outcome="it is not used")
+
+
+def _check_hash(path: str, expected: ExpectedHash | None, shown_as: str,
+                digests: dict[str, str] | None = None, outcome: str = "it was not kept") -> tuple[str, str]:
+    """(SHA-256, how it was verified); WeightsError giving both hashes and `outcome` when `path`
+    does not match."""
+    digests = digests or _digests(path)
+    sha256 = digests["sha256"]
+    if expected is None:
+        return sha256, "loads; Keras publishes no hash for this file"
+    actual = digests[expected.algorithm]
+    name = "SHA-256" if expected.algorithm == "sha256" else "MD5"
+    if actual != expected.value:
+        also = "" if expected.algorithm == "sha256" else f" (SHA-256 {sha256})"
+        raise WeightsError(
+            f"{shown_as} is not the file expected: its {name} is {actual}{also}, but {expected.source} "
+            f"gives {expected.value}; {outcome}"
+        )
+    return sha256, f"{name} matches the one {expected.source} gives"
+
+
+def _digests(path: str) -> dict[str, str]:
+    """{"sha256": ..., "md5": ...} of a file, read once."""
+    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            sha256.update(chunk)
+            md5.update(chunk)
+    return {"sha256": sha256.hexdigest(), "md5": md5.hexdigest()}
+
+
+def _import_record(path: str) -> dict[str, Any]:
+    try:
+        record = files.read_json(path + IMPORT_RECORD_SUFFIX)
+    except (OSError, ValueError):  # none, or damaged: the file is then checked like any other
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def check_weight_file(path: str, model: str, image_size: int, shown_as: str = "") -> None:
@@ -213,10 +322,6 @@ def build_backbone(model: str, image_size: int, weights: str | None = None):
 def _check_backbone(model: str) -> None:
     if model not in PRETRAINED_MODELS:
         raise ValueError(f"{model!r} has no pretrained backbone; one of {', '.join(PRETRAINED_MODELS)} has")
-
-
-def _replace(weights: Weights, **changes: Any) -> Weights:
-    return Weights(**{**weights.to_dict(), **changes})
 
 
 def _ignore(event: Event) -> None:

@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 import pytest
+from mixed_precision import IMAGE_SIZE as MIXED_SIZE
+from mixed_precision import float32_twin, mixed_precision_model
 from PIL import Image
 from squares import make_square_dataset, strongest_point_on_square
 
@@ -196,6 +198,27 @@ def test_every_model_family_gives_a_heatmap_in_inference_mode(name, augment, fea
         assert heatmap.shape == explanation.image.shape[:2] == Image.open(explanation.path).size[::-1]
         assert np.isfinite(heatmap).all() and heatmap.min() >= 0 and heatmap.max() <= 1
         assert np.allclose(explanation.probabilities, probabilities, atol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_a_mixed_precision_model_gives_the_heatmaps_of_its_float32_twin(policy, tmp_path_factory):
+    """Under --precision mixed the feature map is float16 (bfloat16 on a CPU) and the head float32:
+    the heatmaps are those of the same weights computing in float32, up to the rounding."""
+    loaded = mixed_precision_model(tmp_path_factory, policy)
+    twin = dataclasses.replace(loaded, model=float32_twin(loaded))
+    folder = os.path.join(demo_val_dir(), "lime")
+    paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder))[:3]]
+    targets = [(0, 2)] * len(paths)  # two classes each: both gradient slots
+    mixed = list(explain_images(loaded, paths, targets))
+    exact = list(explain_images(twin, paths, targets))
+    assert [e.path for e in mixed] == paths
+    for ours, theirs in zip(mixed, exact, strict=True):
+        np.testing.assert_allclose(ours.probabilities, theirs.probabilities, atol=0.02)
+        for heatmap, expected in zip(ours.heatmaps, theirs.heatmaps, strict=True):
+            assert heatmap.dtype == np.float32
+            np.testing.assert_allclose(heatmap, expected, atol=0.05)
+    assert any(heatmap.max() == pytest.approx(1.0) for e in mixed for heatmap in e.heatmaps)  # not all blank
+    assert loaded.image_size == MIXED_SIZE
 
 
 def test_a_model_without_convolutions_is_refused_with_a_reason():

@@ -9,6 +9,8 @@ import threading
 import numpy as np
 import pytest
 from conftest import make_class_folders
+from mixed_precision import IMAGE_SIZE as MIXED_SIZE
+from mixed_precision import float32_twin, mixed_precision_model
 
 from core.config import Augmentation, TrainingConfig
 from core.data.dataset import scan
@@ -135,6 +137,37 @@ def test_onnx_gives_the_keras_top1_class_for_every_model_family(name, tmp_path):
           f"{np.abs(probabilities - expected).max():.1e}")
     assert agreement == 1.0
     assert np.allclose(probabilities, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_a_mixed_precision_model_exports_in_float32_to_every_format(policy, tmp_path, tmp_path_factory):
+    """The exported graphs compute in float32 with the model's (float32) weights: TFLite cannot
+    convert a float16 graph and ONNX Runtime cannot load a bfloat16 one. The .keras file is the
+    model as trained."""
+    loaded = mixed_precision_model(tmp_path_factory, policy)
+    images = decoded(demo_val_dir(), MIXED_SIZE)
+    own = loaded.predict(images)
+    exact = float32_twin(loaded).predict(images, verbose=0)
+    for fmt in ("savedmodel", "tflite", "onnx"):
+        written = export_model(loaded, fmt, str(tmp_path / fmt))
+        probabilities = load_exported(written[0])(images)
+        np.testing.assert_allclose(probabilities, exact, atol=1e-4, err_msg=fmt)
+        np.testing.assert_allclose(probabilities, own, atol=0.02, err_msg=fmt)  # float16 rounding
+    written = export_model(loaded, "keras", str(tmp_path / "keras"))
+    np.testing.assert_array_equal(load_exported(written[0])(images), own)
+
+
+def test_a_mixed_precision_model_that_cannot_be_rebuilt_in_float32_is_refused(tmp_path, tmp_path_factory,
+                                                                            monkeypatch):
+    loaded = mixed_precision_model(tmp_path_factory, "mixed_bfloat16")
+
+    def refuse(config):
+        raise ValueError("Unknown layer: 'SomeoneElsesLayer'")
+
+    monkeypatch.setattr(export.load_keras().saving, "deserialize_keras_object", refuse)
+    with pytest.raises(ExportError, match=r"could not be rebuilt in float32 .*SomeoneElsesLayer"):
+        export_model(loaded, "onnx", str(tmp_path))
+    assert os.listdir(tmp_path) == []
 
 
 def test_onnx_names_its_input_and_output(exported):

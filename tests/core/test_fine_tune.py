@@ -1,19 +1,19 @@
 """Fine-tuning: which of MobileNetV2's layers are unfrozen; after the frozen epochs only those learn
-(BatchNormalization stays as pretrained); the run records where it began; a resume on either side of
-the switch is exact.
+(BatchNormalization stays as pretrained), shown on a real MobileNetV2 with made weights; the run
+records where it began; a resume on either side of the switch is exact.
 
-The runs use a small stand-in backbone of the same kinds of layers: a MobileNetV2 run takes about
-15 s of CPU per compiled train function, and fine-tuning compiles a second one (the run on cached
-MobileNetV2 weights is in test_weights.py)."""
+The resume test, which runs the same configuration four times, uses a small stand-in backbone of
+the same kinds of layers: each MobileNetV2 run compiles two train functions (frozen, fine-tuned)."""
 
 import os
+import shutil
 import threading
 
 import keras
 import numpy as np
 import pytest
 from conftest import make_class_folders
-from weight_files import MOBILENET_IMAGE_SIZE
+from weight_files import MOBILENET_IMAGE_SIZE, backbone_weight_file, saved_layer_weights
 
 from core import files
 from core.cli.main import add_training_arguments, config_from_args
@@ -22,6 +22,7 @@ from core.errors import ConfigError
 from core.events import EpochEnd, FineTuneStarted, Message, RunStarted
 from core.modeling import models
 from core.modeling.models import backbone_of, build_model, unfreeze_top_layers
+from core.modeling.weights import OFFLINE_ENV, cached_weights_path, weights_cache_dir
 from core.training.driver import resume, train
 
 
@@ -65,28 +66,46 @@ def stand_in(monkeypatch):
     monkeypatch.setattr(models, "build_backbone", stand_in_backbone)
 
 
-def test_after_the_switch_only_the_unfrozen_layers_learn(data, tmp_path, stand_in):
+@pytest.fixture
+def made_weights_in_cache(tmp_path, tmp_path_factory, monkeypatch):
+    """The tests' made MobileNetV2 weight file in an empty Keras cache, with the network forbidden."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    made = backbone_weight_file(tmp_path_factory)
+    os.makedirs(weights_cache_dir())
+    shutil.copyfile(made, cached_weights_path("mobilenetv2", MOBILENET_IMAGE_SIZE))
+    return made
+
+
+def test_after_the_switch_only_the_unfrozen_layers_learn(data, tmp_path, made_weights_in_cache):
+    """A real MobileNetV2 on made weights: the frozen epoch changes none of the backbone; after the
+    switch only the unfrozen convolutions learn, and every BatchNormalization layer, also those in
+    the unfrozen top, keeps its scale, offset and moving statistics (it runs in inference mode)."""
     config = TrainingConfig(
         train_dir=data[0], val_dir=data[1], model="mobilenetv2", image_size=MOBILENET_IMAGE_SIZE, epochs=2,
-        batch_size=2, learning_rate=1e-2, fine_tune_after=1, fine_tune_layers=4,
+        batch_size=2, learning_rate=1e-2, fine_tune_after=1, fine_tune_layers=10,
         fine_tune_learning_rate=1e-2, out_dir=str(tmp_path / "runs"),
     )
     events = []
     result = train(config, events.append)
     assert result.status == "completed", result.message
-    assert [e for e in events if isinstance(e, FineTuneStarted)] == [FineTuneStarted(1, 4, 1e-2)]
+    assert [e for e in events if isinstance(e, FineTuneStarted)] == [FineTuneStarted(1, 10, 1e-2)]
     assert any(isinstance(e, Message) and e.text.startswith("Fine-tuning from epoch 2") for e in events)
     report = files.read_json(os.path.join(result.run_dir, "report.json"))
-    assert report["fine_tune"] == {"from_epoch": 1, "layers": 4, "learning_rate": 1e-2}
+    assert report["pretrained_weights"] is True and report["weights"]["origin"] == "cache"
+    assert report["fine_tune"] == {"from_epoch": 1, "layers": 10, "learning_rate": 1e-2}
     assert [row["learning_rate"] for row in result.history] == pytest.approx([1e-2, 1e-2])
-    start = stand_in_backbone("mobilenetv2", MOBILENET_IMAGE_SIZE)
+    made = saved_layer_weights(made_weights_in_cache)
     trained = backbone_of(keras.models.load_model(os.path.join(result.run_dir, "last.keras"), safe_mode=True))
-    changed = {after.name for before, after in zip(start.layers, trained.layers, strict=True)
-               if any(not np.array_equal(old, new)
-                      for old, new in zip(before.get_weights(), after.get_weights(), strict=True))}
-    # The top 4 layers are relu1, conv2, bn2, relu2: of those only the convolution learns; bn2 keeps its
-    # scale, offset and moving statistics, as the frozen layers below keep theirs.
-    assert changed == {"conv2"}
+    assert trained.name.startswith("mobilenetv2") and len(trained.layers) == 154  # the real one
+    batch_norms = {layer.name for layer in trained.layers
+                   if isinstance(layer, keras.layers.BatchNormalization)}
+    assert len(batch_norms) == 52 and {"block_16_depthwise_BN", "Conv_1_bn"} <= batch_norms
+    changed = {layer.name for layer in trained.layers if layer.weights
+               and any(not np.array_equal(old, new)
+                       for old, new in zip(made[layer.name], layer.get_weights(), strict=True))}
+    # The top 10 layers are block_16_depthwise and _project, Conv_1, their BatchNorms and ReLUs.
+    assert changed == {"block_16_depthwise", "block_16_project", "Conv_1"}
 
 
 def stop_after(epoch):

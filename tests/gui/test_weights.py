@@ -13,7 +13,13 @@ from weight_files import MOBILENET_IMAGE_SIZE, WeightsMirror, backbone_weight_fi
 from core.config import TrainingConfig
 from core.events import Message, RunFinished, RunResult
 from core.formatting import format_size
-from core.modeling.weights import OFFLINE_ENV, WEIGHTS_URL_ENV, obtain_weights, weights_cache_dir
+from core.modeling.weights import (
+    IMPORT_RECORD_SUFFIX,
+    OFFLINE_ENV,
+    WEIGHTS_URL_ENV,
+    obtain_weights,
+    weights_cache_dir,
+)
 
 FILE_NAME = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 
@@ -111,7 +117,8 @@ def test_import_weights_checks_the_file_on_a_worker_thread(make_window, qtbot, k
     assert asked == [("mobilenetv2", FILE_NAME)]
     qtbot.mouseClick(page.settings.import_weights_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not page.importing_weights, timeout=60_000)
-    assert len(errors) == 1 and os.listdir(keras_home) == [FILE_NAME]
+    assert len(errors) == 1
+    assert sorted(os.listdir(keras_home)) == [FILE_NAME, FILE_NAME + IMPORT_RECORD_SUFFIX]
     assert f"as {os.path.join(keras_home, FILE_NAME)}" in page.log.text()
     assert page.train_button.isEnabled() and page.settings.import_weights_button.isEnabled()
 
