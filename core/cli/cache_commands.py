@@ -7,10 +7,9 @@ import sys
 import time
 from typing import TextIO
 
+from core.cli.common import EXIT_OK
 from core.config import DEFAULT_CACHE_DISK_MB
 from core.data.disk_cache import DiskCache
-
-EXIT_OK = 0
 
 
 def add_cache_command(subparsers) -> None:

@@ -13,12 +13,11 @@ import json
 import sys
 from typing import TextIO
 
+from core.cli.common import EXIT_OK
 from core.config import TrainingConfig
 from core.formatting import format_duration
 from core.runs.index import differing_settings, fingerprint_label, flat_settings, list_runs, summary_row
 from core.runs.run_info import RunInfo
-
-EXIT_OK = 0
 
 
 def add_runs_command(subparsers) -> None:
