@@ -25,7 +25,8 @@ def add_cache_command(subparsers) -> None:
     parser.set_defaults(handler=run_cache)
 
 
-def run_cache(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_cache(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up when called: a redirect, a test's capture
     cache = DiskCache()
     return print_info(cache, out) if args.info else clear(cache, out)
 

@@ -24,7 +24,8 @@ def add_inspect_command(subparsers) -> None:
     parser.set_defaults(handler=run_inspect)
 
 
-def run_inspect(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_inspect(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up when called: a redirect, a test's capture
     report = inspect(args.folder)
     if args.json:
         out.write(json.dumps(report.to_json()) + "\n")

@@ -72,7 +72,8 @@ def add_model_commands(subparsers) -> None:
     export_parser.set_defaults(handler=run_export)
 
 
-def run_evaluate(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_evaluate(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr  # looked up when called: a redirect, a test's capture
     quiet_tensorflow()
     from core.modeling.evaluation import evaluate
 
@@ -120,7 +121,8 @@ def run_evaluate(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO
     return EXIT_OK
 
 
-def run_predict(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_predict(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr  # looked up when called: a redirect, a test's capture
     quiet_tensorflow()
     explain_dir = getattr(args, "explain", None)
     explain_class = getattr(args, "explain_class", None)
@@ -156,7 +158,8 @@ def run_predict(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
     return EXIT_OK
 
 
-def run_export(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_export(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr  # looked up when called: a redirect, a test's capture
     quiet_tensorflow()
     from core.modeling.export import export_model
 

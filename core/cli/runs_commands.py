@@ -30,7 +30,8 @@ def add_runs_command(subparsers) -> None:
     parser.set_defaults(handler=run_runs)
 
 
-def run_runs(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_runs(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up when called: a redirect, a test's capture
     roots = args.out or [TrainingConfig().out_dir]
     runs = list_runs(roots)
     if args.json:

@@ -229,7 +229,8 @@ def like_config(run_dir: str) -> TrainingConfig:
         raise ConfigError(f"The settings of {run_dir} cannot be used: {exc}") from None
 
 
-def run_train(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_train(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up when called: a redirect, a test's capture
     from core.training.driver import resume, train
 
     printer = ProgressPrinter(out)

@@ -27,7 +27,8 @@ def add_import_weights_command(subparsers) -> None:
     parser.set_defaults(handler=run_import_weights)
 
 
-def run_import_weights(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_import_weights(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up when called: a redirect, a test's capture
     from core.modeling.weights import import_weights
 
     TrainingConfig(model=args.model, image_size=args.image_size).validate()
