@@ -6,8 +6,8 @@
 
 Exit codes and Ctrl-C as every command (core.cli.common): 0 success, 1 an unwritable output file, 2 a
 bad model, folder or argument (the message goes to stderr, no traceback), 130 stopped by Ctrl-C.
-The heavy modules (TensorFlow) are imported inside
-the handlers, so `--help` and the other commands stay fast.
+The heavy modules (TensorFlow) are imported inside the handlers, so `--help` and the other commands
+stay fast.
 """
 
 from __future__ import annotations
