@@ -74,7 +74,7 @@ bench-scaling: $(DEV_STAMP)
 package: $(PACKAGE_STAMP)
 	$(PACKAGE_VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
 		packaging/fitstudio.spec
-	@# TensorFlow ships its libraries with symbol tables: ~0.3 GB that nothing at run time reads.
+	@# TensorFlow ships its libraries with symbol tables: ~0.25 GB that nothing at run time reads.
 	-command -v strip >/dev/null && strip --strip-unneeded dist/FitStudio/_internal/tensorflow/libtensorflow*.so.2
 	@# The application menu entry and its icon, put in place by the user with ./install.sh.
 	cp packaging/install.sh packaging/FitStudio.desktop packaging/fitstudio.png dist/FitStudio/
