@@ -12,7 +12,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
-PACKAGE_STAMP := $(VENV)/.installed-package
+# The standalone build has its own environment: only the runtime and the packaging tools, so nothing
+# the tests or the cluster bring (Ray, and through it pyarrow) can end up in the bundle.
+PACKAGE_VENV := .venv-package
+PACKAGE_PY := $(PACKAGE_VENV)/bin/python
+PACKAGE_STAMP := $(PACKAGE_VENV)/.installed-package
+PACKAGE_REQUIREMENTS := $(PACKAGE_VENV)/requirements-runtime.txt
 PIP_FLAGS := --disable-pip-version-check --quiet
 
 .PHONY: run test test-newest lint bench bench-scaling package screenshots clean
@@ -29,8 +34,14 @@ $(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt requirements-cluster.txt
 	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt -r requirements-dev.txt -r requirements-cluster.txt
 	touch $@
 
-$(PACKAGE_STAMP): $(RUN_STAMP) requirements-package.txt
-	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt -r requirements-package.txt
+$(PACKAGE_PY):
+	$(PYTHON) -m venv $(PACKAGE_VENV)
+
+# requirements.txt with TensorFlow's CPU wheel where there is one (packaging/runtime_requirements.py
+# says why), so the bundle carries no CUDA kernels it cannot use.
+$(PACKAGE_STAMP): requirements.txt requirements-package.txt packaging/runtime_requirements.py | $(PACKAGE_PY)
+	$(PACKAGE_PY) packaging/runtime_requirements.py requirements.txt > $(PACKAGE_REQUIREMENTS)
+	$(PACKAGE_PY) -m pip install $(PIP_FLAGS) -r $(PACKAGE_REQUIREMENTS) -r requirements-package.txt
 	touch $@
 
 run: $(RUN_STAMP)
@@ -61,11 +72,13 @@ bench-scaling: $(DEV_STAMP)
 
 # The standalone program: dist/FitStudio/FitStudio (onedir; see packaging/fitstudio.spec).
 package: $(PACKAGE_STAMP)
-	$(VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
+	$(PACKAGE_VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
 		packaging/fitstudio.spec
-	@# TensorFlow ships its libraries with symbol tables: ~0.3 GB that nothing at run time reads.
+	@# TensorFlow ships its libraries with symbol tables: ~0.25 GB that nothing at run time reads.
 	-command -v strip >/dev/null && strip --strip-unneeded dist/FitStudio/_internal/tensorflow/libtensorflow*.so.2
+	@# The application menu entry and its icon, put in place by the user with ./install.sh.
+	cp packaging/install.sh packaging/FitStudio.desktop packaging/fitstudio.png dist/FitStudio/
 	@echo "Bundle: dist/FitStudio, $$(du -sh dist/FitStudio | cut -f1)"
 
 clean:
-	rm -rf $(VENV) .venv-3.13 build dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.13 $(PACKAGE_VENV) build dist .pytest_cache .ruff_cache

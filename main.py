@@ -18,10 +18,6 @@ import multiprocessing
 import os
 import sys
 
-from core.errors import FitStudioError
-
-EXIT_FAILED, EXIT_USAGE = 1, 2
-
 
 def _give_streams_a_target() -> None:
     """The Windows build has no console (so no console window pops up): its sys.stdout and
@@ -32,7 +28,7 @@ def _give_streams_a_target() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.cli.main import add_commands
+    from core.cli.commands import add_commands
 
     parser = argparse.ArgumentParser(
         prog="fitstudio",
@@ -59,15 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         from gui.app import run_app
 
         return run_app()
-    try:
-        return args.handler(args)
-    except FitStudioError as exc:
-        sys.stderr.write(f"fitstudio {args.command}: {exc}\n")
-        return EXIT_USAGE
-    except OSError as exc:  # an unwritable --csv or --out, a full disk: a message, not a traceback
-        where = f" ({exc.filename})" if exc.filename else ""
-        sys.stderr.write(f"fitstudio {args.command}: {exc.strerror or exc}{where}\n")
-        return EXIT_FAILED
+    from core.cli.common import run_command
+
+    return run_command(args)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,9 @@ import sys
 import time
 from typing import TextIO
 
+from core.cli.common import EXIT_OK
 from core.config import DEFAULT_CACHE_DISK_MB
 from core.data.disk_cache import DiskCache
-
-EXIT_OK = 0
 
 
 def add_cache_command(subparsers) -> None:
@@ -26,7 +25,8 @@ def add_cache_command(subparsers) -> None:
     parser.set_defaults(handler=run_cache)
 
 
-def run_cache(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_cache(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up when called: a redirect, a test's capture
     cache = DiskCache()
     return print_info(cache, out) if args.info else clear(cache, out)
 

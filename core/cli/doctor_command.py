@@ -4,9 +4,9 @@
 
 Prints what core.modeling.doctor.check_dataset finds: unreadable files, class counts and balancing
 weights, duplicates, train/validation leaks, likely label errors and outliers; with --json one
-object (keys in README.md). Exit codes as the other commands: 0 the check ran (whatever it found),
-2 an unusable folder or model (the message says what to fix), 130 stopped by Ctrl-C. TensorFlow,
-cleanlab and scikit-learn are imported when the check runs, not with this module.
+object (keys in README.md). Exit codes and Ctrl-C as every command (core.cli.common): 0 the check ran
+(whatever it found), 2 an unusable folder or model (the message says what to fix), 130 stopped by
+Ctrl-C. TensorFlow, cleanlab and scikit-learn are imported when the check runs, not with this module.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 from typing import TextIO
 
+from core.cli.common import EXIT_OK, quiet_tensorflow, stop_on_ctrl_c
+from core.cli.terminal import LiveLine
 from core.events import CheckProgress
 
-EXIT_OK, EXIT_INTERRUPTED = 0, 130
 SHOWN_PER_CHECK = 20  # the text report lists this many findings per check; --json lists all
 
 
@@ -43,22 +43,16 @@ def add_doctor_command(subparsers) -> None:
 def run_doctor(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     # the streams are looked up when called, so that a redirected sys.stdout (pytest's capsys) is used
     out, err = out or sys.stdout, err or sys.stderr
-    from core.cli.main import _sigint_sets
-    from core.cli.model_commands import _quiet_tensorflow
-    from core.modeling.doctor import CheckCancelled, check_dataset
+    from core.modeling.doctor import check_dataset
 
-    _quiet_tensorflow()
-    cancel = threading.Event()
+    quiet_tensorflow()
     progress = _StepPrinter(err)
     try:
-        with _sigint_sets(cancel):
+        with stop_on_ctrl_c(stops="after this step") as cancel:
             report = check_dataset(
                 args.train, args.val, args.model, check_labels=not args.no_labels,
                 on_event=progress, cancel=cancel,
             )
-    except CheckCancelled:
-        err.write("\nStopped.\n")
-        return EXIT_INTERRUPTED
     finally:
         progress.done()
     if args.json:
@@ -117,8 +111,6 @@ class _StepPrinter:
     """The current step and its progress on the terminal's live line (nothing when not a TTY)."""
 
     def __init__(self, stream: TextIO):
-        from core.cli.terminal import LiveLine
-
         self.line = LiveLine(stream)
 
     def __call__(self, event) -> None:

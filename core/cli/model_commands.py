@@ -4,9 +4,10 @@
     predict  --model RUN_OR_FILE PATH... [--csv OUT] [--top-k K] [--explain DIR [--explain-class NAME]]
     export   --model RUN_OR_FILE --format keras|savedmodel|tflite|tflite-quant|onnx --out DIR
 
-Exit codes as in core/cli.py: 0 success, 2 a bad model, folder or argument (the message goes to
-stderr, no traceback), 130 stopped by Ctrl-C. The heavy modules (TensorFlow) are imported inside
-the handlers, so `--help` and the other commands stay fast.
+Exit codes and Ctrl-C as every command (core.cli.common): 0 success, 1 an unwritable output file, 2 a
+bad model, folder or argument (the message goes to stderr, no traceback), 130 stopped by Ctrl-C.
+The heavy modules (TensorFlow) are imported inside the handlers, so `--help` and the other commands
+stay fast.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ import os
 import sys
 from typing import TextIO
 
+from core.cli.common import EXIT_OK, EXIT_USAGE, quiet_tensorflow, stop_on_ctrl_c
 from core.cli.terminal import LiveLine
 from core.errors import FitStudioError
 from core.modeling.export import FORMATS as EXPORT_FORMATS  # import-light: TensorFlow loads inside
-
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 
 _MODEL_HELP = "a run folder (with model.keras and labels.txt) or a .keras file"
 
@@ -72,16 +72,16 @@ def add_model_commands(subparsers) -> None:
     export_parser.set_defaults(handler=run_export)
 
 
-def run_evaluate(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    _quiet_tensorflow()
+def run_evaluate(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr  # looked up when called: a redirect, a test's capture
+    quiet_tensorflow()
     from core.modeling.evaluation import evaluate
 
     progress = _Progress(err, "Evaluating") if not args.json else None
     try:
-        result = evaluate(args.model, args.data, batch_size=args.batch_size, on_progress=progress)
-    except KeyboardInterrupt:
-        err.write("\nStopped.\n")
-        return EXIT_INTERRUPTED
+        with stop_on_ctrl_c() as cancel:
+            result = evaluate(args.model, args.data, batch_size=args.batch_size, on_progress=progress,
+                              cancel=cancel)
     finally:
         if progress:
             progress.done()
@@ -121,27 +121,26 @@ def run_evaluate(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO
     return EXIT_OK
 
 
-def run_predict(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    _quiet_tensorflow()
+def run_predict(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr  # looked up when called: a redirect, a test's capture
+    quiet_tensorflow()
     explain_dir = getattr(args, "explain", None)
     explain_class = getattr(args, "explain_class", None)
     if explain_class is not None and not explain_dir:
         raise FitStudioError("--explain-class needs --explain DIR: the folder to write the heatmaps into.")
-    try:
+    with stop_on_ctrl_c() as cancel:
         if explain_dir:
             from core.modeling.explain import explain_to_folder
 
             report = explain_to_folder(
-                args.model, args.paths, explain_dir, class_name=explain_class, batch_size=args.batch_size
+                args.model, args.paths, explain_dir, class_name=explain_class, batch_size=args.batch_size,
+                cancel=cancel,
             )
             result = report.predictions
         else:
             from core.modeling.prediction import predict
 
-            result = predict(args.model, args.paths, batch_size=args.batch_size)
-    except KeyboardInterrupt:
-        err.write("\nStopped.\n")
-        return EXIT_INTERRUPTED
+            result = predict(args.model, args.paths, batch_size=args.batch_size, cancel=cancel)
     _report_skipped(result.skipped, err)
     if not result.predictions:
         err.write("fitstudio predict: no readable image among the given paths.\n")
@@ -159,11 +158,15 @@ def run_predict(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
     return EXIT_OK
 
 
-def run_export(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    _quiet_tensorflow()
+def run_export(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr  # looked up when called: a redirect, a test's capture
+    quiet_tensorflow()
     from core.modeling.export import export_model
 
-    written = export_model(args.model, args.format, args.out, on_message=lambda text: err.write(text + "\n"))
+    with stop_on_ctrl_c(stops="after this step (a conversion under way finishes first)") as cancel:
+        written = export_model(
+            args.model, args.format, args.out, on_message=lambda text: err.write(text + "\n"), cancel=cancel
+        )
     for path in written:
         out.write(f"{path}  ({_size(path)})\n")
     return EXIT_OK
@@ -188,11 +191,6 @@ class _Progress:
 
     def done(self) -> None:
         self.terminal.clear()
-
-
-def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ INFO lines would bury the results; a user can still set it to 0.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _size(path: str) -> str:

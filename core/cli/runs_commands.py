@@ -13,12 +13,11 @@ import json
 import sys
 from typing import TextIO
 
+from core.cli.common import EXIT_OK
 from core.config import TrainingConfig
 from core.formatting import format_duration
 from core.runs.index import differing_settings, fingerprint_label, flat_settings, list_runs, summary_row
 from core.runs.run_info import RunInfo
-
-EXIT_OK = 0
 
 
 def add_runs_command(subparsers) -> None:
@@ -31,7 +30,8 @@ def add_runs_command(subparsers) -> None:
     parser.set_defaults(handler=run_runs)
 
 
-def run_runs(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_runs(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up when called: a redirect, a test's capture
     roots = args.out or [TrainingConfig().out_dir]
     runs = list_runs(roots)
     if args.json:

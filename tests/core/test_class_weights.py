@@ -7,7 +7,7 @@ import pytest
 from conftest import make_class_folders
 
 from core import files
-from core.cli.main import add_training_arguments, config_from_args
+from core.cli.train_command import add_training_arguments, config_from_args
 from core.config import TrainingConfig
 from core.errors import ConfigError
 from core.events import Message

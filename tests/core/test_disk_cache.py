@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import age_files, make_class_folders, write_image
 
-from core.cli.main import EXIT_OK
+from core.cli.common import EXIT_OK
 from core.config import TrainingConfig
 from core.data import disk_cache, warmup
 from core.data.dataset import scan

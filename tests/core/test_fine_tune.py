@@ -16,7 +16,7 @@ from conftest import make_class_folders
 from weight_files import MOBILENET_IMAGE_SIZE, backbone_weight_file, saved_layer_weights
 
 from core import files
-from core.cli.main import add_training_arguments, config_from_args
+from core.cli.train_command import add_training_arguments, config_from_args
 from core.config import TrainingConfig
 from core.errors import ConfigError
 from core.events import EpochEnd, FineTuneStarted, Message, RunStarted

@@ -13,7 +13,7 @@ import types
 import pytest
 
 from core import files
-from core.cli.main import resume_batch_size
+from core.cli.train_command import resume_batch_size
 from core.config import TrainingConfig
 from core.errors import FitStudioError
 from core.events import EpochEnd

@@ -12,8 +12,8 @@ import pytest
 from run_folders import FINGERPRINT, make_run
 
 from core import files
-from core.cli.main import add_training_arguments, config_from_args, like_config, run_train
 from core.cli.runs_commands import format_table, run_runs
+from core.cli.train_command import add_training_arguments, config_from_args, like_config, run_train
 from core.config import Augmentation, TrainingConfig
 from core.errors import ConfigError
 from core.runs import checkpoints, run_folder

@@ -1,72 +1,37 @@
-"""The headless face of the engine: `inspect` and `train` (and, via core.cli.model_commands, `evaluate`,
-`predict` and `export`; via core.cli.cache_commands, `cache`; via core.cli.doctor_command, `doctor`;
-via core.cli.runs_commands, `runs`) for the command line.
+"""`train`: a training without the window (a new run, `--like RUN` with any flag changed, or
+`--resume RUN`), its flags, and the lines it prints while it trains.
 
-Exit codes: 0 success, 1 the run failed, 2 bad arguments or an unusable folder, 130 stopped by
-Ctrl-C (the run so far is saved).
+Exit codes as every command (core.cli.common): 0 trained, 1 the run failed, 2 bad arguments or an
+unusable folder, 130 stopped by Ctrl-C (the run so far is saved).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
-import threading
 import time
 from typing import TextIO
 
+from core.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, stop_on_ctrl_c
 from core.cli.terminal import LiveLine
 from core.config import (
     CLASS_WEIGHT_MODES,
     MODEL_NAMES,
     PRECISIONS,
-    PRETRAINED_MODELS,
     RESIZE_MODES,
     Augmentation,
     TrainingConfig,
 )
-from core.data.dataset import inspect
 from core.errors import ConfigError, FitStudioError
 from core.events import BatchEnd, DownloadProgress, EpochEnd, Message, RunFailed, RunFinished, RunStarted
 from core.formatting import format_duration, format_size
 from core.runs.run_info import read_run_info
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-
-def add_commands(subparsers) -> None:
-    inspect_parser = subparsers.add_parser("inspect", help="check a dataset folder and print its report")
-    inspect_parser.add_argument("folder", help="a folder with one subfolder per class")
-    inspect_parser.add_argument("--json", action="store_true", help="print one JSON object")
-    inspect_parser.set_defaults(handler=run_inspect)
-
+def add_train_command(subparsers) -> None:
     train_parser = subparsers.add_parser("train", help="train a model without the window")
     add_training_arguments(train_parser)
     train_parser.set_defaults(handler=run_train)
-
-    import_parser = subparsers.add_parser(
-        "import-weights", help="put a pretrained weight file into the Keras cache, after checking it"
-    )
-    import_parser.add_argument("file", help="a Keras ImageNet weight file without top (.h5)")
-    import_parser.add_argument("--model", choices=PRETRAINED_MODELS, required=True)
-    import_parser.add_argument(
-        "--image-size", type=int, default=TrainingConfig.image_size, metavar="N",
-        help="the image size it is for (Keras names MobileNetV2's files by size)",
-    )
-    import_parser.set_defaults(handler=run_import_weights)
-
-    from core.cli.cache_commands import add_cache_command
-    from core.cli.doctor_command import add_doctor_command
-    from core.cli.model_commands import add_model_commands  # evaluate, predict, export
-
-    add_model_commands(subparsers)
-    add_cache_command(subparsers)
-    add_doctor_command(subparsers)
-
-    from core.cli.runs_commands import add_runs_command
-
-    add_runs_command(subparsers)
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -264,52 +229,14 @@ def like_config(run_dir: str) -> TrainingConfig:
         raise ConfigError(f"The settings of {run_dir} cannot be used: {exc}") from None
 
 
-def run_inspect(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    report = inspect(args.folder)
-    if args.json:
-        out.write(json.dumps(report.to_json()) + "\n")
-        return EXIT_OK if report.usable else EXIT_USAGE
-    if report.error and not report.class_names:
-        out.write(f"{report.error}\n")
-        return EXIT_USAGE
-    out.write(f"{report.root}: {len(report.class_names)} classes, {report.total} readable images\n")
-    width = max(len(name) for name in report.class_names)
-    for name in report.class_names:
-        out.write(f"  {name:<{width}}  {report.counts[name]:>6}\n")
-    if report.min_size:
-        out.write(
-            f"Image sizes from {report.min_size[0]}x{report.min_size[1]} "
-            f"to {report.max_size[0]}x{report.max_size[1]} pixels\n"
-        )
-    if report.skipped:
-        out.write(f"Skipped {len(report.skipped)} unreadable files:\n")
-        for skipped in report.skipped:
-            out.write(f"  {skipped.path}: {skipped.reason}\n")
-    for warning in report.warnings:
-        out.write(f"Warning: {warning}\n")
-    if report.error:
-        out.write(f"Not usable: {report.error}\n")
-        return EXIT_USAGE
-    return EXIT_OK
-
-
-def run_import_weights(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    from core.modeling.weights import import_weights
-
-    TrainingConfig(model=args.model, image_size=args.image_size).validate()
-    target = import_weights(args.file, args.model, args.image_size)
-    out.write(f"Checked and copied to {target}: {args.model} runs use it from now on.\n")
-    return EXIT_OK
-
-
-def run_train(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_train(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up when called: a redirect, a test's capture
     from core.training.driver import resume, train
 
-    cancel = threading.Event()
     printer = ProgressPrinter(out)
     if args.resume and args.like:
         raise ConfigError("Use --resume to continue a run, or --like to start a new one like it, not both.")
-    with _sigint_sets(cancel):
+    with stop_on_ctrl_c() as cancel:
         if args.resume:
             batch_size = resume_batch_size(args.resume, args.batch_size, out)
             result = resume(args.resume, printer, cancel, epochs=args.epochs, batch_size=batch_size)
@@ -425,25 +352,3 @@ class ProgressPrinter:
     def _line(self, text: str) -> None:
         self.terminal.print(text)
 
-
-class _sigint_sets:
-    """While active, Ctrl-C sets `cancel` (the run stops within a batch and saves); a second
-    Ctrl-C falls back to Python's default and interrupts at once."""
-
-    def __init__(self, cancel: threading.Event):
-        self.cancel = cancel
-        self.previous = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc_info):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-    def _handle(self, signum, frame):
-        self.cancel.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        sys.stderr.write("\nStopping after this batch; press Ctrl-C again to quit at once.\n")
