@@ -68,6 +68,10 @@ def add_commands(subparsers) -> None:
 
     add_runs_command(subparsers)
 
+    from core.cli.capture_command import add_capture_command  # capture --video
+
+    add_capture_command(subparsers)
+
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainingConfig()
