@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from core.data.dataset import QUARANTINE_DIR
-from core.errors import FitStudioError
+from core.data.dataset import QUARANTINE_DIR, find_images, list_classes
+from core.errors import DatasetError, FitStudioError
 
 JPEG_QUALITY = 92
 _MAX_NAME_TRIES = 100_000
@@ -74,6 +74,16 @@ def add_class_folder(root: str, name: str) -> str:
     except OSError as exc:
         raise CaptureError(f"Cannot create the class folder {folder}: {exc.strerror or exc}.") from None
     return folder
+
+
+def count_class_images(root: str) -> dict[str, int]:
+    """Image files in each class folder of `root` (names only, nothing decoded); {} for a folder
+    that is missing or has no class folders yet."""
+    try:
+        names = list_classes(root)
+    except DatasetError:
+        return {}
+    return {name: len(find_images(os.path.join(root, name))) for name in names}
 
 
 def encode_jpeg(rgb: np.ndarray, size: int | None = None) -> bytes:

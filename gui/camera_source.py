@@ -1,0 +1,99 @@
+"""Where the Camera tab's frames come from: a camera, or a video file played, through one QVideoSink.
+
+This is the only module that imports QtMultimedia (PySide6-Addons), and gui.camera_page imports it
+when the tab is first shown, so opening the window never loads it. Every frame the sink receives
+leaves here as a plain (h, w, 3) uint8 RGB array; tests push frames into `sink` themselves
+(`sink.setVideoFrame(QVideoFrame(QImage))`), exactly as a camera would deliver them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, QUrl, Signal
+from PySide6.QtGui import QImage
+from PySide6.QtMultimedia import (
+    QCamera,
+    QCameraDevice,
+    QMediaCaptureSession,
+    QMediaDevices,
+    QMediaPlayer,
+    QVideoFrame,
+    QVideoSink,
+)
+
+
+def image_to_rgb(image: QImage) -> np.ndarray:
+    """A QImage as an (h, w, 3) uint8 RGB array that owns its memory."""
+    image = image.convertToFormat(QImage.Format.Format_RGB888)
+    height, width, stride = image.height(), image.width(), image.bytesPerLine()
+    buffer = np.frombuffer(image.constBits(), np.uint8, count=image.sizeInBytes())
+    return buffer.reshape(height, stride)[:, : width * 3].reshape(height, width, 3).copy()
+
+
+class FrameSource(QObject):
+    frame = Signal(object)  # np.ndarray (h, w, 3) uint8 RGB
+    problem = Signal(str)  # a camera or a video that cannot be used
+    video_ended = Signal()
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.sink = QVideoSink(self)
+        self.sink.videoFrameChanged.connect(self._on_frame)
+        self.session = QMediaCaptureSession(self)
+        self.session.setVideoSink(self.sink)
+        self.camera: QCamera | None = None
+        self.player: QMediaPlayer | None = None
+        self.devices = QMediaDevices(self)
+
+    @staticmethod
+    def cameras() -> list[QCameraDevice]:
+        return list(QMediaDevices.videoInputs())
+
+    def use_camera(self, device: QCameraDevice) -> None:
+        self.stop()
+        self.camera = QCamera(device, self)
+        self.camera.errorOccurred.connect(
+            lambda _error, text: self.problem.emit(f"The camera failed: {text}")
+        )
+        self.session.setCamera(self.camera)
+        self.camera.start()
+
+    def open_video(self, path: str) -> None:
+        self.stop()
+        self.player = QMediaPlayer(self)
+        self.player.setVideoSink(self.sink)
+        self.player.errorOccurred.connect(
+            lambda _error, text: self.problem.emit(f"This video cannot be played: {text or path}")
+        )
+        self.player.mediaStatusChanged.connect(self._on_media_status)
+        self.player.setSource(QUrl.fromLocalFile(path))
+        self.player.play()
+
+    def stop(self) -> None:
+        if self.camera is not None:
+            self.camera.stop()
+            self.session.setCamera(None)
+            self.camera.deleteLater()
+            self.camera = None
+        if self.player is not None:
+            self.player.stop()
+            self.player.setVideoSink(None)
+            self.player.deleteLater()
+            self.player = None
+
+    @property
+    def running(self) -> bool:
+        return self.camera is not None or self.player is not None
+
+    def _on_media_status(self, status) -> None:
+        if status == QMediaPlayer.MediaStatus.EndOfMedia:
+            self.video_ended.emit()
+        elif status == QMediaPlayer.MediaStatus.InvalidMedia:
+            self.problem.emit("This file is not a video that can be played.")
+
+    def _on_frame(self, frame: QVideoFrame) -> None:
+        if not frame.isValid():
+            return
+        image = frame.toImage()
+        if not image.isNull():
+            self.frame.emit(image_to_rgb(image))

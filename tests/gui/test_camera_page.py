@@ -1,0 +1,209 @@
+"""The Camera tab without a camera: frames pushed into its QVideoSink, as a camera delivers them,
+drive collecting (press and hold, number keys, rate, undo, the data panel's counts) and live
+prediction (bars, "Why?", frames dropped rather than queued under a slow model)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from conftest import COLOURS, make_class_folders
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+from PySide6.QtMultimedia import QVideoFrame
+from trained_model import tiny_run
+
+from gui.camera_page import NO_CAMERA
+from gui.camera_source import FrameSource
+from gui.live_prediction import LivePredictor
+from gui.model_worker import ModelService
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def push(sink, colour, width=64, height=48) -> None:
+    """One frame into the sink, as a camera delivers it."""
+    pixels = np.empty((height, width, 3), np.uint8)
+    pixels[:] = colour
+    image = QImage(pixels.data, width, height, width * 3, QImage.Format.Format_RGB888).copy()
+    sink.setVideoFrame(QVideoFrame(image))
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def camera(make_window, tmp_path):
+    """The window on a training folder of blue and red, its Camera tab shown."""
+    train = make_class_folders(str(tmp_path / "train"), {"blue": 3, "red": 2})
+    window = make_window()
+    window.training.data.train_field.set_path(train)
+    page = window.camera
+    window.tabs.setCurrentWidget(page)
+    assert page.source is not None, page.multimedia_problem
+    return window, page, train
+
+
+def test_opening_the_window_does_not_load_qtmultimedia():
+    code = (
+        "import sys\nfrom PySide6.QtWidgets import QApplication\napp = QApplication([])\n"
+        "from gui.main_window import MainWindow\nwindow = MainWindow(device_fn=None)\n"
+        "assert 'PySide6.QtMultimedia' not in sys.modules, 'QtMultimedia loaded at start-up'\n"
+        "window.tabs.setCurrentWidget(window.camera); window.show(); app.processEvents()\n"
+        "assert 'PySide6.QtMultimedia' in sys.modules\nprint('ok')\n"
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=os.environ.get("HOME", "/tmp"))
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+
+
+def test_without_a_camera_the_tab_says_so_and_offers_a_video(camera):
+    _window, page, _train = camera
+    assert page.source.cameras() == []  # no camera on a test machine
+    assert page.source_note.text() == NO_CAMERA
+    assert page.video_button.isEnabled() and not page.camera_combo.isEnabled()
+
+
+def test_holding_a_class_saves_frames_at_the_rate_and_undo_removes_them(camera, qtbot, screenshot):
+    window, page, train = camera
+    qtbot.waitUntil(lambda: page.capture.class_names == ["blue", "red"], timeout=10_000)
+    clock = Clock()
+    page.capture.clock = clock
+    before = set(os.listdir(os.path.join(train, "red")))
+    qtbot.keyPress(page, Qt.Key.Key_2)  # red is the second class
+    assert page.capture.recording == "red"
+    for _ in range(11):  # 1 s of a 10 frames/s camera; the default rate keeps 5 per second
+        push(page.source.sink, COLOURS["red"])
+        clock.now += 0.1
+    assert "red  ·  8" in page._class_buttons["red"].text()
+    qtbot.keyRelease(page, Qt.Key.Key_2)
+    assert page.capture.recording is None
+    saved = set(os.listdir(os.path.join(train, "red"))) - before
+    assert len(saved) == 6 and all(name.startswith("red-") and name.endswith(".jpg") for name in saved)
+    # the data panel counts again and sees them
+    data = window.training.data
+    qtbot.waitUntil(lambda: data.reports["train"] is not None and data.reports["train"].counts["red"] == 8,
+                    timeout=10_000)
+    screenshot(window, "camera_collect.png")
+
+    page.undo_button.click()
+    assert set(os.listdir(os.path.join(train, "red"))) == before
+    assert "red  ·  2" in page._class_buttons["red"].text() and not page.undo_button.isEnabled()
+    qtbot.waitUntil(lambda: data.reports["train"] is not None and data.reports["train"].counts["red"] == 2,
+                    timeout=10_000)
+
+
+def test_the_button_held_with_the_mouse_and_a_new_class(camera, qtbot):
+    _window, page, train = camera
+    qtbot.waitUntil(lambda: "blue" in page.capture.class_names, timeout=10_000)
+    page.new_class.setText("yellow")
+    page.add_class_button.click()
+    assert os.path.isdir(os.path.join(train, "yellow")) and "yellow" in page._class_buttons
+    page.rate_box.setValue(30.0)
+    clock = Clock()
+    page.capture.clock = clock
+    button = page._class_buttons["yellow"]
+    button.pressed.emit()
+    for _ in range(3):
+        push(page.source.sink, COLOURS["yellow"])
+        clock.now += 1
+    button.released.emit()
+    assert len(os.listdir(os.path.join(train, "yellow"))) == 3
+    page.new_class.setText("../outside")
+    page.add_class_button.click()
+    assert "cannot be a class name" in page.banner.text()
+    assert not os.path.exists(os.path.join(os.path.dirname(train), "outside"))
+
+
+def test_the_demo_dataset_is_not_collected_into(make_window):
+    window = make_window()  # the default training folder is the bundled demo
+    page = window.camera
+    assert page.read_only and "demo" in page.folder_label.text()
+    assert all(not button.isEnabled() for button in page._class_buttons.values())
+
+
+def test_live_prediction_shows_smoothed_bars_and_why(camera, qtbot, tmp_path_factory, screenshot):
+    window, page, _train = camera
+    run = tiny_run(tmp_path_factory)
+    with qtbot.waitSignal(window.models.loaded, timeout=60_000):
+        window.models.load(run.run_dir)
+
+    def shows(name):
+        push(page.source.sink, COLOURS[name])
+        return bool(page.top_classes()) and page.top_classes()[0][0] == name
+
+    qtbot.waitUntil(lambda: shows("red"), timeout=60_000)
+    assert len(page.top_classes()) == 3 and page.top_classes()[0][1] > 0.5
+    qtbot.waitUntil(lambda: shows("blue"), timeout=30_000)  # the smoothing follows a change
+    page.why_button.setChecked(True)
+    qtbot.waitUntil(lambda: shows("blue") and page.answer.heatmap is not None, timeout=60_000)
+    assert page.answer.heatmap.shape == (48, 64) and not page.view.pixmap().isNull()
+    page._show_rates()
+    assert "frames/s shown" in page.rates.text() and "predicted/s" in page.rates.text()
+    screenshot(window, "camera_predict.png")
+
+
+class GatedModel:
+    """A model whose every prediction waits until the test opens the gate: a model as slow as the
+    test wants, with no timing in it. Its answer is the frame's mean red, green and blue."""
+
+    def __init__(self, gate: threading.Event):
+        self.gate = gate
+        self.model = None
+        self.class_names = ["red", "green", "blue"]
+        self.image_size = 8
+        self.resize_mode = "stretch"
+        self.model_path = "gated/model.keras"
+        self.run_dir = None
+        self.labels_known = True
+        self.name = "gated"
+
+    @property
+    def num_classes(self) -> int:
+        return 3
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        self.gate.wait(30)
+        means = images.astype(np.float32).mean(axis=(1, 2))
+        return means / means.sum(axis=1, keepdims=True)
+
+
+def test_a_slow_model_gets_the_newest_frame_and_the_rest_are_dropped(qtbot):
+    gate = threading.Event()
+    service = ModelService(load_fn=lambda source: GatedModel(gate))
+    source = FrameSource()
+    predictor = LivePredictor(service)
+    answers = []
+    predictor.answered.connect(lambda answer, frame: answers.append((answer, frame)))
+    source.frame.connect(predictor.offer)
+    try:
+        with qtbot.waitSignal(service.loaded, timeout=10_000):
+            service.load("gated")
+        busy = []
+        service.busy_changed.connect(busy.append)
+        colours = [(8 * i, 100, 240 - 5 * i) for i in range(30)]
+        for colour in colours:
+            push(source.sink, colour)
+        assert predictor.offered == 30 and predictor.busy
+        assert predictor.dropped == 28  # the first is on the model thread, the 30th waits, the rest are gone
+        gate.set()
+        qtbot.waitUntil(lambda: predictor.predicted == 2 and not predictor.busy, timeout=30_000)
+        assert [tuple(frame[0, 0]) for _, frame in answers] == [colours[0], colours[-1]]
+        assert busy == []  # live frames never make the model bars flicker as busy
+        smoothed = answers[-1][0].probabilities
+        expected = np.mean([np.array(c, np.float32) / sum(c) for c in (colours[0], colours[-1])], axis=0)
+        np.testing.assert_allclose(smoothed, expected, atol=1e-3)
+    finally:
+        gate.set()
+        with qtbot.waitSignal(service.stopped, timeout=10_000):
+            service.stop()
