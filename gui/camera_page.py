@@ -49,15 +49,6 @@ MAX_CLASS_KEYS = 9
 NO_CAMERA = "No camera is connected. Open a video file to collect or predict from it."
 
 
-def overlay_heatmap(frame: np.ndarray, heatmap: np.ndarray | None) -> np.ndarray:
-    """The heatmap over the frame when it was made on a frame of this size, else the frame."""
-    if heatmap is None or heatmap.shape != frame.shape[:2]:
-        return frame
-    from core.modeling.explain import overlay
-
-    return overlay(frame, heatmap)
-
-
 class CameraPage(QWidget):
     status_message = Signal(str)
     images_changed = Signal()  # frames were saved or undone: the data panel should count again
@@ -272,8 +263,8 @@ class CameraPage(QWidget):
         self._paint(frame)
 
     def _paint(self, frame: np.ndarray) -> None:
-        heatmap = self.answer.heatmap if self.answer is not None and self.why_button.isChecked() else None
-        pixmap = pixmap_from_array(overlay_heatmap(frame, heatmap))
+        layer = self.answer.layer if self.answer is not None and self.why_button.isChecked() else None
+        pixmap = pixmap_from_array(layer.over(frame) if layer is not None else frame)
         self.view.setPixmap(
             pixmap.scaled(self.view.size(), Qt.AspectRatioMode.KeepAspectRatio,
                           Qt.TransformationMode.SmoothTransformation)

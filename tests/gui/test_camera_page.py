@@ -147,7 +147,8 @@ def test_live_prediction_shows_smoothed_bars_and_why(camera, qtbot, tmp_path_fac
     qtbot.waitUntil(lambda: shows("blue"), timeout=30_000)  # the smoothing follows a change
     page.why_button.setChecked(True)
     qtbot.waitUntil(lambda: shows("blue") and page.answer.heatmap is not None, timeout=60_000)
-    assert page.answer.heatmap.shape == (48, 64) and not page.view.pixmap().isNull()
+    assert page.answer.heatmap.shape == (48, 64) and page.answer.layer is not None
+    assert not page.view.pixmap().isNull()
     page._show_rates()
     assert "frames/s shown" in page.rates.text() and "predicted/s" in page.rates.text()
     screenshot(window, "camera_predict.png")
@@ -207,3 +208,17 @@ def test_a_slow_model_gets_the_newest_frame_and_the_rest_are_dropped(qtbot):
         gate.set()
         with qtbot.waitSignal(service.stopped, timeout=10_000):
             service.stop()
+
+
+def test_the_heatmap_layer_blends_as_the_predict_tabs_overlay_does():
+    from core.modeling.explain import overlay
+    from gui.live_prediction import HeatmapLayer
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (30, 40, 3)).astype(np.uint8)
+    heatmap = rng.random((30, 40)).astype(np.float32)
+    layer = HeatmapLayer.of(heatmap)
+    difference = np.abs(layer.over(frame).astype(int) - overlay(frame, heatmap).astype(int))
+    assert difference.max() <= 1  # integer rounding
+    other_size = np.zeros((20, 40, 3), np.uint8)
+    assert layer.over(other_size) is other_size
