@@ -4,12 +4,17 @@ This is the only module that imports QtMultimedia (PySide6-Addons), and gui.came
 when the tab is first shown, so opening the window never loads it. Every frame the sink receives
 leaves here as a plain (h, w, 3) uint8 RGB array; tests push frames into `sink` themselves
 (`sink.setVideoFrame(QVideoFrame(QImage))`), exactly as a camera would deliver them.
+
+A camera delivers frames at its own pace. Were each one converted and shown as it came, a GUI thread
+slower than the camera (a large frame, a heatmap, a busy machine) would fall further and further
+behind. So a frame is only kept on arrival, and converted on the next turn of the event loop: frames
+that came meanwhile are replaced by the newest (`skipped` counts them), and the view stays live.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject, QUrl, Signal
+from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtMultimedia import (
     QCamera,
@@ -43,7 +48,8 @@ class FrameSource(QObject):
         self.session.setVideoSink(self.sink)
         self.camera: QCamera | None = None
         self.player: QMediaPlayer | None = None
-        self.devices = QMediaDevices(self)
+        self.skipped = 0
+        self._latest: QVideoFrame | None = None
 
     @staticmethod
     def cameras() -> list[QCameraDevice]:
@@ -93,6 +99,16 @@ class FrameSource(QObject):
 
     def _on_frame(self, frame: QVideoFrame) -> None:
         if not frame.isValid():
+            return
+        if self._latest is not None:
+            self.skipped += 1
+        else:
+            QTimer.singleShot(0, self._deliver)
+        self._latest = frame
+
+    def _deliver(self) -> None:
+        frame, self._latest = self._latest, None
+        if frame is None:
             return
         image = frame.toImage()
         if not image.isNull():

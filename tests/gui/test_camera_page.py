@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 from conftest import COLOURS, make_class_folders
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtMultimedia import QVideoFrame
 from trained_model import tiny_run
@@ -25,12 +25,15 @@ from gui.model_worker import ModelService
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def push(sink, colour, width=64, height=48) -> None:
-    """One frame into the sink, as a camera delivers it."""
+def push(sink, colour, width=64, height=48, deliver=True) -> None:
+    """One frame into the sink, as a camera delivers it; with `deliver`, the event loop turns once so
+    the source hands it on (it does that on the loop's next turn)."""
     pixels = np.empty((height, width, 3), np.uint8)
     pixels[:] = colour
     image = QImage(pixels.data, width, height, width * 3, QImage.Format.Format_RGB888).copy()
     sink.setVideoFrame(QVideoFrame(image))
+    if deliver:
+        QCoreApplication.processEvents()
 
 
 class Clock:
@@ -222,3 +225,16 @@ def test_the_heatmap_layer_blends_as_the_predict_tabs_overlay_does():
     assert difference.max() <= 1  # integer rounding
     other_size = np.zeros((20, 40, 3), np.uint8)
     assert layer.over(other_size) is other_size
+
+
+def test_frames_faster_than_the_gui_are_replaced_by_the_newest(qtbot):
+    source = FrameSource()
+    shown = []
+    source.frame.connect(shown.append)
+    for value in (10, 20, 30, 40):  # a camera delivering while the GUI thread is busy elsewhere
+        push(source.sink, (value, value, value), deliver=False)
+    assert shown == []
+    QCoreApplication.processEvents()
+    assert len(shown) == 1 and tuple(shown[0][0, 0]) == (40, 40, 40) and source.skipped == 3
+    push(source.sink, (50, 50, 50))
+    assert len(shown) == 2 and source.skipped == 3
