@@ -27,11 +27,12 @@ def make_video(
     with av.open(path, "w", options=options) as container:
         stream = container.add_stream(codec, rate=FPS)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.bit_rate = 1_000_000  # enough to keep the noise: frames, not the index, fill the file
         rng = np.random.default_rng(0)
         index = 0
         for name in colours:
             for _ in range(round(seconds_each * FPS)):
-                # a little noise, as a camera has: the frames, not the index, are then most of the file
+                # a little noise, as a camera has
                 noise = rng.normal(0, 10, (height, width, 3))
                 pixels = np.clip(np.array(COLOURS[name]) + noise, 0, 255).astype(np.uint8)
                 bar = (index * 3) % (width - 4)

@@ -96,7 +96,7 @@ def test_a_truncated_video_keeps_its_frames_and_says_where_it_stopped(video, tmp
     with VideoReader(cut) as reader:
         frames = list(reader.frames())
     end = reader.end
-    assert 0 < len(frames) < 3 * FPS and not end.complete
+    assert FPS <= len(frames) < 3 * FPS and not end.complete  # about half of the frames survive the cut
     assert end.last_time_s == pytest.approx(frames[-1].time_s)
     assert f"{end.last_time_s:.2f} s of 3.00 s" in end.describe()
 
@@ -131,7 +131,7 @@ def test_capture_command_on_a_truncated_video_keeps_frames_and_warns(video, tmp_
     into = str(tmp_path / "train" / "red")
     assert run_capture(_capture_args(cut, into), out, err) == 0
     saved = len(os.listdir(into))
-    assert 0 < saved < 3 * FPS
+    assert FPS <= saved < 3 * FPS
     assert f"Saved {saved} frames" in out.getvalue()
     assert "Warning: The video stops after frame" in err.getvalue()
 
