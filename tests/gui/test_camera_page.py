@@ -16,6 +16,7 @@ from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtMultimedia import QVideoFrame
 from trained_model import tiny_run
+from videos import make_video
 
 from gui.camera_page import NO_CAMERA
 from gui.camera_source import FrameSource
@@ -238,3 +239,28 @@ def test_frames_faster_than_the_gui_are_replaced_by_the_newest(qtbot):
     assert len(shown) == 1 and tuple(shown[0][0, 0]) == (40, 40, 40) and source.skipped == 3
     push(source.sink, (50, 50, 50))
     assert len(shown) == 2 and source.skipped == 3
+
+
+def test_open_video_plays_a_real_file_and_a_held_class_collects_from_it(camera, qtbot, tmp_path):
+    _window, page, _train = camera
+    qtbot.waitUntil(lambda: "blue" in page.capture.class_names, timeout=10_000)
+    video = make_video(str(tmp_path / "blue.mp4"), colours=("blue",), seconds_each=3.0)
+    page.choose_video = lambda: video
+    page.start_burst("blue")
+    page.video_button.click()
+    qtbot.waitUntil(lambda: page.capture.counts["blue"] >= 3 + 3, timeout=30_000)  # 5/s of a playing video
+    page.stop_burst()
+    assert page._frame.shape == (48, 64, 3) and np.argmax(page._frame[20:].mean(axis=(0, 1))) == 2
+    assert "Playing blue.mp4" in page.source_note.text()
+    page.source.stop()
+
+
+def test_open_video_on_a_file_that_is_no_video_says_so(camera, qtbot, tmp_path):
+    _window, page, _train = camera
+    fake = tmp_path / "holiday.mp4"
+    fake.write_text("not a video")
+    page.choose_video = lambda: str(fake)
+    page.video_button.click()
+    qtbot.waitUntil(lambda: "cannot be played" in page.banner.text() or "not a video" in page.banner.text(),
+                    timeout=30_000)
+    page.source.stop()
