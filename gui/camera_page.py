@@ -65,6 +65,9 @@ class CameraPage(QWidget):
         self.answer: LiveAnswer | None = None
         self._frame: np.ndarray | None = None
         self._class_buttons: dict[str, QPushButton] = {}
+        self._cameras: list = []  # QCameraDevice, once QtMultimedia is loaded
+        # The number keys reach the page only when no text field has the focus: the page takes it
+        # when shown and when its picture is clicked.
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._build_widgets(service, settings)
         self._build_layout()
@@ -189,6 +192,7 @@ class CameraPage(QWidget):
         super().showEvent(event)
         self.ensure_source()
         self.rate_timer.start()
+        self.setFocus()
         if self.source is not None and not self.source.running:
             self._camera_chosen(self.camera_combo.currentIndex())
 
@@ -218,6 +222,7 @@ class CameraPage(QWidget):
         self.source.frame.connect(self.show_frame)
         self.source.problem.connect(lambda text: self.banner.show_message(escape(text)))
         self.source.video_ended.connect(lambda: self.status_message.emit("The video has ended."))
+        self.source.cameras_changed.connect(self._list_cameras)
         self._list_cameras()
         return self.source
 
@@ -234,7 +239,7 @@ class CameraPage(QWidget):
             self.source_note.setText("")
 
     def _camera_chosen(self, index: int) -> None:
-        if self.source is not None and 0 <= index < len(getattr(self, "_cameras", [])):
+        if self.source is not None and 0 <= index < len(self._cameras):
             self.source.use_camera(self._cameras[index])
 
     def choose_video(self) -> str:
@@ -400,6 +405,10 @@ class CameraPage(QWidget):
         self.banner.clear()
         self.status_message.emit(f"Added the class {name}.")
         self.images_changed.emit()
+
+    def mousePressEvent(self, event) -> None:
+        self.setFocus()  # back from a text field to the number keys
+        super().mousePressEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         name = self._class_for_key(event)

@@ -39,6 +39,7 @@ class FrameSource(QObject):
     frame = Signal(object)  # np.ndarray (h, w, 3) uint8 RGB
     problem = Signal(str)  # a camera or a video that cannot be used
     video_ended = Signal()
+    cameras_changed = Signal()  # a camera was plugged in or out
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -50,6 +51,8 @@ class FrameSource(QObject):
         self.player: QMediaPlayer | None = None
         self.skipped = 0
         self._latest: QVideoFrame | None = None
+        self.devices = QMediaDevices(self)
+        self.devices.videoInputsChanged.connect(self.cameras_changed)
 
     @staticmethod
     def cameras() -> list[QCameraDevice]:

@@ -15,6 +15,7 @@ from conftest import COLOURS, make_class_folders
 from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtMultimedia import QVideoFrame
+from PySide6.QtWidgets import QApplication
 from trained_model import tiny_run
 from videos import make_video
 
@@ -84,6 +85,8 @@ def test_holding_a_class_saves_frames_at_the_rate_and_undo_removes_them(camera, 
     clock = Clock()
     page.capture.clock = clock
     before = set(os.listdir(os.path.join(train, "red")))
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is page, timeout=5_000)  # not the model's field
     qtbot.keyPress(page, Qt.Key.Key_2)  # red is the second class
     assert page.capture.recording == "red"
     for _ in range(11):  # 1 s of a 10 frames/s camera; the default rate keeps 5 per second
