@@ -9,6 +9,7 @@ breaks part way rather than one that cannot be opened at all.
 from __future__ import annotations
 
 import os
+import struct
 
 import numpy as np
 from conftest import COLOURS
@@ -51,3 +52,18 @@ def cut_in_half(path: str, target: str) -> str:
     with open(target, "wb") as out:
         out.write(data[: len(data) // 2])
     return target
+
+
+def turn_mp4(path: str, degrees: int) -> str:
+    """Marks an .mp4 as recorded turned, as a phone held upright marks its landscape frames: the
+    track header's display matrix says to show it rotated `degrees` clockwise (90, 180 or 270)."""
+    with open(path, "rb") as source:
+        data = bytearray(source.read())
+    at = data.index(b"tkhd") + 4  # version and flags, then times, track id, duration, ...
+    matrix_at = at + 4 + (32 if data[at] == 1 else 20) + 16
+    one, minus = 0x00010000, -0x00010000
+    a, b, c, d = {90: (0, one, minus, 0), 180: (minus, 0, 0, minus), 270: (0, minus, one, 0)}[degrees]
+    data[matrix_at : matrix_at + 36] = struct.pack(">9i", a, b, 0, c, d, 0, 0, 0, 0x40000000)
+    with open(path, "wb") as out:
+        out.write(data)
+    return path

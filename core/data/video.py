@@ -4,7 +4,9 @@ PyAV (FFmpeg in a self-contained wheel) decodes every frame in order, as fast as
 with its exact time, needs no display, sound system or event loop, and is imported only when a video
 is read. A file FFmpeg cannot open raises `UnreadableVideo`. A video that breaks part way (a
 truncated download, a recording cut off) is read as far as it goes: `VideoReader.end` then says
-where the frames stopped, against the length the file announces.
+where the frames stopped, against the length the file announces. A phone records portrait video as
+landscape frames with a rotation in the file; frames are turned upright by it, as players (and
+QtMultimedia in the Camera tab) show them.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ class VideoReader:
                     continue
                 if every_s:
                     next_time = (int(time_s / every_s + 1e-6) + 1) * every_s
-                yield VideoFrame(decoded - 1, time_s, frame.to_ndarray(format="rgb24"))
+                yield VideoFrame(decoded - 1, time_s, _upright(frame))
                 yielded += 1
                 if max_frames is not None and yielded >= max_frames:
                     self.end = VideoEnd(True, decoded, last_time, self.duration_s)
@@ -117,6 +119,14 @@ class VideoReader:
             return False
         frame_time = 1 / self.frame_rate if self.frame_rate else 0.1
         return last_time + frame_time < self.duration_s - 2 * frame_time
+
+
+def _upright(frame) -> np.ndarray:
+    """The frame as RGB, turned by the rotation its file asks for (PyAV: degrees counterclockwise,
+    which np.rot90 turns by with a positive k)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
 def _duration(container, stream) -> float | None:

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from videos import FPS, cut_in_half, make_video
+from videos import FPS, cut_in_half, make_video, turn_mp4
 
 from core.cli.capture_command import run_capture
 from core.data.capture import CaptureError, CaptureLog, add_class_folder, save_frame
@@ -89,6 +89,17 @@ def test_the_reader_samples_by_time(video):
     # blue in the first second, red in the last (the codec's colours are close, not exact)
     assert np.argmax(frames[0].rgb[30:, :, :].mean(axis=(0, 1))) == 2
     assert np.argmax(frames[-1].rgb[30:, :, :].mean(axis=(0, 1))) == 0
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_video_recorded_turned_comes_out_upright(tmp_path, degrees):
+    path = make_video(str(tmp_path / "phone.mp4"), colours=("blue",), seconds_each=0.3)
+    with VideoReader(path) as reader:
+        plain = next(reader.frames()).rgb
+    with VideoReader(turn_mp4(path, degrees)) as reader:
+        upright = next(reader.frames()).rgb
+    # clockwise, as QtMultimedia shows it (tests/gui/test_camera_page.py compares the two)
+    np.testing.assert_array_equal(upright, np.rot90(plain, -degrees // 90))
 
 
 def test_a_truncated_video_keeps_its_frames_and_says_where_it_stopped(video, tmp_path):

@@ -267,3 +267,31 @@ def test_open_video_on_a_file_that_is_no_video_says_so(camera, qtbot, tmp_path):
     qtbot.waitUntil(lambda: "cannot be played" in page.banner.text() or "not a video" in page.banner.text(),
                     timeout=30_000)
     page.source.stop()
+
+
+def test_the_camera_tabs_player_and_the_commands_reader_turn_a_phone_video_alike(qtbot, tmp_path):
+    from videos import turn_mp4
+
+    from core.data.video import VideoReader
+
+    path = turn_mp4(make_video(str(tmp_path / "phone.mp4"), colours=("blue",), seconds_each=0.5), 90)
+    with VideoReader(path) as reader:
+        read = next(reader.frames()).rgb
+    source = FrameSource()
+    shown = []
+    source.frame.connect(shown.append)
+    source.open_video(path)
+    try:
+        qtbot.waitUntil(lambda: bool(shown), timeout=30_000)
+    finally:
+        source.stop()
+    played = shown[0]
+    assert played.shape == read.shape == (64, 48, 3)  # portrait, both
+    assert np.abs(played.astype(int) - read.astype(int)).mean() < 3  # the same picture, both decoders
+
+    def white_bar(rgb):  # where the frame's white bar is: it tells which way the picture is turned
+        rows, columns = np.nonzero(rgb.min(axis=2) > 200)
+        return rows.mean(), columns.mean()
+
+    assert np.allclose(white_bar(played), white_bar(read), atol=2)
+    assert white_bar(read)[1] > 40  # the bar at the top-left of the landscape frames is now top-right
