@@ -13,6 +13,7 @@ import os
 import sys
 from typing import TextIO
 
+from core.cli.terminal import LiveLine
 from core.errors import FitStudioError
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
@@ -48,12 +49,16 @@ def run_capture(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
         folder = add_class_folder(root or ".", class_name)
         log = CaptureLog()
         burst = log.start(class_name, folder)
+        progress = LiveLine(err)  # silent when stderr is not a terminal
         try:
             for frame in reader.frames(args.every, args.max):
                 log.save(burst, frame.rgb, args.size)
+                progress.update(f"Saved {burst.count} frames, {frame.time_s:.1f} s into the video")
         except KeyboardInterrupt:
+            progress.clear()
             err.write(f"\nStopped. {burst.count} frames saved in {folder}.\n")
             return EXIT_INTERRUPTED
+        progress.clear()
         end = reader.end
     if end is not None and not end.complete:
         err.write(f"Warning: {end.describe()} The frames before it are kept.\n")

@@ -166,3 +166,20 @@ def test_capture_command_refuses_an_unsupported_file_with_exit_2(tmp_path):
 
 def test_capture_errors_are_fitstudio_errors():
     assert issubclass(UnreadableVideo, FitStudioError) and issubclass(CaptureError, FitStudioError)
+
+
+def test_ctrl_c_during_capture_keeps_the_frames_saved_and_exits_130(video, tmp_path, monkeypatch):
+    saves = []
+    original = CaptureLog.save
+
+    def save_then_interrupt(self, burst, rgb, size=None):
+        if len(saves) == 3:
+            raise KeyboardInterrupt
+        saves.append(original(self, burst, rgb, size))
+        return saves[-1]
+
+    monkeypatch.setattr(CaptureLog, "save", save_then_interrupt)
+    err = io.StringIO()
+    into = str(tmp_path / "train" / "blue")
+    assert run_capture(_capture_args(video, into), io.StringIO(), err) == 130
+    assert len(os.listdir(into)) == 3 and "Stopped. 3 frames saved" in err.getvalue()
