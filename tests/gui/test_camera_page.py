@@ -295,3 +295,14 @@ def test_the_camera_tabs_player_and_the_commands_reader_turn_a_phone_video_alike
 
     assert np.allclose(white_bar(played), white_bar(read), atol=2)
     assert white_bar(read)[1] > 40  # the bar at the top-left of the landscape frames is now top-right
+
+
+def test_without_qtmultimedia_the_tab_says_why_and_the_window_works(make_window, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gui.camera_source", None)  # its import now fails, as without libpulse
+    window = make_window()
+    window.tabs.setCurrentWidget(window.camera)
+    page = window.camera
+    assert page.source is None and "QtMultimedia" in page.banner.text() and "libpulse0" in page.banner.text()
+    assert not page.video_button.isEnabled()
+    window.tabs.setCurrentWidget(window.training)
+    assert window.training.train_button.isEnabled()
