@@ -45,10 +45,21 @@ class FrameSource(QObject):
         super().__init__(parent)
         self.sink = QVideoSink(self)
         self.sink.videoFrameChanged.connect(self._on_frame)
+        # One camera, one capture session and one player for the source's whole life: switching
+        # hands them a new device or file, and the sink goes to whichever plays. (Destroying a player
+        # whose FFmpeg threads are still winding down crashed the next event loop in the tests.)
+        self.camera = QCamera(self)
+        self.camera.errorOccurred.connect(
+            lambda _error, text: self.problem.emit(f"The camera failed: {text}")
+        )
         self.session = QMediaCaptureSession(self)
-        self.session.setVideoSink(self.sink)
-        self.camera: QCamera | None = None
-        self.player: QMediaPlayer | None = None
+        self.session.setCamera(self.camera)
+        self.player = QMediaPlayer(self)
+        self.player.errorOccurred.connect(
+            lambda _error, text: self.problem.emit(f"This video cannot be played: {text}")
+        )
+        self.player.mediaStatusChanged.connect(self._on_media_status)
+        self.playing: str | None = None  # "camera", "video" or None
         self.skipped = 0
         self._latest: QVideoFrame | None = None
         self.devices = QMediaDevices(self)
@@ -60,39 +71,31 @@ class FrameSource(QObject):
 
     def use_camera(self, device: QCameraDevice) -> None:
         self.stop()
-        self.camera = QCamera(device, self)
-        self.camera.errorOccurred.connect(
-            lambda _error, text: self.problem.emit(f"The camera failed: {text}")
-        )
-        self.session.setCamera(self.camera)
+        self.session.setVideoSink(self.sink)
+        self.camera.setCameraDevice(device)
         self.camera.start()
+        self.playing = "camera"
 
     def open_video(self, path: str) -> None:
         self.stop()
-        self.player = QMediaPlayer(self)
         self.player.setVideoSink(self.sink)
-        self.player.errorOccurred.connect(
-            lambda _error, text: self.problem.emit(f"This video cannot be played: {text or path}")
-        )
-        self.player.mediaStatusChanged.connect(self._on_media_status)
         self.player.setSource(QUrl.fromLocalFile(path))
         self.player.play()
+        self.playing = "video"
 
     def stop(self) -> None:
-        if self.camera is not None:
+        if self.playing == "camera":
             self.camera.stop()
-            self.session.setCamera(None)
-            self.camera.deleteLater()
-            self.camera = None
-        if self.player is not None:
+            self.session.setVideoSink(None)
+        elif self.playing == "video":
             self.player.stop()
+            self.player.setSource(QUrl())
             self.player.setVideoSink(None)
-            self.player.deleteLater()
-            self.player = None
+        self.playing = None
 
     @property
     def running(self) -> bool:
-        return self.camera is not None or self.player is not None
+        return self.playing is not None
 
     def _on_media_status(self, status) -> None:
         if status == QMediaPlayer.MediaStatus.EndOfMedia:
