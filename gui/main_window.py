@@ -1,7 +1,7 @@
-"""The main window: tabs (Train, Runs, Evaluate, Predict, Export), menus, status bar, drops.
+"""The main window: tabs (Train, Runs, Evaluate, Predict, Export, Camera), menus, status bar, drops.
 
 It composes panels and owns no training logic: the Train tab runs the engine, this window only asks
-before closing during a run. The Evaluate, Predict and Export tabs share one opened model
+before closing during a run. The Evaluate, Predict, Export and Camera tabs share one opened model
 (gui.model_worker.ModelService, its own thread). Closing never blocks the GUI thread: the window asks
 the run and the model thread to stop and closes once they have; folder scans are cancelled.
 """
@@ -18,6 +18,7 @@ from core import tf_runtime
 from core.data.dataset import inspect
 from core.paths import resource_path
 from core.training.device import list_gpus
+from gui.camera_page import CameraPage
 from gui.data_panel import local_folder_from_urls
 from gui.evaluation_page import EvaluationPage
 from gui.export_page import ExportPage
@@ -64,6 +65,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.evaluation, "Evaluate")
         self.tabs.addTab(self.predict, "Predict")
         self.tabs.addTab(self.export, "Export")
+        self.camera = CameraPage(self.models, self.store.settings)
+        self.tabs.addTab(self.camera, "Camera")
+        self._connect_camera()
         self.setCentralWidget(self.tabs)
         self._close_when_idle = False
         self._status_text = ""
@@ -90,7 +94,7 @@ class MainWindow(QMainWindow):
         self.show_status("Ready. The demo dataset is loaded: press Train to try it.")
 
     def _connect_status(self) -> None:
-        for page in (self.training, self.runs, self.evaluation, self.predict, self.export):
+        for page in (self.training, self.runs, self.evaluation, self.predict, self.export, self.camera):
             page.status_message.connect(self.show_status)
         self.tensorflow = TensorFlowWatcher(self)
         self.tensorflow.changed.connect(self._refresh_status)
@@ -139,6 +143,13 @@ class MainWindow(QMainWindow):
         self.runs.export_requested.connect(self.export_run)
         self.runs.open_in_train_requested.connect(self._open_in_train)
         self.runs.train_like_requested.connect(self._train_like)
+
+    def _connect_camera(self) -> None:
+        """The Camera tab collects into the Train tab's training folder, whose counts then follow."""
+        data = self.training.data
+        data.changed.connect(lambda: self.camera.set_training_folder(data.train_dir()))
+        self.camera.images_changed.connect(data.rescan)
+        self.camera.set_training_folder(data.train_dir())
 
     def _open_in_train(self, run_dir: str) -> None:
         self.tabs.setCurrentWidget(self.training)
@@ -244,6 +255,7 @@ class MainWindow(QMainWindow):
         # A scan may be stuck on an unreachable drive: it is told to stop, and the window does not
         # wait for it (gui.app ends the process whatever is still running).
         self.training.data.cancel_scans()
+        self.camera.shutdown()
         self.tensorflow.detach()
         self.training.warm_up.stop()
         event.accept()
@@ -251,7 +263,7 @@ class MainWindow(QMainWindow):
     def _stop_model_work(self) -> None:
         if self.models.busy:
             self.show_status("Finishing the model's work before closing…")
-        for page in (self.evaluation, self.predict, self.export):
+        for page in (self.evaluation, self.predict, self.export, self.camera):
             page.shutdown()
         self.models.stop()
 

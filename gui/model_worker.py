@@ -181,6 +181,7 @@ class _Callbacks:
     on_error: Callable[[str, str, bool], None] | None
     on_progress: Callable[[int, int], None] | None
     on_message: Callable[[str], None] | None
+    background: bool = False
 
 
 class JobHandle:
@@ -228,7 +229,9 @@ class ModelService(QObject):
 
     @property
     def busy(self) -> bool:
-        return bool(self._jobs)
+        """A job is queued or running; background jobs (the Camera tab's live frames) do not count,
+        so that the model bars and buttons do not flicker with every frame."""
+        return any(not callbacks.background for _, callbacks in self._jobs.values())
 
     @property
     def has_thread(self) -> bool:
@@ -291,17 +294,20 @@ class ModelService(QObject):
         on_error: Callable[[str, str, bool], None] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         on_message: Callable[[str], None] | None = None,
+        background: bool = False,
     ) -> JobHandle:
         """Queues fn(context) for the worker thread; callbacks run on the GUI thread.
 
         on_error(message, details, cancelled): details is a traceback only for unexpected errors.
+        A `background` job leaves `busy` (and `busy_changed`) alone.
         """
         worker = self._ensure_worker()
         job = _Job(next(self._ids), fn)
         handle = JobHandle(job, kind)
         was_busy = self.busy
-        self._jobs[job.job_id] = (handle, _Callbacks(kind, on_result, on_error, on_progress, on_message))
-        if not was_busy:
+        callbacks = _Callbacks(kind, on_result, on_error, on_progress, on_message, background)
+        self._jobs[job.job_id] = (handle, callbacks)
+        if not was_busy and self.busy:
             self.busy_changed.emit(True)
         worker.submit(job)
         return handle
@@ -360,7 +366,7 @@ class ModelService(QObject):
         return entry[1] if entry else None
 
     def _after(self, callbacks: _Callbacks) -> None:
-        if not self.busy:
+        if not self.busy and not callbacks.background:
             self.busy_changed.emit(False)
         self.job_done.emit(callbacks.kind)
 

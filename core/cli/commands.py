@@ -5,6 +5,7 @@ command is one module with an `add_*_command(subparsers)` that sets its handler,
 from __future__ import annotations
 
 from core.cli.cache_commands import add_cache_command
+from core.cli.capture_command import add_capture_command
 from core.cli.doctor_command import add_doctor_command
 from core.cli.inspect_command import add_inspect_command
 from core.cli.model_commands import add_model_commands
@@ -20,6 +21,7 @@ COMMANDS = (
     add_cache_command,  # cache
     add_doctor_command,  # doctor
     add_runs_command,  # runs
+    add_capture_command,  # capture --video
 )
 
 

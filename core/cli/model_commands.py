@@ -2,6 +2,7 @@
 
     evaluate --model RUN_OR_FILE --data DIR [--json] [--csv OUT]
     predict  --model RUN_OR_FILE PATH... [--csv OUT] [--top-k K] [--explain DIR [--explain-class NAME]]
+    predict  --model RUN_OR_FILE --video FILE [--every SECONDS] --csv OUT
     export   --model RUN_OR_FILE --format keras|savedmodel|tflite|tflite-quant|onnx --out DIR
 
 Exit codes and Ctrl-C as every command (core.cli.common): 0 success, 1 an unwritable output file, 2 a
@@ -43,7 +44,14 @@ def add_model_commands(subparsers) -> None:
     predict_parser = subparsers.add_parser("predict", help="classify image files or folders")
     predict_parser.add_argument("--model", required=True, metavar="RUN_OR_FILE", help=_MODEL_HELP)
     predict_parser.add_argument(
-        "paths", nargs="+", metavar="PATH", help="image files, or folders searched recursively"
+        "paths", nargs="*", metavar="PATH", help="image files, or folders searched recursively"
+    )
+    predict_parser.add_argument(
+        "--video", metavar="FILE", help="classify a video's frames instead: one CSV row per sampled frame"
+    )
+    predict_parser.add_argument(
+        "--every", type=_positive_float, metavar="SECONDS",
+        help="with --video: one frame per this many seconds of video (default: every frame)",
     )
     predict_parser.add_argument("--csv", metavar="OUT", help="write the results to this CSV file")
     predict_parser.add_argument(
@@ -124,6 +132,8 @@ def run_evaluate(args: argparse.Namespace, out: TextIO | None = None, err: TextI
 def run_predict(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr  # looked up when called: a redirect, a test's capture
     quiet_tensorflow()
+    if getattr(args, "video", None) or not args.paths:
+        return run_predict_video(args, out, err)
     explain_dir = getattr(args, "explain", None)
     explain_class = getattr(args, "explain_class", None)
     if explain_class is not None and not explain_dir:
@@ -155,6 +165,33 @@ def run_predict(args: argparse.Namespace, out: TextIO | None = None, err: TextIO
             f"Wrote a heatmap and an overlay for {len(report.written)} images to {explain_dir} "
             "(<name>_heatmap.png, <name>_overlay.jpg)\n"
         )
+    return EXIT_OK
+
+
+def run_predict_video(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if not args.video or args.paths or getattr(args, "explain", None):
+        raise FitStudioError(
+            "Give image PATHs, or --video FILE with --csv OUT (not both; --explain is for images)."
+        )
+    if not args.csv:
+        raise FitStudioError("--video needs --csv OUT: the file to write one row per sampled frame into.")
+    from core.modeling.frames import predict_video
+
+    progress = LiveLine(err)
+    try:
+        with stop_on_ctrl_c(stops="after this frame") as cancel:
+            result = predict_video(
+                args.model, args.video, every_s=args.every, batch_size=args.batch_size, cancel=cancel,
+                on_progress=lambda done, at: progress.update(f"Predicting {done} frames, {at:.1f} s in"),
+            )
+    finally:
+        progress.clear()
+    if not result.end.complete:
+        err.write(f"Warning: {result.end.describe()} The frames before it are classified.\n")
+    if not result.predictions:
+        raise FitStudioError(f"No frame could be read from {args.video}.")
+    result.write_csv(args.csv)
+    out.write(f"Wrote {len(result.predictions)} frame predictions to {args.csv}\n")
     return EXIT_OK
 
 
@@ -207,6 +244,16 @@ def _size(path: str) -> str:
             return f"{total} {unit}" if unit == "bytes" else f"{total:.1f} {unit}"
         total /= 1024
     return f"{total}"
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:

@@ -56,7 +56,17 @@ def decode_image(path: str, size: int, resize_mode: str = "stretch") -> np.ndarr
     which is 2-4x faster and invisible after the final resize. EXIF orientation is applied, and
     every mode (palette, alpha, CMYK, 16-bit, 1-bit) becomes 8-bit RGB with alpha over white.
     """
-    rgb = _decode_rgb(path, size)
+    return _to_model_input(_decode_rgb(path, size), size, resize_mode)
+
+
+def frame_to_model_input(rgb: np.ndarray, size: int, resize_mode: str = "stretch") -> np.ndarray:
+    """A camera or video frame, (h, w, 3) uint8 RGB, as the model's (size, size, 3) input: the same
+    box and resampling as `decode_image`, so a frame is seen as a saved image of it would be."""
+    image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), mode="RGB")
+    return _to_model_input(image, size, resize_mode)
+
+
+def _to_model_input(rgb: Image.Image, size: int, resize_mode: str) -> np.ndarray:
     box = model_input_box(rgb.width, rgb.height, resize_mode)
     if rgb.size != (size, size) or box != (0.0, 0.0, rgb.width, rgb.height):
         rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, box=box)

@@ -13,6 +13,7 @@ def test_self_test_trains_through_the_window_and_exits_0(tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "self-test passed" in done.stdout and "run folder written" in done.stdout
+    assert "clip decoded (10 frames with PyAV" in done.stdout
     assert not os.path.exists(tmp_path / ".config" / "FitStudio")  # settings went to a temporary folder
 
 
