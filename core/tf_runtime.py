@@ -14,6 +14,7 @@ Importing this module imports nothing heavy. Listeners (`add_listener`) hear "lo
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import threading
 from collections.abc import Callable
@@ -52,6 +53,10 @@ class Loader:
             self._loading = False
             self._tell(FAILED)
             raise
+        # The frameworks' million objects live as long as the process. Out of the collector's sight,
+        # a full collection on any thread no longer stops every thread for 200-300 ms while a run
+        # trains (bench/responsiveness.py's stall table found these pauses).
+        gc.freeze()
         self._modules, self._loading = modules, False
         self._tell(LOADED)
 

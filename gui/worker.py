@@ -179,7 +179,7 @@ def run_in_thread(
     return start_worker(worker, name, relay)
 
 
-BATCH_INTERVAL_SECONDS = 0.05  # batches cross to the GUI thread at most 20 times a second
+BATCH_INTERVAL_SECONDS = 0.1  # batches cross to the GUI thread at most 10 times a second, as the plots redraw
 
 
 class BatchCoalescer:
@@ -251,7 +251,7 @@ class TrainingWorker(QObject):
     carrying plain data.
 
     Per-batch events are grouped (BatchCoalescer): `batches_end` carries every batch since the last
-    one, at most about 20 times a second whatever the batch rate, so a fast model cannot flood the
+    one, at most about 10 times a second whatever the batch rate, so a fast model cannot flood the
     GUI thread. Every other event first sends the batches before it, so the order is kept.
     Nothing here touches a widget: every slot connected to these signals runs on the GUI thread.
     """
