@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self._close_when_idle = False
         self._status_text = ""
+        self._busy_cursor = False  # shown while TensorFlow loads
         self._build_status_bar()
         self._build_menus()
         self._connect_status()
@@ -78,7 +79,6 @@ class MainWindow(QMainWindow):
         self._connect_runs()
         self._restore_geometry()
         self._device_fn = device_fn
-        self._busy_cursor = False
         if device_fn is not None:
             # The probe loads TensorFlow, which holds the GIL for most of a second: it starts once the
             # window has painted (before anyone can interact with it), or after a second at the latest.

@@ -46,15 +46,9 @@ from gui.training_controller import (
     is_resumable,
 )
 from gui.warmup import WarmUp, WarmUpTarget
-from gui.worker import run_in_thread
+from gui.weights_import import WeightsImport
 
 DATA_WAIT_HIGH = 0.3  # from here on the meter is shown as a warning
-
-
-def default_import_weights_fn(source, model, image_size):
-    from core.modeling.weights import import_weights  # loads TensorFlow to check the file
-
-    return import_weights(source, model, image_size)
 
 
 class TrainingPage(QWidget):
@@ -71,8 +65,7 @@ class TrainingPage(QWidget):
         self.warm_up = WarmUp(parent=self)
         self.warm_up_label = QLabel()
         self.store = store
-        self.import_weights_fn = default_import_weights_fn
-        self.importing_weights = False
+        self.weights = WeightsImport(parent=self)
         self.data = DataPanel(inspect_fn=inspect_fn)
         self.settings = SettingsPanel()
         self.plots = LivePlots()
@@ -106,6 +99,7 @@ class TrainingPage(QWidget):
     resume_fn = property(lambda self: self.controller.resume_fn,
                          lambda self, fn: setattr(self.controller, "resume_fn", fn))
     worker = property(lambda self: self.controller.worker)
+    importing_weights = property(lambda self: self.weights.busy)
     last_result = property(lambda self: self.controller.last_result)
 
     @property
@@ -131,6 +125,9 @@ class TrainingPage(QWidget):
         self.settings.epochs.valueChanged.connect(self._preview_epochs)
         self.settings.advanced_toggled.connect(self.store.set_advanced_settings_open)
         self.settings.import_weights_button.clicked.connect(self.import_weights)
+        self.weights.busy_changed.connect(self._on_weights_busy)
+        self.weights.imported.connect(self._on_weights_imported)
+        self.weights.failed.connect(self._on_weights_import_failed)
 
     def _load_settings(self) -> None:
         config = self.store.load_config()
@@ -450,25 +447,16 @@ class TrainingPage(QWidget):
     # --- importing pretrained weights -------------------------------------------------------------
 
     def import_weights(self) -> bool:
-        """Asks for a weight file for the chosen model and copies it into the Keras cache once a worker
-        thread has checked that it loads into that architecture."""
+        """Asks for a weight file for the chosen model and has it checked and copied into the cache."""
         config = self.current_config()
         if self.is_running or self.importing_weights or config.model not in PRETRAINED_MODELS:
             return False
-        expected = weight_file_name(config.model, config.image_size)
-        source = self.choose_weights_file(config.model, expected)
+        source = self.choose_weights_file(config.model, weight_file_name(config.model, config.image_size))
         if not source:
             return False
-        self.importing_weights = True
-        self.settings.import_weights_button.setEnabled(False)
-        self._update_buttons()
         self.log.log(f"Checking {source} as {config.model} weights…")
         self.status_message.emit("Checking the weight file…")
-        run_in_thread(self.import_weights_fn, source, config.model, config.image_size,
-                      on_result=lambda target: self._on_weights_imported(config.model, target),
-                      on_error=self._on_weights_import_failed, on_done=self._on_weights_import_done,
-                      name="FitStudio weights import")
-        return True
+        return self.weights.start(source, config.model, config.image_size)
 
     def _on_weights_imported(self, model: str, target: str) -> None:
         self.log.log(f"Imported the {model} weights as {target}: the next runs use them.", "success")
@@ -479,9 +467,9 @@ class TrainingPage(QWidget):
         self.status_message.emit("Weights not imported.")
         self.show_error("These weights cannot be used", message, details)
 
-    def _on_weights_import_done(self) -> None:
-        self.importing_weights = False
-        self.settings.import_weights_button.setEnabled(self.current_config().model in PRETRAINED_MODELS)
+    def _on_weights_busy(self, busy: bool) -> None:
+        self.settings.import_weights_button.setEnabled(
+            not busy and self.current_config().model in PRETRAINED_MODELS)
         self._update_buttons()
 
     # --- things a test replaces ----------------------------------------------------------------
