@@ -200,6 +200,10 @@ class LivePlots(QWidget):
         self.plots["accuracy"].setXLink(self.plots["loss"])
         self.plots["accuracy"].setYRange(0, 1.0, padding=0.02)
         self.plots["accuracy"].getPlotItem().enableAutoRange(axis="y", enable=False)
+        # The loss axis follows the data in steps (steady_range), not at every redraw: each change
+        # makes pyqtgraph lay its ticks out again in Python, the costliest part of a redraw.
+        self.plots["loss"].getPlotItem().enableAutoRange(axis="y", enable=False)
+        self._loss_range: tuple[float, float] | None = None
         self.batch = {name: SeriesBuffer(4096) for name, _, _ in METRICS}
         self.smoothed = {name: SeriesBuffer(4096) for name, _, _ in METRICS}
         self.smoothers = {name: EmaSmoother() for name, _, _ in METRICS}
@@ -264,6 +268,7 @@ class LivePlots(QWidget):
         self.early_stop_x = self.resumed_at = self.fine_tune_x = None
         for plot in self.plots.values():
             plot.clear_markers()
+        self._loss_range = None
         if epochs:
             self.show_epochs(epochs)
         self._dirty = self._epochs_changed = True
@@ -407,7 +412,19 @@ class LivePlots(QWidget):
                 plot.train_epoch.setData(self.train_epochs[name].x, self.train_epochs[name].y)
                 plot.val_epoch.setData(self.val_epochs[name].x, self.val_epochs[name].y)
                 self._draw_best(name, plot)
+        self._follow_loss()
         self.redrawn.emit()
+
+    def _follow_loss(self) -> None:
+        series = [self.batch["loss"].y, self.train_epochs["loss"].y, self.val_epochs["loss"].y]
+        values = np.concatenate(series)
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return
+        wanted = steady_range(float(values.min()), float(values.max()), self._loss_range)
+        if wanted != self._loss_range:
+            self._loss_range = wanted
+            self.plots["loss"].setYRange(*wanted, padding=0)
 
     def _draw_best(self, name: str, plot: MetricPlot) -> None:
         x = float(self.best_epoch + 1) if self.best_epoch is not None else None
@@ -466,6 +483,17 @@ class LivePlots(QWidget):
             "train_epoch": len(self.train_epochs["loss"]),
             "val_epoch": len(self.val_epochs["loss"]),
         }
+
+
+def steady_range(low: float, high: float, current: tuple[float, float] | None) -> tuple[float, float]:
+    """A y range holding [low, high] that changes only when the data leaves it or fills less than
+    half of it; a new range has 10% headroom on each side."""
+    if current is not None:
+        bottom, top = current
+        if bottom <= low and high <= top and (high - low) >= (top - bottom) / 2:
+            return current
+    margin = 0.1 * (high - low) or 0.1 * abs(high) or 0.1
+    return low - margin, high + margin
 
 
 def _value_at(series: SeriesBuffer, x: float) -> float | None:

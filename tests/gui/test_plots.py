@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from core.events import BatchEnd
-from gui.plots import MAX_REDRAWS_PER_SECOND, EmaSmoother, EpochAxis, LivePlots, SeriesBuffer
+from gui.plots import MAX_REDRAWS_PER_SECOND, EmaSmoother, EpochAxis, LivePlots, SeriesBuffer, steady_range
 
 
 def batches(epoch: int, steps: int, loss=lambda step: 0.5, accuracy=lambda step: 0.5) -> list[BatchEnd]:
@@ -157,3 +158,18 @@ def test_the_epoch_axis_shows_whole_epochs_before_and_during_a_run(qtbot):
     plots.show_epochs(5)
     low, high = plots.plots["accuracy"].getViewBox().viewRange()[0]
     assert low < 0 < 5 < high < 5.5  # the accuracy plot shares the loss plot's x axis
+
+
+def test_the_loss_axis_follows_the_data_in_steps(qtbot):
+    assert steady_range(0.5, 1.5, None) == pytest.approx((0.4, 1.6))  # 10% headroom
+    assert steady_range(0.45, 1.5, (0.4, 1.6)) == (0.4, 1.6)  # inside: unchanged
+    assert steady_range(0.3, 1.5, (0.4, 1.6)) == pytest.approx((0.18, 1.62))  # left it: a new range
+    assert steady_range(0.9, 1.0, (0.4, 1.6)) == pytest.approx((0.89, 1.01))  # fills too little of it
+    plots = LivePlots()
+    qtbot.addWidget(plots)
+    plots.reset(epochs=2)
+    plots.add_batches(batches(0, 10, loss=lambda step: 2.0 - 0.1 * step))
+    plots.add_batches([BatchEnd(0, 10, 20, math.nan, 0.5, 1.0)])  # a NaN loss does not break the axis
+    plots.redraw()
+    low, high = plots.plots["loss"].getViewBox().viewRange()[1]
+    assert low <= 1.1 and high >= 2.0
