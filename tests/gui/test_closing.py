@@ -10,6 +10,8 @@ import types
 
 import pytest
 from conftest import make_class_folders
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 from trained_model import tiny_run
 
 from core import tf_runtime
@@ -134,8 +136,11 @@ def test_work_waiting_for_tensorflow_says_so_in_the_status_bar(make_window, qtbo
     assert tf_runtime.is_loading()
     qtbot.wait(200)
     assert window.statusBar().currentMessage() == LOADING_TENSORFLOW and not engine.started.is_set()
+    busy = QApplication.overrideCursor()
+    assert busy is not None and busy.shape() == Qt.CursorShape.BusyCursor  # busy, not hung
     with qtbot.waitSignal(page.idle, timeout=10_000):
         slow_tensorflow.set()
     qtbot.waitUntil(lambda: bool(loaded), timeout=5_000)
+    assert QApplication.overrideCursor() is None
     assert page.last_result.status == "completed" and loaded[0].__name__ == "keras"
     assert window.statusBar().currentMessage() == "Training finished."
