@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from core.events import BatchEnd
 from gui.plot_data import EmaSmoother, SeriesBuffer, steady_range, value_at
@@ -63,6 +63,12 @@ class MetricPlot(pg.PlotWidget):
         legend = pg.LegendItem(labelTextColor="#374151", labelTextSize="8pt", verSpacing=-8, horSpacing=10)
         item.layout.addItem(legend, 4, 1)
         legend.setColumnCount(3)
+        # Axes (with their grid) and the legend change rarely, but every redraw of a curve repainted
+        # them: pyqtgraph replays their pictures in Python and C++ with the GIL held (the stall
+        # table's AxisItem.paint). Cached as pixmaps, a repaint only copies them.
+        for name in ("left", "bottom"):
+            item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.batch_raw = self.plot([], [], pen=pg.mkPen(TRAIN_COLOUR + "55", width=1), antialias=False)
         self.batch_smooth = self.plot([], [], pen=pg.mkPen(TRAIN_COLOUR, width=1.5), antialias=False)
         self.train_epoch = self.plot(
