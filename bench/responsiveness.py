@@ -127,7 +127,11 @@ def measure(codes: list[str], settings: dict, repeats: int) -> dict[str, dict]:
 
 
 def best_of(window_runs: list[dict], cli_ips: float) -> dict:
+    calmest = min(window_runs, key=lambda run: run["training_gap_ms"])
     return {
+        "stalls": calmest["stalls"],
+        "startup_stalls": calmest.get("startup_stalls", []),
+        "startup_gap_ms": min(run.get("startup_gap_ms", float("nan")) for run in window_runs),
         "max_gap_ms": min(run["max_gap_ms"] for run in window_runs),
         "gaps_ms": [run["max_gap_ms"] for run in window_runs],
         "training_gap_ms": min(run["training_gap_ms"] for run in window_runs),
@@ -190,20 +194,28 @@ def window_child(job: dict) -> int:
     store = SettingsStore(QSettings(os.path.join(job["scratch"], "settings.ini"), QSettings.Format.IniFormat))
     runs = os.path.join(job["scratch"], "runs")
     store.save_config(TrainingConfig(out_dir=runs).replace(**job["settings"]))
-    window = MainWindow(store=store, device_fn=None)
-    window.resize(1400, 900)
-    window.show()
-    page = window.training
-    wait_until(lambda: page.train_button.isEnabled(), 300)
     heartbeat = Heartbeat()
     timer = QTimer()
     timer.setTimerType(Qt.TimerType.PreciseTimer)
     timer.setInterval(HEARTBEAT_MS)
     timer.timeout.connect(heartbeat.beat)
+    timer.start()
+    sampler = StallSampler(heartbeat)
+    # As the app starts: the window loads TensorFlow in the background (the device probe) once it
+    # shows; Train is pressed when the dataset is scanned and the device is known.
+    window = MainWindow(store=store)
+    window.resize(1400, 900)
+    window.show()
+    page = window.training
+    heartbeat.beat()
+    shown = heartbeat.last
+    wait_until(lambda: page.train_button.isEnabled() and "detecting" not in window.device_label.text(), 300)
+    startup_gap = heartbeat.max_gap
+    heartbeat.max_gap = 0.0
     loop = QEventLoop()
     page.idle.connect(loop.quit)
-    timer.start()
     heartbeat.beat()
+    started = heartbeat.last
     cpu_started = time.thread_time()
     if not page.start_training():
         raise RuntimeError(f"Train did not start: {page.train_hint.text()}")
@@ -212,6 +224,7 @@ def window_child(job: dict) -> int:
     gui_cpu_seconds = time.thread_time() - cpu_started
     heartbeat.beat()
     timer.stop()
+    sampler.stop()
     window.close()
     wait_for_threads()
     result = page.last_result
@@ -222,18 +235,23 @@ def window_child(job: dict) -> int:
         "training_gap_ms": heartbeat.max_training_gap * 1000,
         "gui_cpu_seconds": gui_cpu_seconds,
         "images_per_second": report_speed(runs),
+        "startup_gap_ms": startup_gap * 1000,
+        "stalls": sampler.explain([gap for gap in heartbeat.long_gaps if gap[0] >= started], started),
+        "startup_stalls": sampler.explain([gap for gap in heartbeat.long_gaps if gap[0] < started], shown, 3),
     }), flush=True)
     return 0
 
 
 class Heartbeat:
-    """The longest interval between beats, overall and since training (RunStarted) began."""
+    """The longest interval between beats, overall and since training (RunStarted) began, and every
+    gap long enough to explain (begin, end, during training)."""
 
     def __init__(self):
         self.last = None
         self.max_gap = 0.0
         self.max_training_gap = 0.0
         self.training = False
+        self.long_gaps: list[tuple[float, float, bool]] = []
 
     def beat(self) -> None:
         now = time.perf_counter()
@@ -242,6 +260,8 @@ class Heartbeat:
             self.max_gap = max(self.max_gap, gap)
             if self.training:
                 self.max_training_gap = max(self.max_training_gap, gap)
+            if gap > (HEARTBEAT_MS + STALL_REPORT_MS) / 1000:
+                self.long_gaps.append((self.last, now, self.training))
         self.last = now
 
     def mark_training(self, *_args) -> None:
@@ -249,14 +269,121 @@ class Heartbeat:
 
 
 def wait_until(condition, seconds: float) -> None:
-    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtCore import QEventLoop, QTimer
 
     deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError("the dataset was not accepted in time")
-        QCoreApplication.processEvents()
-        time.sleep(0.02)
+    loop = QEventLoop()
+    poll = QTimer()
+    poll.setInterval(20)
+    poll.timeout.connect(lambda: loop.quit() if condition() or time.monotonic() > deadline else None)
+    poll.start()
+    loop.exec()  # the event loop runs (and the heartbeat with it) until the condition holds
+    poll.stop()
+    if not condition():
+        raise RuntimeError("the dataset was not accepted, or the device not found, in time")
+
+
+# --- what each stall was: a watchdog thread and the garbage collector's own timings -----------------
+
+
+STALL_REPORT_MS = 50  # a heartbeat this late (beyond its interval) is sampled and explained
+IDLE_FUNCTIONS = {"wait", "_wait_for_tstate_lock", "get", "select", "poll", "_worker", "sleep", "join",
+                  "_deliver_when_due", "acquire"}
+
+
+class StallSampler:
+    """Explains the event loop's stalls without needing the GIL at the moment they happen.
+
+    - A watchdog thread checks the GUI thread's heartbeat every 5 ms; once it is STALL_REPORT_MS late,
+      it takes `sys._current_frames()` of every thread: where each thread's Python stood when the
+      watchdog got the GIL back. The thread that is not parked in a wait is the one that was working.
+      The watchdog's own lateness says whether the GIL was free meanwhile (a late watchdog means some
+      thread held the GIL: in C, as in a garbage collection or an op that does not release it).
+    - `gc.callbacks` times every collection on every thread: a gen-2 collection stops all threads.
+    Each gap of the heartbeat over STALL_REPORT_MS is then matched with what overlapped it.
+    """
+
+    def __init__(self, heartbeat: Heartbeat):
+        import gc
+        import threading
+
+        self.heartbeat = heartbeat
+        self.samples: list[dict] = []  # {at, watchdog_late_ms, frames: {thread: "where"}}
+        self.collections: list[tuple[float, float, int, str]] = []  # start, end, generation, thread
+        self._gc_started: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="bench stall watchdog", daemon=True)
+        gc.callbacks.append(self._on_gc)
+        self._thread.start()
+
+    def stop(self) -> None:
+        import gc
+
+        self._stop.set()
+        self._thread.join()
+        gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        import threading
+
+        ident = threading.get_ident()
+        if phase == "start":
+            self._gc_started[ident] = time.perf_counter()
+        elif ident in self._gc_started:
+            start = self._gc_started.pop(ident)
+            self.collections.append((start, time.perf_counter(), info["generation"],
+                                     threading.current_thread().name))
+
+    def _watch(self) -> None:
+        sampled_beat = None
+        expected = time.perf_counter()
+        while not self._stop.wait(0.005):
+            now = time.perf_counter()
+            watchdog_late = now - expected - 0.005
+            expected = now
+            last = self.heartbeat.last
+            if last is None or last == sampled_beat:
+                continue
+            if now - last > (HEARTBEAT_MS + STALL_REPORT_MS) / 1000:
+                sampled_beat = last
+                self.samples.append({"at": now, "beat": last, "watchdog_late_ms": watchdog_late * 1000,
+                                     "frames": _busy_frames()})
+
+    def explain(self, gaps: list[tuple[float, float, bool]], started: float, limit: int = 8) -> list[dict]:
+        """The longest `limit` gaps, each with the collections and samples that fell inside it."""
+        stalls = []
+        for begin, end, in_training in sorted(gaps, key=lambda gap: gap[0] - gap[1])[:limit]:
+            overlap = [(min(e, end) - max(s, begin), gen, name) for s, e, gen, name in self.collections
+                       if s < end and e > begin]
+            gc_ms = sum(seconds for seconds, _, _ in overlap) * 1000
+            sample = next((s for s in self.samples if s["beat"] == begin), None)
+            stalls.append({
+                "ms": (end - begin) * 1000, "at_s": begin - started, "in_training": in_training,
+                "gc_ms": gc_ms,
+                "gc": sorted({f"gen{gen} on {name}" for _, gen, name in overlap}),
+                "watchdog_late_ms": sample["watchdog_late_ms"] if sample else None,
+                "frames": sample["frames"] if sample else {},
+            })
+        return stalls
+
+
+def _busy_frames() -> dict[str, str]:
+    """Thread name -> its innermost Python frames, for threads not parked in a wait."""
+    import sys
+    import threading
+    import traceback
+
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    busy = {}
+    for ident, frame in sys._current_frames().items():
+        name = names.get(ident, str(ident))
+        if name == "bench stall watchdog":
+            continue
+        stack = traceback.extract_stack(frame)
+        if not stack or stack[-1].name in IDLE_FUNCTIONS:
+            continue
+        busy[name] = " < ".join(f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in stack[:-5:-1])
+    return busy
 
 
 # --- the table -------------------------------------------------------------------------------------
@@ -264,18 +391,40 @@ def wait_until(condition, seconds: float) -> None:
 
 def print_table(rows: list[tuple[str, dict]]) -> None:
     width = max(len(label) for label, _ in rows)
-    print(f"\nheartbeat {HEARTBEAT_MS} ms; longest gap = longest stall of the GUI event loop "
+    print(f"\nheartbeat {HEARTBEAT_MS} ms; start-up = longest gap from the window shown to Train; "
+          "longest gap = longest stall of the GUI event loop from Train on "
           f"(target <= {STALL_TARGET_MS} ms); window speed target >= {SPEED_TARGET:.0%} of the CLI")
-    header = (f"{'dataset':<{width}} {'longest gap':>12} {'(runs)':>16} {'in training':>12} "
+    header = (f"{'dataset':<{width}} {'start-up':>9} {'longest gap':>12} {'(runs)':>16} {'in training':>12} "
               f"{'GUI CPU':>8} {'window img/s':>13} {'CLI img/s':>10} {'ratio':>6}")
     print(header)
     print("-" * len(header))
     for label, row in rows:
         runs = "/".join(f"{gap:.0f}" for gap in row["gaps_ms"])
         ratio = row["window_ips"] / row["cli_ips"] if row["cli_ips"] else float("nan")
-        print(f"{label:<{width}} {row['max_gap_ms']:>9.0f} ms {runs:>16} {row['training_gap_ms']:>9.0f} ms "
+        print(f"{label:<{width}} {row['startup_gap_ms']:>6.0f} ms"
+              f" {row['max_gap_ms']:>9.0f} ms {runs:>16} {row['training_gap_ms']:>9.0f} ms "
               f"{row['gui_cpu_seconds']:>6.1f} s {row['window_ips']:>13,.0f} {row['cli_ips']:>10,.0f} "
               f"{ratio:>6.2f}")
+    for label, row in rows:
+        print_stalls(f"{label}, from Train", row["stalls"])
+        print_stalls(f"{label}, from the window shown to Train (TensorFlow loads)", row["startup_stalls"])
+
+
+def print_stalls(label: str, stalls: list[dict]) -> None:
+    """What the longest stalls of the calmest run were: collections that overlapped them, whether the
+    watchdog thread got the GIL late (someone held it), and the threads that were not waiting."""
+    print(f"\nlongest stalls of the calmest window run, {label} (t: seconds after Train)")
+    if not stalls:
+        print(f"  none over {HEARTBEAT_MS + STALL_REPORT_MS} ms")
+    for stall in stalls:
+        phase = "training" if stall["in_training"] else "starting"
+        late = stall["watchdog_late_ms"]
+        gil = "n/a" if late is None else f"{late:.0f} ms"
+        collections = ", ".join(stall["gc"]) or "none"
+        print(f"  {stall['ms']:5.0f} ms at t={stall['at_s']:6.1f} s ({phase}): garbage collection "
+              f"{stall['gc_ms']:.0f} ms ({collections}); watchdog late {gil}")
+        for thread, where in sorted(stall["frames"].items()):
+            print(f"      {thread}: {where}")
 
 
 if __name__ == "__main__":

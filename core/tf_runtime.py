@@ -14,6 +14,7 @@ Importing this module imports nothing heavy. Listeners (`add_listener`) hear "lo
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import threading
 from collections.abc import Callable
@@ -46,12 +47,23 @@ class Loader:
     def _import_all(self) -> None:
         self._loading = True
         self._tell(LOADING)
+        # The frameworks bring about a million objects that live as long as the process. While they
+        # are created, the collector would walk them again and again (full collections of up to a
+        # second that stop every thread); afterwards they are moved out of its sight (freeze), so a
+        # full collection while a run trains no longer stops the window for 200-300 ms
+        # (bench/responsiveness.py's stall table found both).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             modules = {name: self._import(name) for name in self._names}
         except BaseException:
             self._loading = False
             self._tell(FAILED)
             raise
+        finally:
+            gc.freeze()
+            if collecting:
+                gc.enable()
         self._modules, self._loading = modules, False
         self._tell(LOADED)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from core import tf_runtime
 from core.data.dataset import inspect
@@ -30,6 +30,7 @@ from gui.training_page import TrainingPage, default_train_fn
 from gui.worker import TensorFlowWatcher, run_in_thread
 
 LOADING_TENSORFLOW = "Loading TensorFlow…"
+PROBE_LATEST_MS = 1000  # the device probe starts at the first paint, or after this at the latest
 
 
 def default_device_fn() -> str:
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self._close_when_idle = False
         self._status_text = ""
+        self._busy_cursor = False  # shown while TensorFlow loads
         self._build_status_bar()
         self._build_menus()
         self._connect_status()
@@ -80,9 +82,12 @@ class MainWindow(QMainWindow):
         self.training.summary.evaluate_requested.connect(self.evaluate_run)
         self._connect_runs()
         self._restore_geometry()
+        self._device_fn = device_fn
         if device_fn is not None:
-            # After the first paint, so loading TensorFlow never delays the window.
-            QTimer.singleShot(0, lambda: self._probe_device(device_fn))
+            # The probe loads TensorFlow, which holds the GIL for most of a second: it starts once the
+            # window has painted (before anyone can interact with it), or after a second at the latest.
+            self.installEventFilter(self)
+            QTimer.singleShot(PROBE_LATEST_MS, self._start_probe)
 
     def _build_status_bar(self) -> None:
         self.device_label = QLabel("Compute device: detecting…")
@@ -107,9 +112,17 @@ class MainWindow(QMainWindow):
         self._refresh_status()
 
     def _refresh_status(self, *_state) -> None:
-        # Loading starts at once: the device probe begins it, or the work itself as it starts.
-        waiting = tf_runtime.is_loading() and (self.training.is_running or self.models.busy)
-        self.statusBar().showMessage(LOADING_TENSORFLOW if waiting else self._status_text)
+        # Loading starts once the window shows (the device probe), or with the work that needs it.
+        # It holds the GIL for most of a second: the window says so and shows a busy cursor, so a
+        # moment of no response never looks like a hang.
+        loading = tf_runtime.is_loading()
+        self.statusBar().showMessage(LOADING_TENSORFLOW if loading else self._status_text)
+        if loading != self._busy_cursor:
+            self._busy_cursor = loading
+            if loading:
+                QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
+            else:
+                QApplication.restoreOverrideCursor()
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -191,6 +204,17 @@ class MainWindow(QMainWindow):
 
     # --- compute device ---------------------------------------------------------------------------
 
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self and event.type() == QEvent.Type.Paint and self._device_fn is not None:
+            QTimer.singleShot(0, self._start_probe)
+        return super().eventFilter(watched, event)
+
+    def _start_probe(self) -> None:
+        if self._device_fn is not None:
+            device_fn, self._device_fn = self._device_fn, None
+            self.removeEventFilter(self)
+            self._probe_device(device_fn)
+
     def _probe_device(self, device_fn: Callable[[], str]) -> None:
         run_in_thread(
             device_fn,
@@ -257,6 +281,9 @@ class MainWindow(QMainWindow):
         self.training.data.cancel_scans()
         self.camera.shutdown()
         self.tensorflow.detach()
+        if self._busy_cursor:
+            self._busy_cursor = False
+            QApplication.restoreOverrideCursor()
         self.training.warm_up.stop()
         event.accept()
 

@@ -1,9 +1,11 @@
 """Live loss and accuracy plots (pyqtgraph).
 
 Each series is one curve created once and updated with setData. Points are appended to numpy buffers
-that grow by doubling; a QTimer redraws at most MAX_REDRAWS_PER_SECOND times, and only when new data
-arrived, so the batch rate never drives the paint rate. The x axis is in epochs: batch `step` of
-epoch `e` sits at e + (step + 1) / steps, and the end of epoch e at e + 1.
+that grow by doubling; a QTimer redraws at most MAX_REDRAWS_PER_SECOND times, and only what changed
+since the last redraw, so the batch rate never drives the paint rate. The per-batch curves are drawn
+without antialiasing: painting is the GUI thread's largest cost while a fast model trains, and every
+millisecond of it competes with the training thread for the CPU and the GIL. The x axis is in epochs:
+batch `step` of epoch `e` sits at e + (step + 1) / steps, and the end of epoch e at e + 1.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from core.events import BatchEnd
+from gui.plot_data import EmaSmoother, SeriesBuffer, steady_range, value_at
 
-MAX_REDRAWS_PER_SECOND = 20
+MAX_REDRAWS_PER_SECOND = 10
 TRAIN_COLOUR = "#2563eb"
 VAL_COLOUR = "#ea580c"
 BEST_COLOUR = "#16a34a"
@@ -29,77 +32,6 @@ FINE_TUNE_COLOUR = "#0d9488"
 pg.setConfigOptions(antialias=True, background="w", foreground="#374151")
 
 METRICS = (("loss", "Loss", "val_loss"), ("accuracy", "Accuracy", "val_accuracy"))
-
-
-class SeriesBuffer:
-    """x/y float64 arrays that grow by doubling; `x`/`y` are views of the filled part."""
-
-    def __init__(self, capacity: int = 1024):
-        self._x = np.empty(capacity, dtype=np.float64)
-        self._y = np.empty(capacity, dtype=np.float64)
-        self.size = 0
-
-    def append(self, x: float, y: float) -> None:
-        self._reserve(self.size + 1)
-        self._x[self.size] = x
-        self._y[self.size] = y
-        self.size += 1
-
-    def extend(self, x: np.ndarray, y: np.ndarray) -> None:
-        end = self.size + len(x)
-        self._reserve(end)
-        self._x[self.size:end] = x
-        self._y[self.size:end] = y
-        self.size = end
-
-    def _reserve(self, needed: int) -> None:
-        capacity = max(len(self._x), 1)
-        while capacity < needed:
-            capacity *= 2
-        if capacity != len(self._x):
-            self._x = np.concatenate([self._x, np.empty(capacity - len(self._x))])
-            self._y = np.concatenate([self._y, np.empty(capacity - len(self._y))])
-
-    def clear(self) -> None:
-        self.size = 0
-
-    def assign(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.size = 0
-        self.extend(x, y)
-
-    @property
-    def x(self) -> np.ndarray:
-        return self._x[: self.size]
-
-    @property
-    def y(self) -> np.ndarray:
-        return self._y[: self.size]
-
-    def __len__(self) -> int:
-        return self.size
-
-
-class EmaSmoother:
-    """TensorBoard's smoothing: a debiased exponential moving average that skips NaN and inf."""
-
-    def __init__(self, weight: float = 0.0):
-        self.weight = weight
-        self.reset()
-
-    def reset(self) -> None:
-        self._last = 0.0
-        self._debias = 0.0
-
-    def add(self, value: float) -> float:
-        if not math.isfinite(value):
-            return self._last / self._debias if self._debias else value
-        self._last = self._last * self.weight + (1 - self.weight) * value
-        self._debias = self._debias * self.weight + (1 - self.weight)
-        return self._last / self._debias
-
-    def smooth(self, values: np.ndarray) -> np.ndarray:
-        self.reset()
-        return np.fromiter((self.add(float(v)) for v in values), dtype=np.float64, count=len(values))
 
 
 class EpochAxis(pg.AxisItem):
@@ -131,8 +63,14 @@ class MetricPlot(pg.PlotWidget):
         legend = pg.LegendItem(labelTextColor="#374151", labelTextSize="8pt", verSpacing=-8, horSpacing=10)
         item.layout.addItem(legend, 4, 1)
         legend.setColumnCount(3)
-        self.batch_raw = self.plot([], [], pen=pg.mkPen(TRAIN_COLOUR + "55", width=1))
-        self.batch_smooth = self.plot([], [], pen=pg.mkPen(TRAIN_COLOUR, width=1.5))
+        # Axes (with their grid) and the legend change rarely, but every redraw of a curve repainted
+        # them: pyqtgraph replays their pictures in Python and C++ with the GIL held (the stall
+        # table's AxisItem.paint). Cached as pixmaps, a repaint only copies them.
+        for name in ("left", "bottom"):
+            item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.batch_raw = self.plot([], [], pen=pg.mkPen(TRAIN_COLOUR + "55", width=1), antialias=False)
+        self.batch_smooth = self.plot([], [], pen=pg.mkPen(TRAIN_COLOUR, width=1.5), antialias=False)
         self.train_epoch = self.plot(
             [], [], pen=pg.mkPen(TRAIN_COLOUR, width=2, style=Qt.PenStyle.DashLine), symbol="o", symbolSize=7,
             symbolBrush=TRAIN_COLOUR, symbolPen="w",
@@ -198,6 +136,10 @@ class LivePlots(QWidget):
         self.plots["accuracy"].setXLink(self.plots["loss"])
         self.plots["accuracy"].setYRange(0, 1.0, padding=0.02)
         self.plots["accuracy"].getPlotItem().enableAutoRange(axis="y", enable=False)
+        # The loss axis follows the data in steps (steady_range), not at every redraw: each change
+        # makes pyqtgraph lay its ticks out again in Python, the costliest part of a redraw.
+        self.plots["loss"].getPlotItem().enableAutoRange(axis="y", enable=False)
+        self._loss_range: tuple[float, float] | None = None
         self.batch = {name: SeriesBuffer(4096) for name, _, _ in METRICS}
         self.smoothed = {name: SeriesBuffer(4096) for name, _, _ in METRICS}
         self.smoothers = {name: EmaSmoother() for name, _, _ in METRICS}
@@ -211,6 +153,7 @@ class LivePlots(QWidget):
         self.fine_tune_x: float | None = None
         self.redraw_count = 0
         self._dirty = False
+        self._epochs_changed = False  # the per-epoch points or the best epoch changed since the redraw
         self._resmooth = False
         self._timer = QTimer(self)
         self._timer.setInterval(1000 // MAX_REDRAWS_PER_SECOND)
@@ -261,9 +204,10 @@ class LivePlots(QWidget):
         self.early_stop_x = self.resumed_at = self.fine_tune_x = None
         for plot in self.plots.values():
             plot.clear_markers()
+        self._loss_range = None
         if epochs:
             self.show_epochs(epochs)
-        self._dirty = True
+        self._dirty = self._epochs_changed = True
 
     def show_epochs(self, epochs: int) -> None:
         """Fits the x axis (shared by both plots) to a run of `epochs` epochs."""
@@ -300,7 +244,7 @@ class LivePlots(QWidget):
             rates.append(x, rate)
         if best_epoch is not None:
             self.best_epoch = best_epoch
-        self._dirty = True
+        self._dirty = self._epochs_changed = True
 
     def load_history(self, rows: Iterable[dict[str, float]]) -> None:
         """The epochs a resumed run trained before: epoch points (and their markers), best epoch."""
@@ -311,7 +255,7 @@ class LivePlots(QWidget):
                   if math.isfinite(row.get("val_loss", math.nan))]
         if losses:
             self.best_epoch = min(losses)[1]
-        self._dirty = True
+        self._dirty = self._epochs_changed = True
 
     # --- markers ------------------------------------------------------------------------------------
 
@@ -364,7 +308,7 @@ class LivePlots(QWidget):
 
     def set_best_epoch(self, epoch: int | None) -> None:
         self.best_epoch = epoch
-        self._dirty = True
+        self._dirty = self._epochs_changed = True
 
     def set_smoothing(self, weight: float) -> None:
         weight = min(max(weight, 0.0), 0.99)
@@ -395,14 +339,28 @@ class LivePlots(QWidget):
         if self._resmooth:
             self._resmooth_all()
         smoothing_on = self.smoothing.value() > 0
+        epochs_changed, self._epochs_changed = self._epochs_changed, False
         for name, plot in self.plots.items():
             plot.batch_raw.setData(self.batch[name].x, self.batch[name].y)
             smoothed = self.smoothed[name] if smoothing_on else SeriesBuffer(1)
             plot.batch_smooth.setData(smoothed.x, smoothed.y)
-            plot.train_epoch.setData(self.train_epochs[name].x, self.train_epochs[name].y)
-            plot.val_epoch.setData(self.val_epochs[name].x, self.val_epochs[name].y)
-            self._draw_best(name, plot)
+            if epochs_changed:
+                plot.train_epoch.setData(self.train_epochs[name].x, self.train_epochs[name].y)
+                plot.val_epoch.setData(self.val_epochs[name].x, self.val_epochs[name].y)
+                self._draw_best(name, plot)
+        self._follow_loss()
         self.redrawn.emit()
+
+    def _follow_loss(self) -> None:
+        series = [self.batch["loss"].y, self.train_epochs["loss"].y, self.val_epochs["loss"].y]
+        values = np.concatenate(series)
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return
+        wanted = steady_range(float(values.min()), float(values.max()), self._loss_range)
+        if wanted != self._loss_range:
+            self._loss_range = wanted
+            self.plots["loss"].setYRange(*wanted, padding=0)
 
     def _draw_best(self, name: str, plot: MetricPlot) -> None:
         x = float(self.best_epoch + 1) if self.best_epoch is not None else None
@@ -437,7 +395,7 @@ class LivePlots(QWidget):
             plot.cursor.setValue(x)
             plot.cursor.show()
             values = []
-            batch = _value_at(self.smoothed[name] if self.smoothing.value() else self.batch[name], x)
+            batch = value_at(self.smoothed[name] if self.smoothing.value() else self.batch[name], x)
             if batch is not None:
                 values.append(f"batch {batch:.4g}")
             epoch = round(x)
@@ -461,13 +419,3 @@ class LivePlots(QWidget):
             "train_epoch": len(self.train_epochs["loss"]),
             "val_epoch": len(self.val_epochs["loss"]),
         }
-
-
-def _value_at(series: SeriesBuffer, x: float) -> float | None:
-    if not len(series):
-        return None
-    index = int(np.searchsorted(series.x, x))
-    index = min(max(index, 0), len(series) - 1)
-    if index > 0 and abs(series.x[index - 1] - x) < abs(series.x[index] - x):
-        index -= 1
-    return float(series.y[index])

@@ -11,6 +11,7 @@ Rules kept here so no panel has to remember them:
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import traceback
@@ -179,7 +180,7 @@ def run_in_thread(
     return start_worker(worker, name, relay)
 
 
-BATCH_INTERVAL_SECONDS = 0.05  # batches cross to the GUI thread at most 20 times a second
+BATCH_INTERVAL_SECONDS = 0.1  # batches cross to the GUI thread at most 10 times a second, as the plots redraw
 
 
 class BatchCoalescer:
@@ -251,7 +252,7 @@ class TrainingWorker(QObject):
     carrying plain data.
 
     Per-batch events are grouped (BatchCoalescer): `batches_end` carries every batch since the last
-    one, at most about 20 times a second whatever the batch rate, so a fast model cannot flood the
+    one, at most about 10 times a second whatever the batch rate, so a fast model cannot flood the
     GUI thread. Every other event first sends the batches before it, so the order is kept.
     Nothing here touches a widget: every slot connected to these signals runs on the GUI thread.
     """
@@ -274,6 +275,7 @@ class TrainingWorker(QObject):
         self._train_fn = train_fn
         self._cancel = threading.Event()
         self._batches = BatchCoalescer(self.batches_end.emit)
+        self._froze = False  # gc.freeze() was called when the run started
 
     def cancel(self) -> None:
         """Thread-safe: asks the engine to stop within one batch."""
@@ -296,6 +298,8 @@ class TrainingWorker(QObject):
         except Exception as exc:  # the engine promises not to raise, but the window must survive
             self.start_failed.emit(f"{type(exc).__name__}: {exc}", traceback.format_exc())
         finally:
+            if self._froze:
+                gc.unfreeze()  # the run's objects may be collected again, now that it is over
             self._batches.close()
             self.finished.emit()
 
@@ -305,6 +309,11 @@ class TrainingWorker(QObject):
             self._batches.add(event)
             return
         self._batches.flush()
+        if isinstance(event, RunStarted) and not self._froze:
+            # The model and the file lists, built by now, live as long as the run: out of the
+            # collector's sight, no full collection stops the window while it trains.
+            gc.freeze()
+            self._froze = True
         if isinstance(event, WorkerProgress):
             self.worker_progress.emit(event)
         elif isinstance(event, EpochEnd):

@@ -128,3 +128,27 @@ print("failures:", failures)
                           timeout=220)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "failures: []" in done.stdout, done.stdout
+
+
+def test_no_collection_during_the_import_and_its_objects_frozen_after():
+    import gc
+
+    seen, kept = [], []
+
+    def import_and_watch(name):
+        seen.append(gc.isenabled())
+        module = types.ModuleType(name)
+        module.cycle = [module]  # a long-lived object made by the import
+        kept.append(module)
+        return module
+
+    gc.unfreeze()
+    try:
+        Loader(("framework",), import_and_watch).load()
+        assert seen == [False]  # no collection ran while it imported
+        assert gc.isenabled() and gc.get_freeze_count() > 0  # its objects are out of the collector's way
+        with pytest.raises(ImportError):
+            Loader(("broken",), SlowImport(fail=True)).load()
+        assert gc.isenabled()  # a failed import turns the collector back on too
+    finally:
+        gc.unfreeze()

@@ -241,3 +241,29 @@ def test_worker_coalesces_thousands_of_batches_and_flushes_before_other_events(q
     # At most one group per interval, plus the flushes before the epoch ends.
     assert recorder.groups <= elapsed / BATCH_INTERVAL_SECONDS + 2 * epochs + 2, (recorder.groups, elapsed)
     assert recorder.groups < steps * epochs / 20
+
+
+def test_the_run_is_out_of_the_collectors_sight_while_it_trains(qtbot, fake_engine, tmp_path, tiny_dataset):
+    import gc
+
+    from core.config import TrainingConfig
+
+    train, val = tiny_dataset
+    config = TrainingConfig(train_dir=train, val_dir=val, epochs=1, out_dir=str(tmp_path / "runs"))
+    engine, frozen = fake_engine(steps=3), []
+
+    def train_and_watch(config, on_event, cancel):
+        def watch(event):
+            on_event(event)
+            if isinstance(event, BatchEnd):
+                frozen.append(gc.get_freeze_count())
+        return engine(config, watch, cancel)
+
+    gc.unfreeze()
+    worker = TrainingWorker(config, train_and_watch)
+    done = OnGuiThread(worker.finished)
+    with qtbot.waitSignal(done.arrived, timeout=30_000):
+        start_worker(worker, "training test")
+    assert wait_for_threads(30_000)
+    assert len(frozen) == 3 and min(frozen) > 0  # frozen from RunStarted on
+    assert gc.get_freeze_count() == 0  # and collectable again once the run is over
