@@ -68,6 +68,10 @@ def add_commands(subparsers) -> None:
 
     add_runs_command(subparsers)
 
+    from core.cli.label_command import add_label_command
+
+    add_label_command(subparsers)
+
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainingConfig()
