@@ -76,7 +76,9 @@ def run_label(args: argparse.Namespace, out: TextIO | None = None, err: TextIO |
     if args.json:
         report = ranking.to_json(args.limit)
         if accepted is not None:
-            report["accepted"] = [{"id": m.id, "source": m.source, "target": m.target} for m in accepted.moves]
+            report["accepted"] = [
+                {"id": m.id, "source": m.source, "target": m.target} for m in accepted.moves
+            ]
             report["refused"] = [{"path": r.path, "reason": r.reason} for r in accepted.refused]
         out.write(json.dumps(report) + "\n")
     else:

@@ -67,7 +67,7 @@ def free_name(folder: str, name: str) -> str:
         if not os.path.lexists(candidate):
             return candidate
         candidate = os.path.join(folder, f"{stem}-{number}{extension}")
-    raise MoveError(f"{folder} already holds {_FREE_NAME_TRIES} files named like {name}. Nothing was changed.")
+    raise MoveError(f"{folder} holds {_FREE_NAME_TRIES} files named like {name}. Nothing was changed.")
 
 
 def _class_folder_name(class_name: str) -> str:

@@ -37,7 +37,7 @@ def retrain_config(run_dir: str, train_dir: str) -> TrainingConfig:
     trains its head on cached features when the engine offers it (TrainingConfig.features)."""
     settings = read_run_info(run_dir, with_history=False).config
     if not settings:
-        raise ConfigError(f"{run_dir} has no readable settings (config.json): choose a run folder to retrain.")
+        raise ConfigError(f"{run_dir} has no readable settings (config.json): choose a run folder.")
     try:
         config = TrainingConfig.from_dict(settings).replace(train_dir=train_dir)
     except (ConfigError, TypeError) as exc:
