@@ -65,12 +65,13 @@ def fruit(per_class: int = 190, seed: int = 7) -> tuple[np.ndarray, np.ndarray, 
 
     rng = np.random.default_rng(seed)
     features, labels = [], []
-    for label, (name, (hues, saturations, shape)) in enumerate(FRUIT_SKINS.items()):
+    demo_skins = dict(make_demo.SKINS)
+    for label, (hues, saturations, shape) in enumerate(FRUIT_SKINS.values()):
         make_demo.SKINS[shape] = (hues, saturations)  # the renderer colours by the shape's name
         for _ in range(per_class):
             features.append(picture_features(make_demo.render(shape, rng)))
             labels.append(label)
-        make_demo.SKINS.update(_DEMO_SKINS)
+    make_demo.SKINS.update(demo_skins)
     return np.array(features), np.array(labels), 40 * len(FRUIT_SKINS)
 
 
@@ -147,7 +148,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import make_demo as _demo
-
-    _DEMO_SKINS = dict(_demo.SKINS)
     main()
