@@ -39,12 +39,11 @@ class StubRounds:
         probabilities = rng.dirichlet(np.ones(3), len(paths))
         ranking = Ranking(unlabeled_dir, strategy, CLASSES, rank_probabilities(paths, probabilities, CLASSES,
                                                                                strategy), [])
-        retrained = None
-        if retrain:
-            retrained = RunResult(f"{run_dir}+{len(self.calls)}", "completed", 1, 0, 0.5 + 0.1 * len(self.calls),
-                                  0.3, {}, 0.01)
-        return RoundResult(ranking, retrained.run_dir if retrained else run_dir, retrained, "small-cnn", False,
-                           0.01)
+        if not retrain:
+            return RoundResult(ranking, run_dir)
+        accuracy = 0.5 + 0.1 * len(self.calls)
+        retrained = RunResult(f"{run_dir}+{len(self.calls)}", "completed", 1, 0, accuracy, 0.3, {}, 0.01)
+        return RoundResult(ranking, retrained.run_dir, retrained, "small-cnn", False, 0.01)
 
 
 @pytest.fixture
