@@ -105,8 +105,9 @@ class LabelSession(QObject):
         else:
             self._note = ""
         self.class_names = list(result.ranking.class_names)
-        moved = {os.path.realpath(label.suggestion.path) for label in self.labels}
-        self.queue = [s for s in result.ranking.suggestions if os.path.realpath(s.path) not in moved]
+        # The same folder string found both paths: plain strings compare (no disk access per image).
+        moved = {label.suggestion.path for label in self.labels}
+        self.queue = [s for s in result.ranking.suggestions if s.path not in moved]
         self.round_finished.emit(result)
         self.queue_changed.emit()
 
