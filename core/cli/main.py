@@ -1,6 +1,6 @@
 """The headless face of the engine: `inspect` and `train` (and, via core.cli.model_commands, `evaluate`,
 `predict` and `export`; via core.cli.cache_commands, `cache`; via core.cli.doctor_command, `doctor`;
-via core.cli.runs_commands, `runs`) for the command line.
+via core.cli.runs_commands, `runs`; via core.cli.label_command, `label`) for the command line.
 
 Exit codes: 0 success, 1 the run failed, 2 bad arguments or an unusable folder, 130 stopped by
 Ctrl-C (the run so far is saved).

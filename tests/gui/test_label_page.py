@@ -151,3 +151,30 @@ def test_real_model_ranks_labels_and_retrains(qtbot, tmp_path, tiny_model):
     assert result.retrained.status == "completed", result.retrained.message
     assert page.session.run_dir == result.retrained.run_dir != tiny_model.run_dir
     assert len(page.session.queue) == 10 and "validation accuracy" in page.status.text()
+
+
+def test_the_window_has_a_label_tab_that_defaults_to_the_data_panels_training_folder(make_window):
+    window = make_window()
+    assert "Label" in [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    window.label.model_field.set_path("runs/some-run", emit=False)
+    window.label.start()
+    assert window.label.train_field.path() == window.training.data.train_dir()
+    assert "Choose an unlabeled folder first." in window.label.status.text()
+
+
+def test_closing_the_window_stops_a_running_round_first(make_window, folders, qtbot):
+    window = make_window()
+    entered = threading.Event()
+
+    def slow_round(run_dir, train_dir, unlabeled_dir, strategy, retrain, cancel, progress):
+        entered.set()
+        cancel.wait(60)  # a round stops within a batch when cancelled
+        raise RuntimeError("stopped")
+
+    window.label.session.round_fn = slow_round
+    train, unlabeled = folders
+    window.label.session.start("a-run", train, unlabeled)
+    qtbot.waitUntil(entered.is_set, timeout=10_000)
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=30_000)
+    assert not window.label.busy
