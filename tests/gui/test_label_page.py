@@ -137,6 +137,7 @@ def tiny_model(tmp_path_factory):
     return tiny_run(tmp_path_factory)
 
 
+@pytest.mark.timeout(360)  # the first tiny_run may train in this process too, then one retraining
 def test_real_model_ranks_labels_and_retrains(qtbot, tmp_path, tiny_model):
     train, unlabeled = str(tmp_path / "train"), str(tmp_path / "unlabeled")
     shutil.copytree(tiny_model.train_dir, train)
