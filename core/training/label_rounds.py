@@ -17,7 +17,7 @@ from core.config import PRETRAINED_MODELS, TrainingConfig
 from core.errors import ConfigError
 from core.events import RunResult
 from core.modeling.label_ranking import DEFAULT_STRATEGY, Ranking, rank_folder
-from core.runs.run_info import read_run_info
+from core.runs.run_info import read_run_config
 
 
 @dataclass
@@ -35,16 +35,27 @@ class RoundResult:
 def retrain_config(run_dir: str, train_dir: str) -> TrainingConfig:
     """The settings of `run_dir` with `train_dir` as its training folder; a pretrained backbone
     trains its head on cached features when the engine offers it (TrainingConfig.features)."""
-    settings = read_run_info(run_dir, with_history=False).config
+    settings = read_run_config(run_dir)
     if not settings:
         raise ConfigError(f"{run_dir} has no readable settings (config.json): choose a run folder.")
     try:
-        config = TrainingConfig.from_dict(settings).replace(train_dir=train_dir)
+        # A round trains in this process: starting Ray workers each round would cost more than it saves.
+        config = TrainingConfig.from_dict(settings).replace(train_dir=train_dir, workers=1, cluster="")
+        config.validate()
     except (ConfigError, TypeError) as exc:
         raise ConfigError(f"The settings of {run_dir} cannot be used to retrain: {exc}") from None
-    if config.model in PRETRAINED_MODELS and hasattr(config, "features"):
-        config = config.replace(features="cached")
-    return config.validate()
+    return _fastest(config)
+
+
+def _fastest(config: TrainingConfig) -> TrainingConfig:
+    """With a pretrained backbone, the head alone on cached backbone features (seconds, not minutes),
+    where the engine offers it (TrainingConfig.features) and the run's other settings allow it."""
+    if config.model not in PRETRAINED_MODELS or not hasattr(config, "features"):
+        return config
+    try:
+        return config.replace(features="cached").validate()
+    except ConfigError:  # e.g. fine-tuning, which needs the whole model: retrain as the run did
+        return config
 
 
 def uses_cached_features(config: TrainingConfig) -> bool:
