@@ -9,9 +9,10 @@ the real rounds of core.training.label_rounds) while a 20 ms heartbeat QTimer ru
 thread. It ranks the folder (scoring, hashing and ordering on the worker thread), labels 40 images
 with the keys (Enter and 1-3), which starts a retraining round after the 20th, and waits for that
 round to end. Reported: the time of each phase, the longest gap between two heartbeats in each (the
-longest the GUI thread was blocked), and the GUI thread's time per key press. TensorFlow is loaded
-before the heartbeat starts, as the window's device probe does at start-up (the import holds the GIL
-for about 0.5-0.9 s, see docs GUIDE section 6).
+longest the GUI thread waited, for the GIL or for a CPU core), the CPU time the GUI thread itself
+used in it (which does not depend on what else runs on the machine), and its time per key press.
+TensorFlow is loaded before the heartbeat starts, as the window's device probe does at start-up (the
+import holds the GIL for about 0.5-0.9 s, see the architecture guide, section 6).
 """
 
 from __future__ import annotations
@@ -83,8 +84,12 @@ class Heartbeat:
         self.last = now
 
     def phase(self) -> None:
-        """Starts a new phase: the longest gap counts from now."""
+        """Starts a new phase: the longest gap and the GUI thread's CPU time count from now."""
         self.last, self.longest = time.perf_counter(), 0.0
+        self.cpu_start = time.thread_time()  # this (the GUI) thread's CPU time, whatever else runs
+
+    def cpu(self) -> float:
+        return time.thread_time() - self.cpu_start
 
 
 def wait(app, condition, timeout: float = 1800.0) -> None:
@@ -133,7 +138,7 @@ def main() -> None:
     page.start()
     wait(app, lambda: rounds and not page.busy)
     rows.append((f"rank {args.images:,} images (score, hash, order)", time.perf_counter() - started,
-                 beat.longest))
+                 beat.longest, beat.cpu()))
 
     beat.phase()
     page.gallery.setFocus()
@@ -148,19 +153,19 @@ def main() -> None:
             app.processEvents()
             time.sleep(0.01)
     rows.append(("label 40 images with the keys (a round starts at 20)", time.perf_counter() - started,
-                 beat.longest))
+                 beat.longest, beat.cpu()))
     beat.phase()
     started = time.perf_counter()
     wait(app, lambda: len(rounds) >= 2 and not page.busy)
     rows.append(("the rest of the retraining round (train, score, hash)", time.perf_counter() - started,
-                 beat.longest))
+                 beat.longest, beat.cpu()))
     retrained = rounds[-1].retrained
     page.shutdown()
     print(f"\n{os.cpu_count()} CPU cores; heartbeat every {HEARTBEAT_MS} ms on the GUI thread\n")
-    print("| phase | wall time | longest GUI stall |")
-    print("|---|---:|---:|")
-    for name, seconds, stall in rows:
-        print(f"| {name} | {seconds:.1f} s | {stall * 1000:.0f} ms |")
+    print("| phase | wall time | longest GUI stall | GUI thread CPU |")
+    print("|---|---:|---:|---:|")
+    for name, seconds, stall, cpu in rows:
+        print(f"| {name} | {seconds:.1f} s | {stall * 1000:.0f} ms | {cpu:.2f} s |")
     print(f"\nGUI thread per key press (move + log + gallery refill): median "
           f"{np.median(key_times) * 1000:.1f} ms, max {max(key_times) * 1000:.1f} ms")
     print(f"retraining: {retrained.status}, {rounds[-1].seconds:.1f} s, validation accuracy "

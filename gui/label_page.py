@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from core.modeling.label_ranking import DEFAULT_STRATEGY, STRATEGIES, Suggestion
 from gui.data_panel import FolderField
 from gui.gallery import BLUE, GREY, Bar, Gallery, GalleryItem
-from gui.label_session import DEFAULT_RETRAIN_EVERY, LabelSession, default_round_fn
+from gui.label_session import DEFAULT_RETRAIN_EVERY, LabelSession
 
 BATCH_SIZE = 24
 PLACEHOLDER = ("Choose a model, a folder of unlabeled images and the training folder, then rank: the "
@@ -44,7 +44,7 @@ class LabelPage(QWidget):
     def __init__(
         self,
         default_train_dir: Callable[[], str] = lambda: "",
-        round_fn: Callable = default_round_fn,
+        round_fn: Callable | None = None,
         parent: QWidget | None = None,
     ):
         super().__init__(parent)

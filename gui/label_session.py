@@ -26,12 +26,19 @@ from gui.worker import run_in_thread
 DEFAULT_RETRAIN_EVERY = 20
 
 
-def default_round_fn(run_dir, train_dir, unlabeled_dir, strategy, retrain, cancel, progress):
-    """The real round, on the worker thread (imports TensorFlow there, never on the GUI thread)."""
-    from core.training.label_rounds import label_round
+class RealRounds:
+    """The real round, called on the worker thread (TensorFlow is imported there, never on the GUI
+    thread). It remembers the images' perceptual hashes, so a later round hashes only new images;
+    only the round's thread touches that memory, and one round runs at a time."""
 
-    return label_round(run_dir, train_dir, unlabeled_dir, strategy, retrain=retrain, cancel=cancel,
-                       on_progress=progress)
+    def __init__(self):
+        self.known_prints: dict = {}
+
+    def __call__(self, run_dir, train_dir, unlabeled_dir, strategy, retrain, cancel, progress):
+        from core.training.label_rounds import label_round
+
+        return label_round(run_dir, train_dir, unlabeled_dir, strategy, retrain=retrain, cancel=cancel,
+                           on_progress=progress, known_prints=self.known_prints)
 
 
 @dataclass(frozen=True)
@@ -51,9 +58,9 @@ class LabelSession(QObject):
     busy_changed = Signal(bool)  # a round is running
     round_finished = Signal(object)  # the RoundResult
 
-    def __init__(self, round_fn: Callable = default_round_fn, parent: QObject | None = None):
+    def __init__(self, round_fn: Callable | None = None, parent: QObject | None = None):
         super().__init__(parent)
-        self.round_fn = round_fn
+        self.round_fn = round_fn or RealRounds()
         self.run_dir = self.train_dir = self.unlabeled_dir = ""
         self.strategy = DEFAULT_STRATEGY
         self.retrain_every = DEFAULT_RETRAIN_EVERY

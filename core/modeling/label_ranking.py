@@ -176,11 +176,13 @@ def rank_folder(
     seed: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    known_prints: dict[str, Fingerprint] | None = None,
 ) -> Ranking:
     """Scores every image below `unlabeled_dir` with `model` (a run folder, a .keras file or a
     LoadedModel) and ranks them. Unreadable files are listed in `skipped`. Raises DatasetError for a
     folder that is missing or holds no image, ModelLoadError for a bad model, PredictionCancelled
-    when stopped."""
+    when stopped. `known_prints` (path -> fingerprint) keeps the perceptual hashes between calls: a
+    later call hashes only the images it has not seen."""
     from core.data.dataset import find_images
     from core.modeling.prediction import PredictionCancelled, predict
 
@@ -199,7 +201,7 @@ def rank_folder(
     )
     groups = None
     if spread and len(scored) > 1:
-        prints, _, _ = fingerprint_all(scored, cancel=cancel)
+        prints = _fingerprints(scored, {} if known_prints is None else known_prints, cancel)
         if cancel.is_set():
             raise PredictionCancelled("The ranking was stopped.")
         groups = duplicate_groups(prints)
@@ -223,6 +225,18 @@ def accept_above(ranking: Ranking, threshold: float, train_dir: str) -> Accepted
         except MoveError as exc:
             accepted.refused.append(SkippedFile(suggestion.path, str(exc)))
     return accepted
+
+
+def _fingerprints(
+    paths: list[str], known: dict[str, Fingerprint], cancel: threading.Event
+) -> list[Fingerprint | None]:
+    """The fingerprint of each path, hashing only those not in `known` (which is filled in). A file
+    changed since it was hashed is rare here (the folder is being labeled, not edited); a stale
+    hash only moves it in the spreading, never in the scores."""
+    new = [path for path in paths if path not in known]
+    prints, _, _ = fingerprint_all(new, cancel=cancel)
+    known.update((path, item) for path, item in zip(new, prints, strict=True) if item is not None)
+    return [known.get(path) for path in paths]
 
 
 class _UnionFind:

@@ -72,9 +72,11 @@ def label_round(
     train_fn: Callable | None = None,
     cancel: threading.Event | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    known_prints: dict | None = None,
 ) -> RoundResult:
     """Retrains (when `retrain`) and ranks `unlabeled_dir` with the resulting model. When the
-    retraining fails or is stopped, the ranking uses the model of `run_dir` and `retrained` says why."""
+    retraining fails or is stopped, the ranking uses the model of `run_dir` and `retrained` says why.
+    `known_prints` carries the perceptual hashes from round to round (see rank_folder)."""
     cancel = cancel or threading.Event()
     ranking_model, retrained, model, cached, seconds = run_dir, None, "", False, 0.0
     if retrain:
@@ -87,5 +89,6 @@ def label_round(
         seconds = time.perf_counter() - started
         if retrained.status == "completed":
             ranking_model = retrained.run_dir
-    ranking = rank_folder(ranking_model, unlabeled_dir, strategy, on_progress=on_progress, cancel=cancel)
+    ranking = rank_folder(ranking_model, unlabeled_dir, strategy, on_progress=on_progress, cancel=cancel,
+                          known_prints=known_prints)
     return RoundResult(ranking, ranking_model, retrained, model, cached, seconds)

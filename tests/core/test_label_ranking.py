@@ -16,6 +16,7 @@ from core.data import fixes
 from core.data.fixes import MoveError
 from core.data.labeling import label_image
 from core.errors import DatasetError
+from core.modeling import label_ranking
 from core.modeling.label_ranking import (
     Ranking,
     accept_above,
@@ -90,13 +91,28 @@ def picture_with_copies(folder, copies):
     return folder
 
 
-def test_rank_folder_spreads_near_copies_found_by_their_perceptual_hash(tmp_path, tiny_model):
+def test_rank_folder_spreads_near_copies_found_by_their_perceptual_hash(tmp_path, tiny_model, monkeypatch):
     folder = picture_with_copies(str(tmp_path / "pool"), copies=3)
     spread = rank_folder(tiny_model.run_dir, folder, "random", seed=0)
     kept = rank_folder(tiny_model.run_dir, folder, "random", seed=0, spread=False)
     first_four = [os.path.basename(s.path)[0] for s in spread.suggestions[:4]]
     assert first_four.count("a") == 1, [s.path for s in spread.suggestions]
     assert sorted(s.path for s in spread.suggestions) == sorted(s.path for s in kept.suggestions)
+    known = {}
+    first = rank_folder(tiny_model.run_dir, folder, "random", seed=0, known_prints=known)
+    assert len(known) == 7
+    colour_picture(os.path.join(folder, "c_new.png"), COLOURS["blue"], seed=200, size=48)
+    hashed, real = [], label_ranking.fingerprint_all
+
+    def counting(paths, **kwargs):
+        hashed.extend(paths)
+        return real(paths, **kwargs)
+
+    monkeypatch.setattr(label_ranking, "fingerprint_all", counting)
+    again = rank_folder(tiny_model.run_dir, folder, "random", seed=0, known_prints=known)
+    assert [os.path.basename(p) for p in hashed] == ["c_new.png"]  # a later round hashes only new images
+    assert [s.path for s in first.suggestions] == [s.path for s in spread.suggestions]
+    assert len(again.suggestions) == 8
 
 
 @pytest.fixture(scope="module")

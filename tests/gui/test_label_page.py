@@ -18,7 +18,7 @@ from core.events import RunResult
 from core.modeling.label_ranking import Ranking, rank_probabilities
 from core.training.label_rounds import RoundResult
 from gui.label_page import LabelPage
-from gui.label_session import default_round_fn
+from gui.label_session import RealRounds
 
 CLASSES = ["blue", "green", "red"]
 
@@ -142,7 +142,7 @@ def test_real_model_ranks_labels_and_retrains(qtbot, tmp_path, tiny_model):
     train, unlabeled = str(tmp_path / "train"), str(tmp_path / "unlabeled")
     shutil.copytree(tiny_model.train_dir, train)
     shutil.copytree(tiny_model.val_dir, unlabeled)
-    page = open_page(qtbot, (train, unlabeled), default_round_fn, model=tiny_model.run_dir, every=2)
+    page = open_page(qtbot, (train, unlabeled), RealRounds(), model=tiny_model.run_dir, every=2)
     assert page.gallery.count() == 12 and page.session.class_names == CLASSES
     with qtbot.waitSignal(page.session.round_finished, timeout=120_000) as finished:
         qtbot.keyClick(page.gallery, Qt.Key.Key_Return)
