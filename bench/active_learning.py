@@ -27,7 +27,6 @@ the target: the labels margin needs to reach random's final accuracy, as a share
 from __future__ import annotations
 
 import argparse
-import colorsys
 import os
 import sys
 import time
@@ -76,9 +75,8 @@ def fruit(per_class: int = 190, seed: int = 7) -> tuple[np.ndarray, np.ndarray, 
 
 
 def picture_features(picture) -> np.ndarray:
-    small = np.asarray(picture.resize((48, 48)), dtype=np.float64) / 255.0
-    hsv = np.array([colorsys.rgb_to_hsv(*pixel) for pixel in small.reshape(-1, 3)])
-    histogram = np.bincount((hsv[:, 0] * 24).astype(int) % 24, weights=hsv[:, 1], minlength=24)
+    hsv = np.asarray(picture.resize((48, 48)).convert("HSV"), dtype=np.int64).reshape(-1, 3)
+    histogram = np.bincount(hsv[:, 0] * 24 // 256, weights=hsv[:, 1] / 255.0, minlength=24)
     grey = np.asarray(picture.convert("L").resize((12, 12)), dtype=np.float64).ravel() / 255.0
     return np.concatenate([histogram / max(histogram.sum(), 1e-9) * 4, grey])
 

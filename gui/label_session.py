@@ -79,6 +79,8 @@ class LabelSession(QObject):
 
     def start(self, run_dir: str, train_dir: str, unlabeled_dir: str, strategy: str = DEFAULT_STRATEGY):
         """Ranks `unlabeled_dir` with the model of `run_dir` (no retraining yet)."""
+        if self.busy:  # the Rank button is disabled meanwhile; a round's result must not mix sessions
+            return
         self.run_dir, self.train_dir, self.unlabeled_dir = run_dir, train_dir, unlabeled_dir
         self.strategy = strategy
         self.queue, self.labels, self.since_retrain, self.validation_accuracy = [], [], 0, None
