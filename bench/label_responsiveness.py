@@ -6,9 +6,10 @@
 Makes --images tiny PNGs (the unlabeled folder) and a small training folder, trains the small CNN
 on it for two epochs (the model to label for), then opens the Label tab offscreen (gui.label_page,
 the real rounds of core.training.label_rounds) while a 20 ms heartbeat QTimer runs on the GUI
-thread. It ranks the folder (scoring, hashing and ordering on the worker thread), labels 40 images
-with the keys (Enter and 1-3), which starts a retraining round after the 20th, and waits for that
-round to end. Reported: the time of each phase, the longest gap between two heartbeats in each (the
+thread. It first idles for 10 s (the control: the stall the machine's own load causes), then
+ranks the folder (scoring, hashing and ordering on the worker thread), labels 40 images with the
+keys (Enter and 1-3), which starts a retraining round after the 20th, and waits for that round to
+end. Reported: the time of each phase, the longest gap between two heartbeats in each (the
 longest the GUI thread waited, for the GIL or for a CPU core), the CPU time the GUI thread itself
 used in it (which does not depend on what else runs on the machine), and its time per key press.
 TensorFlow is loaded before the heartbeat starts, as the window's device probe does at start-up (the
@@ -132,6 +133,12 @@ def main() -> None:
     page.session.round_finished.connect(rounds.append)
     beat = Heartbeat()
     rows = []
+
+    beat.phase()  # the control: the same loop with nothing to do, on the machine as loaded as it is
+    started = time.perf_counter()
+    wait(app, lambda: time.perf_counter() - started > 10)
+    rows.append(("idle, nothing running (the control)", time.perf_counter() - started, beat.longest,
+                 beat.cpu()))
 
     beat.phase()
     started = time.perf_counter()
