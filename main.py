@@ -9,6 +9,7 @@
     python main.py cache --info|--clear   show or empty the disk cache of decoded images
     python main.py doctor --train DIR [--val DIR] [--json]   duplicates, leaks, imbalance, label errors
     python main.py capture --video FILE --into DIR/CLASS      save a video's frames into a class folder
+    python main.py label --model RUN --unlabeled DIR [--json]   unlabeled images, most uncertain first
     python main.py --self-test            check that this build works (offscreen, exit 0 or 1)
 """
 

@@ -22,6 +22,7 @@ from gui.camera_page import CameraPage
 from gui.data_panel import local_folder_from_urls
 from gui.evaluation_page import EvaluationPage
 from gui.export_page import ExportPage
+from gui.label_page import LabelPage
 from gui.model_worker import ModelService
 from gui.predict_page import PredictPage, local_paths_from_urls
 from gui.runs_page import RunsPage
@@ -69,6 +70,8 @@ class MainWindow(QMainWindow):
         self.camera = CameraPage(self.models, self.store.settings)
         self.tabs.addTab(self.camera, "Camera")
         self._connect_camera()
+        self.label = LabelPage(self.training.data.train_dir)
+        self.tabs.addTab(self.label, "Label")
         self.setCentralWidget(self.tabs)
         self._close_when_idle = False
         self._status_text = ""
@@ -79,6 +82,7 @@ class MainWindow(QMainWindow):
         self.training.device_seen.connect(self._show_device)
         self.training.idle.connect(self._close_if_asked)
         self.models.stopped.connect(self._close_if_asked)
+        self.label.session.busy_changed.connect(lambda busy: busy or self._close_if_asked())
         self.training.summary.evaluate_requested.connect(self.evaluate_run)
         self._connect_runs()
         self._restore_geometry()
@@ -99,7 +103,8 @@ class MainWindow(QMainWindow):
         self.show_status("Ready. The demo dataset is loaded: press Train to try it.")
 
     def _connect_status(self) -> None:
-        for page in (self.training, self.runs, self.evaluation, self.predict, self.export, self.camera):
+        for page in (self.training, self.runs, self.evaluation, self.predict, self.export, self.camera,
+                     self.label):
             page.status_message.connect(self.show_status)
         self.tensorflow = TensorFlowWatcher(self)
         self.tensorflow.changed.connect(self._refresh_status)
@@ -270,6 +275,11 @@ class MainWindow(QMainWindow):
                 self.training.stop_training()
                 self.show_status("Stopping the run before closing…")
             return
+        if self.label.busy:  # a labeling round stops within a batch; the window closes when it has
+            event.ignore()
+            self._close_when_idle = True
+            self.label.shutdown()
+            return
         if self.models.has_thread:
             event.ignore()
             self._close_when_idle = True
@@ -285,6 +295,7 @@ class MainWindow(QMainWindow):
             self._busy_cursor = False
             QApplication.restoreOverrideCursor()
         self.training.warm_up.stop()
+        self.label.shutdown()
         event.accept()
 
     def _stop_model_work(self) -> None:

@@ -3,6 +3,8 @@ newest first, and Undo for the selected one.
 
 A log can come with a dataset from someone else: an entry whose paths lead out of its dataset folder
 is listed as refused ("outside this dataset") and cannot be undone; core.data.fixes refuses it too.
+An image labeled in from an unlabeled folder goes back there only once the person has confirmed
+that folder, so the log alone never decides where a file outside the dataset is written.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QWidget
 
 from core.data import fixes
 from core.errors import FitStudioError
@@ -75,8 +77,10 @@ class MovesPanel(QWidget):
         if selected is None:
             return
         root, move = selected
+        if move.action == "label" and not self.confirm_return(move):
+            return
         try:
-            fixes.undo(root, move.id)
+            fixes.undo(root, move.id, origin=move.origin or None)
         except FitStudioError as exc:
             self.said.emit(str(exc), True)
             self.refresh()  # the log may have changed under us: show what it says now
@@ -84,6 +88,14 @@ class MovesPanel(QWidget):
         self.said.emit(f"Put back {move.source}. Check again to see it among the findings.", False)
         self.refresh()
         self.dataset_changed.emit()
+
+    def confirm_return(self, move: fixes.Move) -> bool:
+        """Asks before an image goes back out of the dataset, into the folder it was labeled from."""
+        answer = QMessageBox.question(
+            self, "Put the image back?",
+            f"{move.target} was labeled from {move.origin}.\n\nMove it back into {move.origin}?",
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def _show_undo(self) -> None:
         self.undo_button.setEnabled(not self._busy and self.selected() is not None)

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import TextIO
 
-from core.cli.common import EXIT_INTERRUPTED, EXIT_OK, stop_on_ctrl_c
+from core.cli.common import EXIT_INTERRUPTED, EXIT_OK, positive_float, positive_int, stop_on_ctrl_c
 from core.cli.terminal import LiveLine
 from core.errors import FitStudioError
 
@@ -28,12 +28,12 @@ def add_capture_command(subparsers) -> None:
         help="the class folder inside a training folder; created when missing",
     )
     parser.add_argument(
-        "--every", type=_positive_float, metavar="SECONDS",
+        "--every", type=positive_float, metavar="SECONDS",
         help="save one frame per this many seconds of video (default: every frame)",
     )
-    parser.add_argument("--max", type=_positive_int, metavar="N", help="save at most N frames")
+    parser.add_argument("--max", type=positive_int, metavar="N", help="save at most N frames")
     parser.add_argument(
-        "--size", type=_positive_int, metavar="PX",
+        "--size", type=positive_int, metavar="PX",
         help="shrink frames so their longer side is at most PX pixels (default: as decoded)",
     )
     parser.set_defaults(handler=run_capture)
@@ -67,23 +67,3 @@ def run_capture(args: argparse.Namespace, out: TextIO | None = None, err: TextIO
         raise FitStudioError(f"No frame could be read from {args.video}.")
     out.write(f"Saved {burst.count} frames from {args.video} into {folder}\n")
     return EXIT_OK
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value

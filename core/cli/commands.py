@@ -8,6 +8,7 @@ from core.cli.cache_commands import add_cache_command
 from core.cli.capture_command import add_capture_command
 from core.cli.doctor_command import add_doctor_command
 from core.cli.inspect_command import add_inspect_command
+from core.cli.label_command import add_label_command
 from core.cli.model_commands import add_model_commands
 from core.cli.runs_commands import add_runs_command
 from core.cli.train_command import add_train_command
@@ -22,6 +23,7 @@ COMMANDS = (
     add_doctor_command,  # doctor
     add_runs_command,  # runs
     add_capture_command,  # capture --video
+    add_label_command,  # label
 )
 
 

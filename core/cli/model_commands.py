@@ -19,8 +19,15 @@ import os
 import sys
 from typing import TextIO
 
-from core.cli.common import EXIT_OK, EXIT_USAGE, quiet_tensorflow, stop_on_ctrl_c
-from core.cli.terminal import LiveLine
+from core.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    positive_float,
+    positive_int,
+    quiet_tensorflow,
+    stop_on_ctrl_c,
+)
+from core.cli.terminal import CountLine, LiveLine, report_skipped
 from core.errors import FitStudioError
 from core.modeling.export import FORMATS as EXPORT_FORMATS  # import-light: TensorFlow loads inside
 
@@ -38,7 +45,7 @@ def add_model_commands(subparsers) -> None:
     )
     evaluate_parser.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate_parser.add_argument("--csv", metavar="OUT", help="also write one row per image to this CSV")
-    evaluate_parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="N")
+    evaluate_parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N")
     evaluate_parser.set_defaults(handler=run_evaluate)
 
     predict_parser = subparsers.add_parser("predict", help="classify image files or folders")
@@ -50,14 +57,14 @@ def add_model_commands(subparsers) -> None:
         "--video", metavar="FILE", help="classify a video's frames instead: one CSV row per sampled frame"
     )
     predict_parser.add_argument(
-        "--every", type=_positive_float, metavar="SECONDS",
+        "--every", type=positive_float, metavar="SECONDS",
         help="with --video: one frame per this many seconds of video (default: every frame)",
     )
     predict_parser.add_argument("--csv", metavar="OUT", help="write the results to this CSV file")
     predict_parser.add_argument(
-        "--top-k", type=_positive_int, default=3, metavar="K", help="classes listed per image (default 3)"
+        "--top-k", type=positive_int, default=3, metavar="K", help="classes listed per image (default 3)"
     )
-    predict_parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="N")
+    predict_parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N")
     predict_parser.add_argument(
         "--explain", metavar="DIR",
         help="also write DIR/<name>_heatmap.png (where the model looked: white = most important) and "
@@ -85,7 +92,7 @@ def run_evaluate(args: argparse.Namespace, out: TextIO | None = None, err: TextI
     quiet_tensorflow()
     from core.modeling.evaluation import evaluate
 
-    progress = _Progress(err, "Evaluating") if not args.json else None
+    progress = CountLine(err, "Evaluating") if not args.json else None
     try:
         with stop_on_ctrl_c() as cancel:
             result = evaluate(args.model, args.data, batch_size=args.batch_size, on_progress=progress,
@@ -123,7 +130,7 @@ def run_evaluate(args: argparse.Namespace, out: TextIO | None = None, err: TextI
         out.write(f"{name:<{width}}  " + " ".join(f"{int(v):>{cell}}" for v in row) + "\n")
     for note in result.notes:
         out.write(f"Note: {note}\n")
-    _report_skipped(result.skipped, out)
+    report_skipped(result.skipped, out)
     if args.csv:
         out.write(f"Per-image results: {args.csv}\n")
     return EXIT_OK
@@ -151,7 +158,7 @@ def run_predict(args: argparse.Namespace, out: TextIO | None = None, err: TextIO
             from core.modeling.prediction import predict
 
             result = predict(args.model, args.paths, batch_size=args.batch_size, cancel=cancel)
-    _report_skipped(result.skipped, err)
+    report_skipped(result.skipped, err)
     if not result.predictions:
         err.write("fitstudio predict: no readable image among the given paths.\n")
         return EXIT_USAGE
@@ -209,25 +216,6 @@ def run_export(args: argparse.Namespace, out: TextIO | None = None, err: TextIO 
     return EXIT_OK
 
 
-def _report_skipped(skipped, stream: TextIO) -> None:
-    if skipped:
-        stream.write(f"Skipped {len(skipped)} unreadable files:\n")
-        for item in skipped:
-            stream.write(f"  {item.path}: {item.reason}\n")
-
-
-class _Progress:
-    """A live "done/total" line on a terminal; silent when stderr is not one."""
-
-    def __init__(self, stream: TextIO, label: str):
-        self.terminal = LiveLine(stream)
-        self.label = label
-
-    def __call__(self, done: int, total: int) -> None:
-        self.terminal.update(f"{self.label} {done}/{total} images")
-
-    def done(self) -> None:
-        self.terminal.clear()
 
 
 def _size(path: str) -> str:
@@ -245,22 +233,3 @@ def _size(path: str) -> str:
         total /= 1024
     return f"{total}"
 
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value

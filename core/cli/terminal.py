@@ -29,3 +29,25 @@ class LiveLine:
         if self.live:
             self.stream.write(CLEAR_LINE)
             self.stream.flush()
+
+
+class CountLine:
+    """A live "<label> done/total images" line, called as on_progress(done, total)."""
+
+    def __init__(self, stream: TextIO, label: str):
+        self.terminal = LiveLine(stream)
+        self.label = label
+
+    def __call__(self, done: int, total: int) -> None:
+        self.terminal.update(f"{self.label} {done}/{total} images")
+
+    def done(self) -> None:
+        self.terminal.clear()
+
+
+def report_skipped(skipped, stream: TextIO) -> None:
+    """Lists the unreadable files a command passed over, with why."""
+    if skipped:
+        stream.write(f"Skipped {len(skipped)} unreadable files:\n")
+        for item in skipped:
+            stream.write(f"  {item.path}: {item.reason}\n")

@@ -36,7 +36,7 @@ from core.paths import inside
 
 MOVES_FILE = "fitstudio-moves.json"
 KEPT_FILE = "fitstudio-kept.json"
-MOVE_ACTIONS = ("relabel", "quarantine")
+MOVE_ACTIONS = ("relabel", "quarantine", "label")
 OUTSIDE = "outside this dataset"  # Move.refused of a log entry that points out of the root
 # What a file system without hard links answers to os.link (FAT, exFAT, some network shares).
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK}
@@ -50,15 +50,16 @@ class MoveError(FitStudioError):
 @dataclass(frozen=True)
 class Move:
     id: str
-    action: str  # "relabel" (to another class folder) or "quarantine"
-    source: str  # path relative to the root, "/"-separated, before the move
-    target: str  # and after it
+    action: str  # "relabel" (to another class folder), "quarantine", or "label" (in from `origin`)
+    source: str  # path relative to the root (to `origin` for "label"), "/"-separated, before the move
+    target: str  # relative to the root, after it
     at: str
     undone: bool = False
     refused: str = ""  # OUTSIDE when a path of this log entry leaves the root: it is never undone
+    origin: str = ""  # "label": the real path of the unlabeled folder the image came from
 
     def describe(self) -> str:
-        verb = "Set aside" if self.action == "quarantine" else "Moved"
+        verb = {"quarantine": "Set aside", "label": "Labeled"}.get(self.action, "Moved")
         return f"{verb} {self.source} -> {self.target}"
 
 
@@ -87,17 +88,36 @@ def quarantine(root: str, path: str) -> Move:
     return _move(root, "quarantine", source, target)
 
 
-def undo(root: str, move_id: str) -> Move:
+def label_into(root: str, origin: str, source: str, target: str) -> Move:
+    """Moves `source`, a file in the folder `origin` outside the dataset (an unlabeled folder), to
+    `target` in a class folder of `root`, logged as a "label" move. Its undo puts the image back
+    only into `origin`, and only for a caller that has that folder open (see undo)."""
+    checked_source, checked_target = inside(origin, source), _file_inside(root, target)
+    if checked_source is None or checked_target is None:
+        raise MoveError(f"{source} -> {target} would leave its folder. Nothing was changed.")
+    real_origin = os.path.realpath(origin)
+    return _move(root, "label", checked_source, checked_target, origin=real_origin)
+
+
+def undo(root: str, move_id: str, origin: str | None = None) -> Move:
     """Puts the image of move `move_id` back where it was; returns the undone move. A log entry that
-    points outside the root is refused (MoveError) and nothing is touched."""
+    points outside the root is refused (MoveError) and nothing is touched. A "label" move goes back
+    into the unlabeled folder it came from, which the caller names as `origin` (the folder the user
+    has open): the log alone can never aim an undo outside the dataset."""
     entries = _read_log(root)
     move = next((m for m in read_moves(root) if m.id == move_id), None)
     if move is None:
         raise MoveError(f"No move {move_id} in the log of {root}.")
     if move.undone:
         raise MoveError(f"{move.describe()} was already undone.")
+    source_root = root
+    if move.action == "label":
+        if origin is None or os.path.realpath(origin) != move.origin:
+            raise MoveError(f"{move.describe()} came from the unlabeled folder {move.origin}: undo it in "
+                            "the Label tab with that folder open. Nothing was changed.")
+        source_root = origin
     current = _file_inside(root, _logged(root, move.target))
-    original = _file_inside(root, _logged(root, move.source))
+    original = _source_inside(source_root, move.source, labeled=move.action == "label")
     if move.refused or current is None or original is None:
         raise MoveError(f"Refused: {move.describe()} points {OUTSIDE} ({root}); the log was not written "
                         "by FitStudio or the folders changed since. Nothing was changed.")
@@ -121,10 +141,15 @@ def read_moves(root: str) -> list[Move]:
     for e in entries:
         if e.get("action") not in MOVE_ACTIONS or not _strings(e, "id", "source", "target"):
             continue
-        paths = (_file_inside(root, _logged(root, e[k])) for k in ("source", "target"))
-        refused = "" if all(path is not None for path in paths) else OUTSIDE
+        origin = e.get("origin") if e["action"] == "label" else ""
+        if not isinstance(origin, str) or (e["action"] == "label" and not os.path.isabs(origin)):
+            continue
+        source = _source_inside(origin or root, e["source"], labeled=bool(origin))
+        target = _file_inside(root, _logged(root, e["target"]))
+        refused = "" if source is not None and target is not None else OUTSIDE
         at = e["at"] if isinstance(e.get("at"), str) else ""
-        moves.append(Move(e["id"], e["action"], e["source"], e["target"], at, e["id"] in undone, refused))
+        moves.append(Move(e["id"], e["action"], e["source"], e["target"], at, e["id"] in undone, refused,
+                          origin))
     return moves
 
 
@@ -161,11 +186,12 @@ def keep(root: str, key: str, description: str) -> None:
 # --- moving ------------------------------------------------------------------------------------
 
 
-def _move(root: str, action: str, source: str, target: str) -> Move:
+def _move(root: str, action: str, source: str, target: str, origin: str = "") -> Move:
     entries = _read_log(root)
     _rename(source, target, make_folder=action == "quarantine")
-    move = Move(uuid.uuid4().hex[:12], action, _relative(root, source), _relative(root, target), _now())
-    entry = {k: v for k, v in asdict(move).items() if k not in ("undone", "refused")}
+    move = Move(uuid.uuid4().hex[:12], action, _relative(origin or root, source), _relative(root, target),
+                _now(), origin=origin)
+    entry = {k: v for k, v in asdict(move).items() if k not in ("undone", "refused") and (v or k != "origin")}
     try:
         _write_log(root, [*entries, entry])
     except OSError as exc:
@@ -284,6 +310,13 @@ def _file_inside(root: str, path: str) -> str | None:
     if resolved is None or os.path.dirname(resolved) == os.path.realpath(root):
         return None
     return resolved
+
+
+def _source_inside(folder: str, relative: str, labeled: bool) -> str | None:
+    """Where a logged move's image came from, resolved: inside a class folder of the root, or
+    anywhere below the unlabeled folder of a "label" move (whose images need no class folders)."""
+    path = _logged(folder, relative)
+    return inside(folder, path) if labeled else _file_inside(folder, path)
 
 
 def _logged(root: str, relative: str) -> str:

@@ -286,3 +286,35 @@ def test_kept_keys_of_the_wrong_shape_are_ignored(root):
     assert fixes.kept_keys(root) == set()
     fixes.keep(root, "outlier:1", "an odd one")
     assert fixes.kept_keys(root) == {"outlier:1"}
+
+
+def test_a_label_move_goes_back_only_into_the_unlabeled_folder_the_caller_names(tmp_path):
+    root, unlabeled = tmp_path / "train", tmp_path / "unlabeled"
+    (root / "cat").mkdir(parents=True)
+    unlabeled.mkdir()
+    (unlabeled / "new.png").write_bytes(b"pixels")
+    move = fixes.label_into(str(root), str(unlabeled), str(unlabeled / "new.png"),
+                            str(root / "cat" / "new.png"))
+    assert (move.action, move.source, move.target) == ("label", "new.png", "cat/new.png")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for origin in (None, str(elsewhere)):
+        with pytest.raises(fixes.MoveError, match="undo it in the Label tab"):
+            fixes.undo(str(root), move.id, origin=origin)
+    assert (root / "cat" / "new.png").exists() and not (elsewhere / "new.png").exists()
+    fixes.undo(str(root), move.id, origin=str(unlabeled))
+    assert (unlabeled / "new.png").read_bytes() == b"pixels"
+
+
+def test_a_crafted_label_entry_cannot_aim_its_undo_out_of_its_unlabeled_folder(tmp_path):
+    root, unlabeled = tmp_path / "train", tmp_path / "unlabeled"
+    (root / "cat").mkdir(parents=True)
+    unlabeled.mkdir()
+    (root / "cat" / "a.png").write_bytes(b"pixels")
+    entry = {"id": "m1", "action": "label", "source": "../precious.png", "target": "cat/a.png",
+             "at": "2026-12-05T00:00:00", "origin": str(unlabeled)}
+    (root / fixes.MOVES_FILE).write_text(json.dumps({"moves": [entry]}))
+    assert fixes.read_moves(str(root))[0].refused == fixes.OUTSIDE
+    with pytest.raises(fixes.MoveError):
+        fixes.undo(str(root), "m1", origin=str(unlabeled))
+    assert (root / "cat" / "a.png").exists() and not (tmp_path / "precious.png").exists()
