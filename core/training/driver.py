@@ -49,11 +49,14 @@ def resume(
     cancel: threading.Event | None = None,
     epochs: int | None = None,
     batch_size: int | None = None,
+    allow_open_ports: bool = False,
 ) -> RunResult:
     """Continues a cancelled, failed or killed run from its last checkpoint, in the same run folder.
 
     `epochs` (the new total) extends a finished run. `batch_size` lets a run that ran out of memory
     go on with smaller batches; the run is then no longer identical to an uninterrupted one.
+    `allow_open_ports` lets a run of several workers on this computer continue although it was
+    started without that consent (core.config.OPEN_PORTS_WARNING).
     """
     checkpoint = checkpoints.read(run_dir)
     config = TrainingConfig.from_dict(checkpoint.config)
@@ -61,6 +64,8 @@ def resume(
         config = config.replace(epochs=epochs)
     if batch_size is not None:
         config = config.replace(batch_size=batch_size)
+    if allow_open_ports:
+        config = config.replace(allow_open_ports=True)
     done = checkpoint.epoch + 1
     if config.epochs <= done:
         raise ConfigError(
