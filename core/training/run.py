@@ -87,7 +87,6 @@ class Run:
         middle = [
             callbacks.StreamProgress(train_stream, val_stream, self.emit, self.cancel, self.skipped,
                                      train_images=len(self.train_files)),
-            self.fine_tune,  # switches in on_epoch_begin, before the epoch's first batch
             self.timer,
             self.history,
             *([self.tensorboard] if self.writes else []),  # reads the row HistoryRecorder just added
@@ -154,6 +153,7 @@ class Run:
         from core.training.distribution.sync import DistributionReport
 
         self.placement = self.role.place(self.config, self.emit)
+        self.fine_tune.within(self.placement.scope)
         self.distribution = DistributionReport(self.placement, self.role.members, self.role.restarts)
 
     def _open_run_dir(self) -> None:
@@ -296,14 +296,16 @@ class Run:
             return  # stopped while the weights downloaded: the untrained model is not worth saving
         self.model = model
         initial_epoch = self.history.epochs_done
-        train_stream.set_epoch(initial_epoch)
         train_data, val_data = train_stream, val_stream
+        class_weight = self._class_weight_by_index()
         if self.placement.multi_worker:
             from core.training.distribution.inputs import distributed_dataset
 
             size, strategy = self.config.image_size, self.placement.strategy
-            train_data = distributed_dataset(train_stream, strategy, size)
+            weights = None if class_weight is None else [class_weight[i] for i in range(len(class_weight))]
+            train_data = distributed_dataset(train_stream, strategy, size, class_weights=weights)
             val_data = distributed_dataset(val_stream, strategy, size)
+            class_weight = None  # in the training data itself, as sample weights
         distribution = self.distribution.describe(self.config.batch_size, len(train_stream),
                                                   len(self.train_files))
         self.emit(
@@ -324,20 +326,28 @@ class Run:
                 distribution=distribution,
             )
         )
-        self.model.fit(
-            train_data,
-            validation_data=val_data,
-            initial_epoch=initial_epoch,
-            epochs=self.config.epochs,
-            # The stream shuffles images itself, seeded by epoch. Keras would also shuffle the batch
-            # order with Python's global random state, which a resumed process cannot reproduce.
-            shuffle=False,
-            steps_per_epoch=len(train_stream),
-            validation_steps=len(val_stream),
-            callbacks=self._callbacks(train_stream, val_stream),
-            class_weight=self._class_weight_by_index(),
-            verbose=0,
-        )
+        callbacks = self._callbacks(train_stream, val_stream)
+        start = initial_epoch
+        for end in self.fine_tune.boundaries(start, self.config.epochs):
+            self.fine_tune.switch(self.model, start)
+            train_stream.set_epoch(start)
+            self.model.fit(
+                train_data,
+                validation_data=val_data,
+                initial_epoch=start,
+                epochs=end,
+                # The stream shuffles images itself, seeded by epoch. Keras would also shuffle the
+                # batch order with Python's global random state, which a resumed process cannot redo.
+                shuffle=False,
+                steps_per_epoch=len(train_stream),
+                validation_steps=len(val_stream),
+                callbacks=callbacks,
+                class_weight=class_weight,
+                verbose=0,
+            )
+            if self.cancel.is_set() or self.model.stop_training or self.history.epochs_done < end:
+                return  # stopped, stopped early, or a checkpoint failed: no part after this one
+            start = end
 
     def _class_weight_by_index(self) -> dict[int, float] | None:
         if not self.class_weights:
