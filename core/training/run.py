@@ -73,6 +73,7 @@ class Run:
             balanced_class_weights(train_files.counts()) if config.class_weights == "auto" else None
         )
         self.tensorboard: TensorBoardLog | None = None  # likewise
+        self.reported = False  # this session's report.json is written: the run folder is open
 
     def _callbacks(self, train_stream, val_stream) -> list:
         """Keras calls these in this order (core.training.callbacks says why the order matters; the
@@ -121,24 +122,27 @@ class Run:
         keras.utils.set_random_seed(self.config.seed)
         self.device = describe_compute_device()
         self.environment = describe_environment()
-        self._open_run_dir()
         status, message, details = "completed", "", ""
         streams = []
         try:
+            self._open_run_dir()
             self._open_streams(streams)
             self._fit(*streams)
             status, message = self._outcome()
         except Exception as exc:
-            if self.role.passes_on(exc):
-                raise  # not this run's failure (a lost Ray worker: Ray restarts the group)
+            if self.role.passes_on(exc) or not self.reported:
+                # Not this run's failure (a lost Ray worker: Ray restarts the group), or one before
+                # this session wrote anything: the caller hears it, and the run folder is as it was.
+                raise
             status, message, details = "failed", describe_failure(exc), traceback.format_exc()
             self.out_of_memory = is_out_of_memory(exc)
         finally:
             for stream in streams:
                 stream.close()
-            self.tensorboard.close()
+            if self.tensorboard is not None:
+                self.tensorboard.close()
         try:
-            if self.writes:
+            if self.writes and self.saver is not None:
                 self.saver.save_final_models(self.model)
         except Exception as exc:
             status, message = "failed", f"{message} The final model could not be saved: {exc}".strip()
@@ -173,6 +177,7 @@ class Run:
         if self.writes:
             files.write_json(os.path.join(self.run_dir, run_folder.CONFIG_FILE), self.config.to_dict())
         self._write_report(self._result("running", ""))
+        self.reported = True  # from here on, a failure must leave a failed report, not "running"
         self.emit(Message(f"Run folder: {os.path.abspath(self.run_dir)}"))
         if self.class_weights:
             weights = ", ".join(f"{name} {weight:.3g}" for name, weight in self.class_weights.items())
