@@ -12,7 +12,10 @@ cluster here starts without the dashboard and its jobs API, with Ray's token aut
 (a random token for this process) and with every Ray server on 127.0.0.1; `start_local_cluster`
 checks from outside that a client without the token is refused. Joining a cluster that lets clients
 in without a token gives a warning. TensorFlow's own collective servers, one per worker, listen on
-all interfaces without authentication: train on several machines only inside a trusted network.
+all interfaces without authentication (the bind address is hard-coded in TensorFlow): so workers on
+this computer start only with `allow_open_ports` (TrainingConfig.validate refuses them otherwise),
+and every run says before it starts what it opens, or that the machines of a cluster must share a
+trusted network.
 
 Ray is optional (requirements-cluster.txt): without it the cluster options say how to install it.
 """
@@ -34,11 +37,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from core import files
-from core.config import TrainingConfig
+from core.config import CLUSTER_NETWORK_NOTE, OPEN_PORTS_WARNING, TrainingConfig
 from core.data.dataset import FileSet
 from core.errors import ConfigError
 from core.events import Event, Message, RunFailed, RunFinished, RunResult
 from core.runs import run_folder
+from core.tf_runtime import load_tensorflow
 
 RAY_INSTALL = ".venv/bin/pip install -r requirements-cluster.txt"
 POLL_SECONDS = 0.2
@@ -249,17 +253,26 @@ def train_on_ray(
     with cluster_for(config) as cluster:
         # Only now: Ray's C++ side reads RAY_AUTH_MODE once, at its first import, and a local
         # cluster sets it when it starts. Imported earlier, the driver's client would send no token
-        # to its own token-protected cluster.
+        # to its own token-protected cluster. Ray Train's TensorFlow module imports TensorFlow:
+        # loaded first under core.tf_runtime's lock, so no other thread imports it at the same time.
+        load_tensorflow()
         from ray.train import FailureConfig, RunConfig, ScalingConfig
         from ray.train.tensorflow import TensorflowTrainer
 
         on_event(Message(cluster.describe()))
+        on_event(Message(CLUSTER_NETWORK_NOTE if config.cluster else OPEN_PORTS_WARNING, "warning"))
         if cluster.security_warning:
             on_event(Message(cluster.security_warning, "warning"))
         use_gpu = cluster.gpus >= config.workers
         if 0 < cluster.gpus < config.workers:
             on_event(Message(f"{config.workers} workers, {cluster.gpus:g} GPUs: the workers train on CPUs.",
                              "warning"))
+        if config.jit and not use_gpu:
+            raise ConfigError(
+                "--jit with Ray workers needs a GPU for every worker: XLA cannot compile TensorFlow's "
+                f"collective ops on CPUs, and this cluster has {cluster.gpus:g} GPUs for "
+                f"{config.workers} workers. Train without --jit."
+            )
         resources = {"CPU": min(1.0, cluster.cpus / config.workers), **({"GPU": 1} if use_gpu else {})}
         channel = _start_channel(config.workers)
         if run_dir:
