@@ -348,6 +348,9 @@ class CheckpointSaver(RunCallback):
         self.run_dir, self.config, self.history, self.timer = run_dir, config, history, timer
         self.states, self.emit = states, emit
         self.checkpoint_path: str | None = None
+        # The model to save, when not the one fitted: the joined model while its head trains on
+        # cached features (core.training.feature_stage).
+        self.saved_model: Any = None
         self.saved_epoch: int | None = None  # the epoch whose checkpoint this session wrote last
         self.trained_since_checkpoint = False
         self.failure = ""
@@ -377,7 +380,8 @@ class CheckpointSaver(RunCallback):
     def _write(self, epoch: int) -> None:
         state = checkpoints.Checkpoint.from_states(epoch, self.config.to_dict(), self.states())
         best_copy = (os.path.join(self.run_dir, run_folder.BEST_MODEL_FILE),) if self.history.improved else ()
-        self.checkpoint_path = checkpoints.write(self.run_dir, self.model, state, best_copy)
+        model = self.model if self.saved_model is None else self.saved_model
+        self.checkpoint_path = checkpoints.write(self.run_dir, model, state, best_copy)
         self.saved_epoch, self.trained_since_checkpoint = epoch, False
         run_folder.write_history(self.run_dir, self.history.history)
 

@@ -167,6 +167,7 @@ class _Run:
                  emit: Callable[[Event], None], cancel: threading.Event, run_dir: str = "",
                  resume_from: Checkpoint | None = None, link: Any = None, earlier_run: str | None = None):
         from core.training import callbacks
+        from core.training.feature_stage import FeatureStage
         from core.training.tensorboard import TensorBoardLog
 
         self.config, self.train_files, self.val_files = config, train_files, val_files
@@ -194,6 +195,7 @@ class _Run:
         self.policy = callbacks.PlateauPolicy(config, self.history, emit)
         self.cache_use = callbacks.DiskCacheUse(emit)
         self.fine_tune = callbacks.FineTune(config, emit)
+        self.features = FeatureStage(config, emit, cancel)  # the head on cached features, if it applies
         self.saver: Any = None  # needs the run folder: made in _open_run_dir
         self.class_weights = (
             balanced_class_weights(train_files.counts()) if config.class_weights == "auto" else None
@@ -232,7 +234,7 @@ class _Run:
     def _stateful(self) -> list:
         """The callbacks whose state a checkpoint carries and whose report() fills report.json."""
         return [self.timer, self.history, self.policy, self.fine_tune, self.record, self.saver,
-                self.cache_use, self.distribution]
+                self.cache_use, self.distribution, self.features]
 
     def _states(self) -> dict[str, Any]:
         states: dict[str, Any] = {}
@@ -433,13 +435,24 @@ class _Run:
         self.model = model
         initial_epoch = self.history.epochs_done
         train_stream.set_epoch(initial_epoch)
-        train_data, val_data = train_stream, val_stream
-        if self.placement.multi_worker:
-            from core.training.distribution.inputs import distributed_dataset
+        head_data = None
+        if self.features.applies(initial_epoch):
+            weights = (self.record.weights or {}).get("path")
+            head_data = self.features.fit_data(model, weights, train_stream, val_stream, self.placement)
+            if head_data is None:
+                return  # stopped while the features were computed
+            self.saver.saved_model = model  # the joined model, holding the head trained on features
+        self._announce(train_stream, val_stream, initial_epoch)
+        if head_data is not None:
+            self._fit_epochs(*head_data, initial_epoch, self.features.end_epoch)
+            initial_epoch = self.history.epochs_done
+            if initial_epoch >= self.config.epochs or self.cancel.is_set() or self.policy.stopped_early \
+                    or self.saver.failure:
+                return
+        train_stream.set_epoch(initial_epoch)
+        self._fit_epochs(model, train_stream, val_stream, initial_epoch, self.config.epochs)
 
-            size, strategy = self.config.image_size, self.placement.strategy
-            train_data = distributed_dataset(train_stream, strategy, size)
-            val_data = distributed_dataset(val_stream, strategy, size)
+    def _announce(self, train_stream, val_stream, initial_epoch: int) -> None:
         distribution = self.distribution.describe(self.config.batch_size, len(train_stream),
                                                   len(self.train_files))
         self.emit(
@@ -460,11 +473,20 @@ class _Run:
                 distribution=distribution,
             )
         )
-        self.model.fit(
+
+    def _fit_epochs(self, model, train_stream, val_stream, initial_epoch: int, end_epoch: int) -> None:
+        train_data, val_data = train_stream, val_stream
+        if self.placement.multi_worker:
+            from core.training.distribution.inputs import distributed_dataset
+
+            size, strategy = self.config.image_size, self.placement.strategy
+            train_data = distributed_dataset(train_stream, strategy, size)
+            val_data = distributed_dataset(val_stream, strategy, size)
+        model.fit(
             train_data,
             validation_data=val_data,
             initial_epoch=initial_epoch,
-            epochs=self.config.epochs,
+            epochs=end_epoch,
             # The stream shuffles images itself, seeded by epoch. Keras would also shuffle the batch
             # order with Python's global random state, which a resumed process cannot reproduce.
             shuffle=False,
