@@ -35,6 +35,7 @@ from core.events import (
     BatchEnd,
     DownloadProgress,
     EpochEnd,
+    FeatureProgress,
     FineTuneStarted,
     RunResult,
     RunStarted,
@@ -324,6 +325,7 @@ class TrainingPage(QWidget):
         """Prepares the images the next run would read: the training folder once it is scanned, and
         the validation folder once it is ready too."""
         train = self.data.reports.get(TRAIN)
+        self.settings.set_image_count(train.total if train is not None and not train.error else 0)
         if self.is_running or train is None or train.error:
             self.warm_up.request(None)
             return
@@ -454,6 +456,7 @@ class TrainingPage(QWidget):
         self.worker = worker
         self.worker.message.connect(self._on_message)
         self.worker.download_progress.connect(self._on_download_progress)
+        self.worker.feature_progress.connect(self._on_feature_progress)
         self.worker.fine_tune_started.connect(self._on_fine_tune_started)
         self.worker.run_started.connect(self._on_run_started)
         self.worker.batches_end.connect(self._on_batches_end)
@@ -507,6 +510,14 @@ class TrainingPage(QWidget):
             self.log.log(f"Downloading {event.file_name} ({size}) from {event.url}…")
             self.status_message.emit("Downloading pretrained weights… (Stop cancels)")
         self.run_status.show_download(event.received_bytes, event.total_bytes)
+
+    def _on_feature_progress(self, event: FeatureProgress) -> None:
+        self.run_status.show_features(event.done, event.total, event.images_per_second)
+        if event.done == event.total:
+            self.log.log(event.describe())
+            self.run_status.preparing()
+        else:
+            self.status_message.emit(f"{event.describe()} (once: later runs reuse them; Stop cancels)")
 
     def _on_run_started(self, event: RunStarted) -> None:
         self.run_folder_opened.emit(event.run_dir)

@@ -63,6 +63,20 @@ class Backbone:
         })
 
 
+# Images per second of a backbone's forward pass at 224 px, measured on a 2-core laptop-class CPU
+# (GUIDE.md section 6: MobileNetV2 98/s); EfficientNetB0 takes about twice as long. The cost grows with
+# the pixels. Only a rough guide for the window's estimate of the features' one-time cost.
+_ROUGH_IMAGES_PER_SECOND_224 = {"mobilenetv2": 98.0, "efficientnetb0": 50.0}
+
+
+def rough_feature_seconds(model: str, image_size: int, images: int) -> float:
+    """About how long computing `images` images' features takes on a small CPU (0: not a backbone)."""
+    rate = _ROUGH_IMAGES_PER_SECOND_224.get(model)
+    if rate is None:
+        return 0.0
+    return images / (rate * (224 / image_size) ** 2)
+
+
 def plain_view() -> str:
     return "plain"
 
