@@ -39,7 +39,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--run", help=argparse.SUPPRESS)  # one run, in a child process
+    parser.add_argument("--make-weights", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.make_weights:
+        write_weights(*args.make_weights)
+        return
     if args.run:
         print(json.dumps(one_run(json.loads(args.run))))
         return
@@ -49,7 +53,7 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="fitstudio-quick-train-")
     try:
         keras_home = os.path.join(work, "keras-home")
-        make_weights(keras_home)
+        make_weights(keras_home, data)
         base = {"train_dir": data, "val_dir": None, "val_split": 0.2, "model": "mobilenetv2",
                 "image_size": args.size, "epochs": args.epochs, "batch_size": args.batch,
                 "learning_rate": 1e-3, "out_dir": os.path.join(work, "runs")}
@@ -72,19 +76,39 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def make_weights(keras_home: str) -> None:
-    """A seeded, randomly initialised headless MobileNetV2 saved as Keras's ImageNet file would be."""
-    code = (
-        "import sys, h5py, keras; sys.path.insert(0, sys.argv[2])\n"
-        "from keras.src.legacy.saving import legacy_h5_format\n"
-        "from core.modeling.weights import build_backbone\n"
-        "keras.utils.set_random_seed(7)\n"
-        "with h5py.File(sys.argv[1], 'w') as f:\n"
-        "    legacy_h5_format.save_weights_to_hdf5_group(f, build_backbone('mobilenetv2', 224))\n"
-    )
+def make_weights(keras_home: str, data: str) -> None:
+    """A headless MobileNetV2 saved as Keras's ImageNet file would be: seeded random weights, with each
+    BatchNormalization's statistics set from a batch of the bench's images (one pass in training mode
+    with momentum 0), so its features are well scaled, as pretrained ones are."""
     folder = os.path.join(keras_home, "models")
     os.makedirs(folder, exist_ok=True)
-    subprocess.run([sys.executable, "-c", code, os.path.join(folder, WEIGHTS_NAME), ROOT], check=True)
+    subprocess.run([sys.executable, __file__, "--make-weights", os.path.join(folder, WEIGHTS_NAME), data],
+                   check=True)
+
+
+def write_weights(path: str, data: str) -> None:
+    import h5py
+    import numpy as np
+
+    from core.data.dataset import load_split
+    from core.data.images import decode_image
+    from core.modeling.weights import build_backbone
+    from core.tf_runtime import load_keras
+
+    keras = load_keras()
+    from keras.src.legacy.saving import legacy_h5_format
+
+    keras.utils.set_random_seed(7)
+    backbone = build_backbone("mobilenetv2", 224)
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    files = load_split(data, None, 0.2, 7)[0]
+    sample = np.random.default_rng(7).choice(len(files), size=min(64, len(files)), replace=False)
+    images = np.stack([decode_image(files.paths[i], 224, "stretch") for i in sample]).astype("float32")
+    backbone(images / 127.5 - 1.0, training=True)
+    with h5py.File(path, "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, backbone)
 
 
 def one_run(values: dict) -> dict:

@@ -438,17 +438,19 @@ class _Run:
         head_data = None
         if self.features.applies(initial_epoch):
             weights = (self.record.weights or {}).get("path")
-            head_data = self.features.fit_data(model, weights, train_stream, val_stream, self.placement)
+            head_checkpoint = self.resume_from if self.features.head_checkpoint else None
+            head_data = self.features.fit_data(model, weights, train_stream, val_stream, self.placement,
+                                               self.saver, head_checkpoint)
             if head_data is None:
                 return  # stopped while the features were computed
-            self.saver.saved_model = model  # the joined model, holding the head trained on features
         self._announce(train_stream, val_stream, initial_epoch)
         if head_data is not None:
             self._fit_epochs(*head_data, initial_epoch, self.features.end_epoch)
             initial_epoch = self.history.epochs_done
             if initial_epoch >= self.config.epochs or self.cancel.is_set() or self.policy.stopped_early \
                     or self.saver.failure:
-                return
+                return  # the final save writes the joined model's files
+            self.features.end(self.saver)
         train_stream.set_epoch(initial_epoch)
         self._fit_epochs(model, train_stream, val_stream, initial_epoch, self.config.epochs)
 
@@ -505,7 +507,7 @@ class _Run:
     def _model(self):
         """The model, built (or loaded) and compiled under the strategy's scope."""
         with self.placement.scope():
-            if self.resume_from is not None:
+            if self.resume_from is not None and not self.features.head_checkpoint:
                 return checkpoints.load_model(self.run_dir, self.resume_from)
             return self._new_model()
 

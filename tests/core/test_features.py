@@ -3,6 +3,7 @@ core.data.feature_cache, core.training.feature_stage): the joined model, reuse a
 the cache, augmented copies, cancelling, resuming, fine-tuning after, and equivalence with training
 end to end. A real MobileNetV2 at 32 px, with an ImageNet-format weight file made by the tests."""
 
+import io
 import os
 import shutil
 import threading
@@ -79,8 +80,9 @@ def test_a_second_run_reuses_the_features_and_a_change_computes_them_again(weigh
     second = report_of(train(config_for(data, tmp_path, learning_rate=1e-2)))["features"]
     assert (second["computed"], second["reused"]) == (0, 8)
 
-    write_image(os.path.join(data[0], "red", "red_0.png"), (250, 10, 10), size=SIZE, seed=99)
-    age_files(os.path.dirname(data[0]))
+    changed_file = write_image(os.path.join(data[0], "red", "red_000.png"), (250, 10, 10), size=SIZE, seed=99)
+    moment = os.stat(changed_file).st_mtime - 600  # old enough to be kept (its other files stay untouched)
+    os.utime(changed_file, (moment, moment))
     changed = report_of(train(config_for(data, tmp_path)))["features"]
     assert (changed["computed"], changed["reused"]) == (1, 7)
 
@@ -183,6 +185,12 @@ def test_the_saved_models_are_whole_models(weights, data, tmp_path):
     for name in (run_folder.BEST_MODEL_FILE, run_folder.LAST_MODEL_FILE):
         model = keras.models.load_model(os.path.join(result.run_dir, name), safe_mode=True)
         assert model.input_shape == (None, SIZE, SIZE, 3) and model.output_shape == (None, 2)
+    assert not os.path.exists(os.path.join(result.run_dir, "best-head.keras"))
+    from core.cli.cache_commands import print_info
+
+    listing = io.StringIO()
+    print_info(DiskCache(), listing)
+    assert "mobilenetv2 features (plain) of images" in listing.getvalue()
 
 
 def test_fine_tuning_continues_end_to_end_after_the_feature_stage(weights, data, tmp_path):
@@ -244,3 +252,49 @@ def test_the_command_line_sets_features_and_copies():
     config = config_from_args(args)
     assert (config.features, config.feature_copies) == ("cached", 3)
     assert config_from_args(parser.parse_args([])).features == "auto"
+
+
+def test_a_killed_feature_run_resumes_and_leaves_whole_models(weights, data, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from core.runs import checkpoints
+    from core.tf_runtime import load_keras
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = str(tmp_path / "runs")
+    command = [sys.executable, "main.py", "train", "--train", data[0], "--val", data[1], "--model",
+               "mobilenetv2", "--image-size", str(SIZE), "--batch-size", "2", "--epochs", "500", "--out", out]
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not (os.path.isdir(out) and os.listdir(out)
+                                                   and _checkpointed(os.path.join(out, os.listdir(out)[0]))):
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    run_dir = os.path.join(out, os.listdir(out)[0])
+    kept = checkpoints.read(run_dir).epoch + 1
+    assert kept >= 2 and os.path.exists(os.path.join(run_dir, "best-head.keras"))
+    done = subprocess.run([*command[:3], "--resume", run_dir, "--epochs", str(kept + 2)], cwd=root,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = report_of(type("Result", (), {"run_dir": run_dir}))
+    assert report["status"] == "completed" and report["epochs_completed"] == kept + 2
+    assert report["features"]["reused"] == 8 and report["resumes"][0]["from_epoch"] == kept
+    assert not os.path.exists(os.path.join(run_dir, "best-head.keras"))
+    keras = load_keras()
+    for name in (run_folder.BEST_MODEL_FILE, run_folder.LAST_MODEL_FILE):
+        model = keras.models.load_model(os.path.join(run_dir, name), safe_mode=True)
+        assert model.input_shape == (None, SIZE, SIZE, 3)
+
+
+def _checkpointed(run_dir: str, epochs: int = 2) -> bool:
+    try:
+        return files.read_json(os.path.join(run_dir, "checkpoint.json"))["epoch"] + 1 >= epochs
+    except (OSError, ValueError, KeyError):
+        return False
