@@ -427,7 +427,8 @@ class SettingsPanel(QGroupBox):
         self.feature_cost.setVisible(fast)
         if not fast:
             return
-        views = 1 + (self.feature_copies.value() if self.feature_copies.isEnabled() else 0)
+        # Training images are seen through their copies (or plainly without), so: one pass per view.
+        views = max(1, self.feature_copies.value() if self.feature_copies.isEnabled() else 0)
         size = self.image_size.value()
         per_hundred = rough_feature_seconds(model, size, 100) * views
         text = (f"The backbone runs once per image (about {_rough(per_hundred)} per 100 images at "
