@@ -1,7 +1,8 @@
 """Training: from a TrainingConfig to a complete run folder. The fit driver (`driver.train`,
 `driver.resume`), the run's Keras callbacks (`callbacks`: progress events and cancel, timing,
 history, the plateau policy, checkpoints, the report; each owns its state and saves it for an exact
-resume), the TensorBoard event files (`tensorboard`), the environment a run records (`environment`),
+resume), the head trained on cached backbone features (`feature_stage`), the TensorBoard event files
+(`tensorboard`), the environment a run records (`environment`),
 the compute device, and `distribution`: several GPUs, Ray workers on one or more machines, and the
 Keras fixes that needs. Checkpoint files themselves live in `core.runs.checkpoints`.
 

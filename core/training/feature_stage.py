@@ -101,6 +101,10 @@ class FeatureStage(RunCallback):
         if backbone is None:
             self.emit(Message("The backbone has no weights file: its features are computed for this run "
                               "only, not kept for later runs."))
+        if self.config.augmentation.any and not self.config.feature_copies:
+            self.emit(Message("Augmentation is not applied while the head trains on cached features: keep "
+                              "augmented copies (--feature-copies, or copies beside Fast training), or "
+                              "train end to end (--features none).", "warning"))
         started = time.perf_counter()
         try:
             jobs = [self._job(train_stream, self.config.train_dir, backbone, parts.width, train=True),
