@@ -30,6 +30,17 @@ CLASS_WEIGHT_MODES = ("none", "auto")
 # features once (kept in the disk cache between runs) and trains the head on them; "none" runs every
 # image through the whole model in every epoch; "auto" (the default) is "cached" wherever it can be.
 FEATURE_MODES = ("auto", "cached", "none")
+# TensorFlow's collective server (one per worker of a MultiWorkerMirroredStrategy run) binds every
+# network interface, hard-coded in its grpc_server_lib.cc, and runs the graphs it is sent without
+# authentication. Said before such a run starts, by the CLI, the window and the engine's log.
+OPEN_PORTS_WARNING = (
+    "Open ports: TensorFlow's servers accept unauthenticated connections on every network interface "
+    "while the run lasts."
+)
+CLUSTER_NETWORK_NOTE = (
+    "The machines must share a trusted network: TensorFlow's servers on each worker accept "
+    "unauthenticated connections on every network interface while the run lasts."
+)
 # Limits that keep a run meaningful and inside memory; the window's spin boxes use the same.
 LIMITS = {
     "epochs": (1, 10_000),
@@ -109,6 +120,8 @@ class TrainingConfig:
     # each training image are kept as features (each epoch takes one of them; 0: the plain image).
     features: str = "auto"
     feature_copies: int = 0
+    # Workers on this computer only with this consent (OPEN_PORTS_WARNING); not needed for `cluster`.
+    allow_open_ports: bool = False
     # Speed switches: mixed precision and XLA compilation.
     precision: str = "float32"
     jit: bool = False
@@ -153,6 +166,13 @@ class TrainingConfig:
             raise ConfigError(
                 "Choose GPUs of this computer (gpus) or Ray workers (workers, cluster), not both: "
                 "each Ray worker uses the GPU Ray gives it."
+            )
+        if self.workers > 1 and not self.cluster and not self.allow_open_ports:
+            raise ConfigError(
+                f"{self.workers} workers on this computer would open TensorFlow's servers on every "
+                "network interface, without authentication, while the run lasts. To train on several "
+                "GPUs of this computer, use --gpus all (or --gpus 0,1; in the window: Device) instead. "
+                "To run the workers anyway, add --allow-open-ports (in the window: Allow open ports)."
             )
         if self.distributed and self.batch_size < self.workers:
             raise ConfigError(

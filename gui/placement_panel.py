@@ -1,6 +1,6 @@
 """Where a run trains and how fast: the device picker, this computer or a Ray cluster, the worker count,
-mixed precision and XLA. Maps one-to-one onto TrainingConfig's gpus, workers, cluster, precision and
-jit (README: Several GPUs and machines)."""
+the consent to open ports, mixed precision and XLA. Maps one-to-one onto TrainingConfig's gpus,
+workers, cluster, allow_open_ports, precision and jit (README: Several GPUs and machines)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.config import LIMITS, TrainingConfig
+from core.config import CLUSTER_NETWORK_NOTE, LIMITS, OPEN_PORTS_WARNING, TrainingConfig
 from core.training.device import GpuInfo
 from core.training.distribution.ray_launcher import RAY_INSTALL, ray_installed
 
@@ -38,6 +38,11 @@ class PlacementPanel(QGroupBox):
         self.workers = QSpinBox()
         self.workers.setRange(*(int(v) for v in LIMITS["workers"]))
         self.workers.setSpecialValueText("1 (this process)")
+        # TensorFlow's collective servers of local workers listen on every interface: only on request.
+        self.open_ports = QCheckBox("Allow open ports")
+        self.network_note = QLabel()
+        self.network_note.setObjectName("trainHint")
+        self.network_note.setWordWrap(True)
         self.precision = QComboBox()
         self.precision.addItem("float32", "float32")
         self.precision.addItem("Mixed (float16 on GPU, bfloat16 on CPU)", "mixed")
@@ -61,6 +66,8 @@ class PlacementPanel(QGroupBox):
         form.addRow("Train on", self.where)
         form.addRow("Cluster", self.address)
         form.addRow("Workers", self.workers)
+        form.addRow("Network", self.open_ports)
+        form.addRow(self.network_note)
         form.addRow("Precision", self.precision)
         form.addRow("XLA", self.jit)
         form.addRow(self.ray_hint)
@@ -76,6 +83,11 @@ class PlacementPanel(QGroupBox):
             "Worker processes, one GPU each where there are enough. On this computer, more than 1 starts "
             "a private Ray cluster for the run."
         )
+        self.open_ports.setToolTip(
+            "Several workers on this computer talk through TensorFlow's servers, which listen on every "
+            "network interface without authentication while the run lasts. For several GPUs of this "
+            "computer, choose them under Device instead."
+        )
         self.precision.setToolTip("Mixed precision keeps weights and the last layer in float32")
         self.jit.setToolTip("Compile the training step with XLA: often faster on GPUs, slower to start")
 
@@ -86,6 +98,8 @@ class PlacementPanel(QGroupBox):
         self.workers.valueChanged.connect(self._update_enabled)
         self.workers.valueChanged.connect(self.changed)
         self.address.textChanged.connect(self.changed)
+        self.open_ports.toggled.connect(self._update_enabled)
+        self.open_ports.toggled.connect(self.changed)
         self.precision.currentIndexChanged.connect(self.changed)
         self.jit.toggled.connect(self.changed)
 
@@ -95,8 +109,22 @@ class PlacementPanel(QGroupBox):
         self.address.setEnabled(on_cluster and self._ray)
         self.where.setEnabled(self._ray or on_cluster)
         self.workers.setEnabled(self._ray)
+        local_workers = not on_cluster and self.workers.value() > 1
+        self.open_ports.setEnabled(self._ray and local_workers)
+        self.network_note.setText(self._network_note(on_cluster, local_workers))
+        self.network_note.setVisible(bool(self.network_note.text()))
         # Ray workers use the GPU Ray gives each; the picker is for training in this process.
         self.device.setEnabled(not on_cluster and self.workers.value() == 1 and self.device.count() > 1)
+
+    def _network_note(self, on_cluster: bool, local_workers: bool) -> str:
+        """What the network must be, said before the run starts (the engine says it again in the log)."""
+        if on_cluster:
+            return CLUSTER_NETWORK_NOTE
+        if local_workers and self.open_ports.isChecked():
+            return OPEN_PORTS_WARNING
+        if local_workers:
+            return "Workers on this computer open ports: tick Allow open ports, or choose GPUs under Device."
+        return ""
 
     def set_gpus(self, gpus: list[GpuInfo]) -> None:
         """Fills the device picker (from core.training.device.list_gpus, probed in the background)."""
@@ -123,6 +151,7 @@ class PlacementPanel(QGroupBox):
         self.where.setCurrentIndex(self.where.findData(RAY_CLUSTER if config.cluster else THIS_COMPUTER))
         self.address.setText(config.cluster)
         self.workers.setValue(config.workers)
+        self.open_ports.setChecked(config.allow_open_ports)
         self.precision.setCurrentIndex(max(0, self.precision.findData(config.precision)))
         self.jit.setChecked(config.jit)
         self._update_enabled()
@@ -135,6 +164,7 @@ class PlacementPanel(QGroupBox):
             gpus=(gpus or "") if in_process else "",
             cluster=self.address.text().strip() if on_cluster else "",
             workers=self.workers.value(),
+            allow_open_ports=self.open_ports.isChecked() and not on_cluster and self.workers.value() > 1,
             precision=self.precision.currentData(),
             jit=self.jit.isChecked(),
         )

@@ -237,6 +237,12 @@ def add_placement_arguments(parser: argparse.ArgumentParser, defaults: TrainingC
         "and --out folders must be at the same path on every machine",
     )
     where.add_argument(
+        "--allow-open-ports", action="store_true",
+        help="let --workers N run on this computer although TensorFlow's servers then accept "
+        "unauthenticated connections on every network interface while the run lasts (for several "
+        "GPUs of one computer, use --gpus)",
+    )
+    where.add_argument(
         "--max-restarts", type=int, metavar="N", default=defaults.max_restarts,
         help=f"restart the workers up to N times when one dies (default {defaults.max_restarts})",
     )
@@ -259,7 +265,8 @@ _FLAG_FIELDS = {
     "features": "features", "feature_copies": "feature_copies",
 }
 # Switches that only turn something on or off when given.
-_SWITCHES = {"no_cache": ("cache", False), "jit": ("jit", True)}
+_SWITCHES = {"no_cache": ("cache", False), "jit": ("jit", True),
+             "allow_open_ports": ("allow_open_ports", True)}
 
 
 def config_from_args(args: argparse.Namespace, like: TrainingConfig | None = None) -> TrainingConfig:
@@ -333,7 +340,8 @@ def run_train(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     with _sigint_sets(cancel):
         if args.resume:
             batch_size = resume_batch_size(args.resume, args.batch_size, out)
-            result = resume(args.resume, printer, cancel, epochs=args.epochs, batch_size=batch_size)
+            result = resume(args.resume, printer, cancel, epochs=args.epochs, batch_size=batch_size,
+                            allow_open_ports=bool(args.allow_open_ports))
         elif args.like:
             config = config_from_args(args, like_config(args.like))
             out.write(f"Training like {read_run_info(args.like).name}\n")

@@ -1,5 +1,6 @@
 """Distribution without a cluster: shards, equal steps, the settings, GPU listing, Ray being optional."""
 
+import argparse
 import importlib.util
 import json
 import os
@@ -9,7 +10,9 @@ import sys
 import numpy as np
 import pytest
 from conftest import make_class_folders
+from listening import descendants
 
+from core.cli.main import add_training_arguments, config_from_args
 from core.config import TrainingConfig, parse_gpus
 from core.data.dataset import scan
 from core.data.pipeline import BatchOrder, steps_for_shards
@@ -72,7 +75,7 @@ def test_the_report_says_how_a_batch_splits_across_replicas():
 def test_placement_settings_are_validated_with_messages_that_say_what_to_do():
     base = TrainingConfig()
     assert base.validate().distributed is False
-    assert base.replace(workers=2).validate().distributed
+    assert base.replace(workers=2, allow_open_ports=True).validate().distributed
     assert base.replace(cluster="10.0.0.5:6379").validate().distributed
     assert parse_gpus(" 0,1 ") == [0, 1] and parse_gpus("ALL") == "all" and parse_gpus("") == ""
     for bad, match in [
@@ -80,17 +83,39 @@ def test_placement_settings_are_validated_with_messages_that_say_what_to_do():
         ({"gpus": "first"}, "GPU numbers"),
         ({"gpus": "1,1"}, "different"),
         ({"cluster": "10.0.0.5"}, "needs a port"),
-        ({"workers": 2, "gpus": "all"}, "not both"),
-        ({"workers": 4, "batch_size": 2}, "at least 4"),
+        ({"workers": 2, "gpus": "all", "allow_open_ports": True}, "not both"),
+        ({"workers": 4, "batch_size": 2, "allow_open_ports": True}, "at least 4"),
         ({"workers": 0}, "workers"),
     ]:
         with pytest.raises(ConfigError, match=match):
             base.replace(**bad).validate()
 
 
+def test_workers_on_this_computer_are_refused_unless_open_ports_are_allowed(tmp_path, capsys):
+    """TensorFlow's collective servers bind every interface (hard-coded): a local `--workers N` would
+    expose them, so it is refused before any process starts, pointing to --gpus."""
+    import main
+
+    local = TrainingConfig(workers=2, out_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="--gpus") as refused:
+        local.validate()
+    assert "--allow-open-ports" in str(refused.value) and "every network interface" in str(refused.value)
+    assert local.replace(allow_open_ports=True).validate().distributed
+    assert local.replace(cluster="10.0.0.5:6379").validate().distributed  # a cluster's network is the user's
+    processes_before = set(descendants(os.getpid()))
+    assert main.main(["train", "--workers", "2", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "--gpus" in error and "--allow-open-ports" in error
+    assert list(tmp_path.iterdir()) == [] and set(descendants(os.getpid())) <= processes_before
+    parser = argparse.ArgumentParser()
+    add_training_arguments(parser)
+    assert config_from_args(parser.parse_args(["--workers", "2", "--allow-open-ports"])).allow_open_ports
+    assert not config_from_args(parser.parse_args([])).allow_open_ports
+
+
 def test_a_config_json_from_before_distribution_still_loads():
     old = TrainingConfig().to_dict()
-    for name in ("gpus", "workers", "cluster", "max_restarts", "precision", "jit"):
+    for name in ("gpus", "workers", "cluster", "max_restarts", "precision", "jit", "allow_open_ports"):
         del old[name]
     assert TrainingConfig.from_dict(old) == TrainingConfig()
 
@@ -132,7 +157,7 @@ def test_without_ray_the_cluster_options_say_how_to_install_it(monkeypatch, caps
     monkeypatch.setattr(importlib.util, "find_spec", no_ray)
     with pytest.raises(ConfigError, match=r"requirements-cluster\.txt"):
         ray_launcher.require_ray()
-    assert main.main(["train", "--workers", "2", "--out", str(tmp_path)]) == 2
+    assert main.main(["train", "--workers", "2", "--allow-open-ports", "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert "needs Ray" in error and "pip install -r requirements-cluster.txt" in error
     assert not (tmp_path / "runs").exists() and list(tmp_path.iterdir()) == []
@@ -185,7 +210,7 @@ def start_local_cluster(*args, **kwargs):
     raise Started()
 
 ray_launcher.start_local_cluster = start_local_cluster
-config = TrainingConfig(workers=2, out_dir=sys.argv[1]).validate()
+config = TrainingConfig(workers=2, allow_open_ports=True, out_dir=sys.argv[1]).validate()
 train_files, val_files = load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
 try:
     ray_launcher.train_on_ray(config, train_files, val_files, print, None)

@@ -28,6 +28,8 @@ from core.runs import run_folder
 from core.training.driver import resume, train
 
 SIZE = MOBILENET_IMAGE_SIZE
+# Each run builds a real MobileNetV2 and saves it whole: tens of seconds on a busy 2-core machine.
+pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture
@@ -72,7 +74,7 @@ def test_the_joined_model_predicts_as_the_head_does_on_the_features(weights, dat
     assert np.abs(from_head - from_pixels).max() <= 1e-4
 
 
-def test_a_second_run_reuses_the_features_and_a_change_computes_them_again(weights, data, tmp_path):
+def test_a_second_run_reuses_the_features_and_a_changed_image_computes_its_own_again(weights, data, tmp_path):
     first = train(config_for(data, tmp_path))
     assert first.status == "completed", first.message
     assert report_of(first)["features"] | {"seconds": 0} == {
@@ -86,6 +88,10 @@ def test_a_second_run_reuses_the_features_and_a_change_computes_them_again(weigh
     changed = report_of(train(config_for(data, tmp_path)))["features"]
     assert (changed["computed"], changed["reused"]) == (1, 7)
 
+
+def test_another_image_size_or_weights_file_computes_the_features_again(weights, data, tmp_path):
+    first = report_of(train(config_for(data, tmp_path)))["features"]
+    assert (first["computed"], first["reused"]) == (8, 0)
     larger = report_of(train(config_for(data, tmp_path, image_size=48)))["features"]
     assert (larger["computed"], larger["reused"]) == (8, 0)
 

@@ -14,11 +14,12 @@ import threading
 
 import keras
 import pytest
+from listening import descendants, is_loopback, listeners
 
 from core import files
 from core.config import TrainingConfig
 from core.data.dataset import load_split
-from core.events import EpochEnd, RunFinished, RunStarted, WorkerProgress
+from core.events import EpochEnd, Message, RunFinished, RunStarted, WorkerProgress
 from core.runs import run_folder
 from core.training.distribution import ray_launcher
 
@@ -46,6 +47,14 @@ def test_the_local_cluster_has_no_dashboard_listens_on_loopback_and_requires_the
             socket.create_connection(("127.0.0.1", dashboard_port), timeout=2).close()
     assert ray_launcher.requires_token(ray_cluster.address) is True  # asked from outside, without it
     assert ray_cluster.security_warning == ""
+
+
+def test_every_server_of_the_local_cluster_listens_on_loopback_only(ray_cluster):
+    """Read from /proc: every listening socket of the processes the cluster started (GCS, raylet,
+    their helpers), before any worker runs."""
+    sockets = listeners(descendants(os.getpid()))
+    assert sockets, "the cluster's processes hold no listening socket: they were not found"
+    assert [s for s in sockets if not is_loopback(s[2])] == []
 
 
 def count_each_class_inside_the_model():
@@ -93,7 +102,7 @@ def killed_run(ray_cluster, tmp_path_factory):
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    config = TrainingConfig(image_size=64, epochs=EPOCHS, workers=2, max_restarts=2,
+    config = TrainingConfig(image_size=64, epochs=EPOCHS, workers=2, max_restarts=2, allow_open_ports=True,
                             out_dir=str(tmp_path_factory.mktemp("runs"))).validate()
     train_files, val_files = load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
     events, seen = [], {}
@@ -104,6 +113,7 @@ def killed_run(ray_cluster, tmp_path_factory):
             seen["workers_file"] = os.path.join(event.run_dir, run_folder.WORKERS_FILE)
         mid_epoch_2 = isinstance(event, WorkerProgress) and event.epoch == 1 and event.step >= 2
         if mid_epoch_2 and "killed" not in seen:
+            seen["listeners"] = listeners(descendants(os.getpid()))
             seen["workers"] = files.read_json(seen["workers_file"])
             rank_1 = next(w for w in seen["workers"]["workers"] if w["rank"] == 1)
             os.kill(rank_1["pid"], signal.SIGKILL)
@@ -143,6 +153,18 @@ def test_two_workers_train_the_demo_to_90_percent_seeing_every_image_once_per_ep
         "MultiWorkerMirroredStrategy", 2, 2)
     assert (distribution["global_batch"], distribution["steps_per_epoch"]) == (32, 10)
     assert distribution["per_replica_batch"] == "15" and [h["rank"] for h in distribution["hosts"]] == [0, 1]
+
+
+def test_with_open_ports_allowed_only_tensorflows_servers_in_the_workers_listen_beyond_loopback(killed_run):
+    """What --allow-open-ports consents to, measured mid-run: one server on every interface in each
+    worker (TensorFlow's collective server); everything of Ray's stays on loopback."""
+    _, events, seen = killed_run
+    worker_pids = {worker["pid"] for worker in seen["workers"]["workers"]}
+    open_ports = [s for s in seen["listeners"] if not is_loopback(s[2])]
+    assert {pid for pid, *_ in open_ports} == worker_pids and len(open_ports) == len(worker_pids)
+    assert all(name.startswith("ray::RayTrainWorker") for _, name, *_ in open_ports)
+    warnings = [e.text for e in events if isinstance(e, Message) and e.level == "warning"]
+    assert any("unauthenticated connections on every network interface" in text for text in warnings)
 
 
 def test_workers_json_lists_the_workers_while_they_train(killed_run):

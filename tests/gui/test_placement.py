@@ -3,9 +3,11 @@ speed switches, and each worker's progress in the status strip."""
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 
 from core.config import TrainingConfig
+from core.errors import ConfigError
 from core.training.device import GpuInfo
 from gui.placement_panel import PlacementPanel
 from gui.settings_panel import SettingsPanel
@@ -55,6 +57,25 @@ def test_this_computer_or_a_cluster_workers_and_speed_switches_round_trip(qtbot)
     assert panel.apply_to(on_cluster) == TrainingConfig().replace(train_dir=on_cluster.train_dir)
 
 
+def test_local_workers_need_the_open_ports_box_and_a_cluster_says_its_network_must_be_trusted(qtbot):
+    panel = PlacementPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    assert not panel.open_ports.isEnabled() and not panel.network_note.isVisible()  # one process: no port
+    panel.workers.setValue(2)
+    assert panel.open_ports.isEnabled() and "Allow open ports" in panel.network_note.text()
+    with pytest.raises(ConfigError, match="--gpus"):  # the window's Train refuses it the same way
+        panel.apply_to(TrainingConfig()).validate()
+    panel.open_ports.setChecked(True)
+    assert "unauthenticated connections on every network interface" in panel.network_note.text()
+    assert panel.apply_to(TrainingConfig()).validate().allow_open_ports
+    panel.where.setCurrentIndex(panel.where.findData("cluster"))
+    assert not panel.open_ports.isEnabled() and "trusted network" in panel.network_note.text()
+    assert not panel.apply_to(TrainingConfig()).allow_open_ports  # a cluster needs no consent here
+    panel.set_config(TrainingConfig(workers=3, allow_open_ports=True))
+    assert panel.open_ports.isChecked() and panel.apply_to(TrainingConfig()).allow_open_ports
+
+
 def test_without_ray_the_cluster_choices_are_off_and_say_how_to_install_it(qtbot, monkeypatch):
     import gui.placement_panel as placement_panel
 
@@ -71,7 +92,7 @@ def test_each_workers_batch_shows_in_the_status_strip(make_window, qtbot, tmp_pa
     train, val = tiny_dataset
     engine = fake_engine(steps=4)
     config = TrainingConfig(train_dir=train, val_dir=val, epochs=2, batch_size=4, image_size=16,
-                            workers=2, out_dir=str(tmp_path / "runs"))
+                            workers=2, allow_open_ports=True, out_dir=str(tmp_path / "runs"))
     window = make_window(train_fn=engine, config=config)
     page = window.training
     assert page.settings.placement.workers.value() == 2

@@ -12,7 +12,10 @@ cluster here starts without the dashboard and its jobs API, with Ray's token aut
 (a random token for this process) and with every Ray server on 127.0.0.1; `start_local_cluster`
 checks from outside that a client without the token is refused. Joining a cluster that lets clients
 in without a token gives a warning. TensorFlow's own collective servers, one per worker, listen on
-all interfaces without authentication: train on several machines only inside a trusted network.
+all interfaces without authentication (the bind address is hard-coded in TensorFlow): so workers on
+this computer start only with `allow_open_ports` (TrainingConfig.validate refuses them otherwise),
+and every run says before it starts what it opens, or that the machines of a cluster must share a
+trusted network.
 
 Ray is optional (requirements-cluster.txt): without it the cluster options say how to install it.
 """
@@ -34,7 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from core import files
-from core.config import TrainingConfig
+from core.config import CLUSTER_NETWORK_NOTE, OPEN_PORTS_WARNING, TrainingConfig
 from core.data.dataset import FileSet
 from core.errors import ConfigError
 from core.events import Event, Message, RunFailed, RunFinished, RunResult
@@ -254,6 +257,7 @@ def train_on_ray(
         from ray.train.tensorflow import TensorflowTrainer
 
         on_event(Message(cluster.describe()))
+        on_event(Message(CLUSTER_NETWORK_NOTE if config.cluster else OPEN_PORTS_WARNING, "warning"))
         if cluster.security_warning:
             on_event(Message(cluster.security_warning, "warning"))
         use_gpu = cluster.gpus >= config.workers
