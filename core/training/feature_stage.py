@@ -88,15 +88,12 @@ class FeatureStage(RunCallback):
         return self.config.cached_features and initial_epoch < self.end_epoch
 
     def fit_data(self, model: Any, weights_path: str | None, train_stream, val_stream, placement,
-                 saver: Any, resume_from: Checkpoint | None) -> tuple | None:
+                 saver: Any) -> tuple | None:
         """(head, train data, val data) to fit until `end_epoch`; None when cancelled meanwhile.
-        `saver` (the run's CheckpointSaver) then writes head checkpoints; `resume_from`: a head
-        checkpoint to continue from."""
+        `saver` (the run's CheckpointSaver) then writes head checkpoints."""
         parts = head_features.split_model(model)
-        with placement.scope():  # the head's metrics and the optimizer's slots are the strategy's
+        with placement.scope():  # the head's metrics are the strategy's variables
             head_features.compile_head(parts, jit=self.config.jit)
-            if resume_from is not None:
-                self._restore_head(parts, saver.run_dir, resume_from)
         backbone = self._backbone(weights_path, parts.width)
         if backbone is None:
             self.emit(Message("The backbone has no weights file: its features are computed for this run "
@@ -148,8 +145,10 @@ class FeatureStage(RunCallback):
         self.head_checkpoint = bool(state.get("features_head_checkpoint"))
 
     @staticmethod
-    def _restore_head(parts: head_features.ModelParts, run_dir: str, checkpoint: Checkpoint) -> None:
-        """The head checkpoint's weights, optimizer state and dropout state, in the freshly built model."""
+    def restore_head(model: Any, run_dir: str, checkpoint: Checkpoint) -> None:
+        """Puts a head checkpoint's weights, optimizer state and dropout state into a freshly built
+        model (under the strategy's scope: the optimizer's slots are made here)."""
+        parts = head_features.split_model(model)
         saved = checkpoints.load_model(run_dir, checkpoint)
         parts.head.set_weights(saved.get_weights())
         optimizer = parts.joined.optimizer

@@ -296,17 +296,16 @@ class Run:
         model = self._model()
         if self.cancel.is_set():
             return  # stopped while the weights downloaded: the untrained model is not worth saving
-        self.model = model
         initial_epoch = self.history.epochs_done
         train_stream.set_epoch(initial_epoch)
         head_data = None
         if self.features.applies(initial_epoch):
             weights = (self.record.weights or {}).get("path")
-            head_checkpoint = self.resume_from if self.features.head_checkpoint else None
             head_data = self.features.fit_data(model, weights, train_stream, val_stream, self.placement,
-                                               self.saver, head_checkpoint)
+                                               self.saver)
             if head_data is None:
-                return  # stopped while the features were computed
+                return  # stopped while the features were computed: nothing new to save
+        self.model = model
         self._announce(train_stream, val_stream, initial_epoch)
         if head_data is not None:
             self._fit_epochs(*head_data, initial_epoch, self.features.end_epoch)
@@ -374,7 +373,10 @@ class Run:
         with self.placement.scope():
             if self.resume_from is not None and not self.features.head_checkpoint:
                 return checkpoints.load_model(self.run_dir, self.resume_from)
-            return self._new_model()
+            model = self._new_model()
+            if self.resume_from is not None:  # its checkpoint holds the head trained on features
+                self.features.restore_head(model, self.run_dir, self.resume_from)
+            return model
 
     def _new_model(self):
         keras = load_keras()
