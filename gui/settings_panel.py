@@ -393,6 +393,7 @@ class SettingsPanel(QGroupBox):
         self.weights_url.textChanged.connect(self.changed)
         self.model.currentIndexChanged.connect(self._enable_pretrained_settings)
         self.fine_tune_after.valueChanged.connect(self._enable_pretrained_settings)
+        self.placement.changed.connect(self.changed)  # once: it was connected again on every model change
         self.fast_training.toggled.connect(self.changed)
         self.feature_copies.valueChanged.connect(self.changed)
         self.fast_training.toggled.connect(self._enable_pretrained_settings)
@@ -409,7 +410,6 @@ class SettingsPanel(QGroupBox):
         fine_tuning = pretrained and self.fine_tune_after.value() > 0
         self.fine_tune_layers.setEnabled(fine_tuning)
         self.fine_tune_learning_rate.setEnabled(fine_tuning)
-        self.placement.changed.connect(self.changed)
         # Cached features need a frozen pretrained base; augmented copies need augmentation.
         self.fast_training.setEnabled(pretrained)
         fast = pretrained and self.fast_training.isChecked()
