@@ -304,3 +304,13 @@ def _checkpointed(run_dir: str, epochs: int = 2) -> bool:
         return files.read_json(os.path.join(run_dir, "checkpoint.json"))["epoch"] + 1 >= epochs
     except (OSError, ValueError, KeyError):
         return False
+
+
+def test_the_command_line_prints_the_features_progress():
+    from core.cli.main import ProgressPrinter
+
+    out = io.StringIO()
+    printer = ProgressPrinter(out)
+    printer(FeatureProgress(340, 2000, 98.4))
+    printer(FeatureProgress(2000, 2000, 97.6))
+    assert "Computing features: 2,000 of 2,000, 98 images/s" in out.getvalue()
