@@ -81,7 +81,8 @@ class FeatureStage(RunCallback):
         self.end_epoch = config.fine_tune_after or config.epochs  # the head trains on features until
         self.counts: dict[str, Any] | None = None
         self.weights_sha256: str | None = None  # of the weights file the run's backbone was built from
-        self.head_checkpoint = False  # the last checkpoint holds the head alone
+        self.head_checkpoint = False  # the checkpoint resumed from holds the head alone
+        self._training_head = False  # this session's checkpoints hold the head alone
         self._tables: list[FeatureTable] = []
 
     def applies(self, initial_epoch: int) -> bool:
@@ -121,7 +122,7 @@ class FeatureStage(RunCallback):
         if not complete:
             return None
         saver.joined = JoinedModelFiles(saver.run_dir, parts)
-        self.head_checkpoint = True
+        self._training_head = True
         self.emit(Message(f"Features of {self.counts['computed']} images computed and of "
                           f"{self.counts['reused']} reused from the disk cache in {seconds:.1f} s; the head "
                           f"trains on them until epoch {self.end_epoch}."))
@@ -134,11 +135,11 @@ class FeatureStage(RunCallback):
             saver.joined.write()
             saver.joined = None
             saver.trained_since_checkpoint = True  # the last checkpoint is a head: last.keras is saved anew
-        self.head_checkpoint = False
+        self._training_head = False
 
     def get_state(self) -> dict[str, Any]:
         return {"features_weights_sha256": self.weights_sha256,
-                "features_head_checkpoint": self.head_checkpoint}
+                "features_head_checkpoint": self._training_head}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.weights_sha256 = state.get("features_weights_sha256")
