@@ -376,6 +376,7 @@ class Run:
             model = self._new_model()
             if self.resume_from is not None:  # its checkpoint holds the head trained on features
                 self.features.restore_head(model, self.run_dir, self.resume_from)
+                self.saver.trained_since_checkpoint = True  # last.keras: the whole model, not that head
             return model
 
     def _new_model(self):
