@@ -19,13 +19,15 @@ Adding a concern: write a RunCallback (or use a Keras one) and add one line to `
 if it keeps state or reports, add it to `Run._stateful` too. Its state keys go into the
 checkpoint's `extra` and come back through `set_state` on resume. For example the TensorBoard
 writer (core.training.tensorboard.TensorBoardLog) is placed after HistoryRecorder and writes its
-rows; a fine-tune switch at epoch N is a
-RunCallback whose `on_epoch_begin` unfreezes the base; "only the chief writes" under a distribution
-strategy leaves CheckpointSaver and ReportProgress out of the list on the other workers.
+rows; "only the chief writes" under a distribution
+strategy leaves CheckpointSaver and ReportProgress out of the list on the other workers. The one
+concern that is not a Keras hook is the fine-tuning switch (FineTune): it recompiles the model
+between two `fit` calls, as Keras's recipe does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -287,19 +289,29 @@ class PlateauPolicy(RunCallback):
 
 
 class FineTune(RunCallback):
-    """The second half of Keras's transfer-learning recipe: at the start of epoch `fine_tune_after`,
-    the top `fine_tune_layers` layers of the pretrained backbone are unfrozen (BatchNormalization
-    stays frozen) and the model is compiled again with a fresh Adam at the fine-tuning learning rate.
+    """The second half of Keras's transfer-learning recipe: before epoch `fine_tune_after`, the top
+    `fine_tune_layers` layers of the pretrained backbone are unfrozen (BatchNormalization stays
+    frozen) and the model is compiled again with a fresh Adam at the fine-tuning learning rate, under
+    the run's distribution strategy (`within(scope)`) and with XLA when the run uses it.
 
-    The switch depends on the epoch alone, so a run resumed before it switches at the same epoch as an
-    uninterrupted one, and a run resumed after it loads a checkpoint that already holds the unfrozen
-    layers and the fine-tuning optimizer. State: `fine_tune` (None until the switch)."""
+    As in Keras's recipe the switch happens between two `fit` calls (`boundaries` says where the run
+    splits its epochs, `switch` is called before each part): a train function replaced in the middle
+    of a fit fails under MirroredStrategy. The switch depends on the epoch alone, so a run resumed
+    before it switches at the same epoch as an uninterrupted one, and a run resumed after it loads a
+    checkpoint that already holds the unfrozen layers and the fine-tuning optimizer. State:
+    `fine_tune` (None until the switch)."""
 
     def __init__(self, config: TrainingConfig, emit: Callable[[Event], None]):
         super().__init__()
         self.after, self.layers = config.fine_tune_after, config.fine_tune_layers
-        self.rate, self.emit = config.fine_tune_learning_rate, emit
+        self.rate, self.jit, self.emit = config.fine_tune_learning_rate, config.jit, emit
         self.started: dict[str, Any] | None = None  # {"from_epoch", "layers", "learning_rate"}
+        self.scope: Callable[[], Any] = contextlib.nullcontext
+
+    def within(self, scope: Callable[[], Any]) -> None:
+        """The scope the model was built in (a strategy's): the new optimizer's variables, and the
+        metrics compile makes, must be made in it too, mirrored on every replica and worker."""
+        self.scope = scope
 
     def get_state(self) -> dict[str, Any]:
         return {"fine_tune": self.started}
@@ -317,20 +329,24 @@ class FineTune(RunCallback):
         started = self.started
         return FineTuneStarted(started["from_epoch"], started["layers"], started["learning_rate"])
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def boundaries(self, start: int, epochs: int) -> list[int]:
+        """The epochs at which the `fit` calls from `start` end: one at the switch, if it is ahead."""
+        ahead = self.after and self.started is None and start < self.after < epochs
+        return [self.after, epochs] if ahead else [epochs]
+
+    def switch(self, model: Any, epoch: int) -> None:
+        """Unfreezes and recompiles `model` when fine-tuning is due at `epoch`; else does nothing."""
         if not self.after or self.started is not None or epoch < self.after:
             return
         from core.modeling.models import backbone_of, compile_model, unfreeze_top_layers
 
-        layers = unfreeze_top_layers(self.model, self.layers)
-        compile_model(self.model, self.rate)
-        # fit made its train function before the first epoch, for the frozen weights and the old
-        # optimizer; it calls model.train_function at every step, so a new one takes over from here.
-        self.model.optimizer.build(self.model.trainable_variables)
-        self.model.make_train_function(force=True)
+        with self.scope():
+            layers = unfreeze_top_layers(model, self.layers)
+            compile_model(model, self.rate, jit=self.jit)
+            model.optimizer.build(model.trainable_variables)
         self.started = {"from_epoch": epoch, "layers": layers, "learning_rate": self.rate}
         self.emit(Message(
-            f"Fine-tuning from epoch {epoch + 1}: the top {layers} layers of {backbone_of(self.model).name} "
+            f"Fine-tuning from epoch {epoch + 1}: the top {layers} layers of {backbone_of(model).name} "
             f"are unfrozen (BatchNormalization stays frozen), learning rate {self.rate:.3g}"
         ))
         self.emit(self.began())

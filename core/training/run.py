@@ -75,6 +75,7 @@ class Run:
             balanced_class_weights(train_files.counts()) if config.class_weights == "auto" else None
         )
         self.tensorboard: TensorBoardLog | None = None  # likewise
+        self.reported = False  # this session's report.json is written: the run folder is open
 
     def _callbacks(self, train_stream, val_stream) -> list:
         """Keras calls these in this order (core.training.callbacks says why the order matters; the
@@ -89,7 +90,6 @@ class Run:
         middle = [
             callbacks.StreamProgress(train_stream, val_stream, self.emit, self.cancel, self.skipped,
                                      train_images=len(self.train_files)),
-            self.fine_tune,  # switches in on_epoch_begin, before the epoch's first batch
             self.timer,
             self.history,
             *([self.tensorboard] if self.writes else []),  # reads the row HistoryRecorder just added
@@ -124,24 +124,27 @@ class Run:
         keras.utils.set_random_seed(self.config.seed)
         self.device = describe_compute_device()
         self.environment = describe_environment()
-        self._open_run_dir()
         status, message, details = "completed", "", ""
         streams = []
         try:
+            self._open_run_dir()
             self._open_streams(streams)
             self._fit(*streams)
             status, message = self._outcome()
         except Exception as exc:
-            if self.role.passes_on(exc):
-                raise  # not this run's failure (a lost Ray worker: Ray restarts the group)
+            if self.role.passes_on(exc) or not self.reported:
+                # Not this run's failure (a lost Ray worker: Ray restarts the group), or one before
+                # this session wrote anything: the caller hears it, and the run folder is as it was.
+                raise
             status, message, details = "failed", describe_failure(exc), traceback.format_exc()
             self.out_of_memory = is_out_of_memory(exc)
         finally:
             for stream in streams:
                 stream.close()
-            self.tensorboard.close()
+            if self.tensorboard is not None:
+                self.tensorboard.close()
         try:
-            if self.writes:
+            if self.writes and self.saver is not None:
                 self.saver.save_final_models(self.model)
         except Exception as exc:
             status, message = "failed", f"{message} The final model could not be saved: {exc}".strip()
@@ -156,6 +159,7 @@ class Run:
         from core.training.distribution.sync import DistributionReport
 
         self.placement = self.role.place(self.config, self.emit)
+        self.fine_tune.within(self.placement.scope)
         self.distribution = DistributionReport(self.placement, self.role.members, self.role.restarts)
 
     def _open_run_dir(self) -> None:
@@ -175,6 +179,7 @@ class Run:
         if self.writes:
             files.write_json(os.path.join(self.run_dir, run_folder.CONFIG_FILE), self.config.to_dict())
         self._write_report(self._result("running", ""))
+        self.reported = True  # from here on, a failure must leave a failed report, not "running"
         self.emit(Message(f"Run folder: {os.path.abspath(self.run_dir)}"))
         if self.class_weights:
             weights = ", ".join(f"{name} {weight:.3g}" for name, weight in self.class_weights.items())
@@ -297,7 +302,6 @@ class Run:
         if self.cancel.is_set():
             return  # stopped while the weights downloaded: the untrained model is not worth saving
         initial_epoch = self.history.epochs_done
-        train_stream.set_epoch(initial_epoch)
         head_data = None
         if self.features.applies(initial_epoch):
             weights = (self.record.weights or {}).get("path")
@@ -307,15 +311,18 @@ class Run:
                 return  # stopped while the features were computed: nothing new to save
         self.model = model
         self._announce(train_stream, val_stream, initial_epoch)
+        start = initial_epoch
         if head_data is not None:
-            self._fit_epochs(*head_data, initial_epoch, self.features.end_epoch)
-            initial_epoch = self.history.epochs_done
-            if initial_epoch >= self.config.epochs or self.cancel.is_set() or self.policy.stopped_early \
-                    or self.saver.failure:
+            head, train_features, val_features = head_data
+            if not self._fit_part(head, train_features, val_features, start, self.features.end_epoch):
                 return  # the final save writes the joined model's files
             self.features.end(self.saver)
-        train_stream.set_epoch(initial_epoch)
-        self._fit_epochs(model, train_stream, val_stream, initial_epoch, self.config.epochs)
+            start = self.features.end_epoch
+        for end in self.fine_tune.boundaries(start, self.config.epochs):
+            self.fine_tune.switch(model, start)
+            if not self._fit_part(model, train_stream, val_stream, start, end):
+                return
+            start = end
 
     def _announce(self, train_stream, val_stream, initial_epoch: int) -> None:
         distribution = self.distribution.describe(self.config.batch_size, len(train_stream),
@@ -339,29 +346,36 @@ class Run:
             )
         )
 
-    def _fit_epochs(self, model, train_stream, val_stream, initial_epoch: int, end_epoch: int) -> None:
-        """Fits `model` (the model, or the head on features) from `initial_epoch` up to `end_epoch`."""
+    def _fit_part(self, model, train_stream, val_stream, start: int, end: int) -> bool:
+        """Fits `model` (the model, or its head on features) from epoch `start` up to `end`; False when
+        the run goes no further: stopped, stopped early, or a checkpoint failed."""
         train_data, val_data = train_stream, val_stream
+        class_weight = self._class_weight_by_index()
         if self.placement.multi_worker:
             from core.training.distribution.inputs import distributed_dataset
 
             size, strategy = self.config.image_size, self.placement.strategy
-            train_data = distributed_dataset(train_stream, strategy, size)
+            weights = None if class_weight is None else [class_weight[i] for i in range(len(class_weight))]
+            train_data = distributed_dataset(train_stream, strategy, size, class_weights=weights)
             val_data = distributed_dataset(val_stream, strategy, size)
+            class_weight = None  # in the training data itself, as sample weights
+        train_stream.set_epoch(start)
         model.fit(
             train_data,
             validation_data=val_data,
-            initial_epoch=initial_epoch,
-            epochs=end_epoch,
-            # The stream shuffles images itself, seeded by epoch. Keras would also shuffle the batch
-            # order with Python's global random state, which a resumed process cannot reproduce.
+            initial_epoch=start,
+            epochs=end,
+            # The stream shuffles images itself, seeded by epoch. Keras would also shuffle the
+            # batch order with Python's global random state, which a resumed process cannot redo.
             shuffle=False,
             steps_per_epoch=len(train_stream),
             validation_steps=len(val_stream),
             callbacks=self._callbacks(train_stream, val_stream),
-            class_weight=self._class_weight_by_index(),
+            class_weight=class_weight,
             verbose=0,
         )
+        return not (self.cancel.is_set() or model.stop_training or self.history.epochs_done < end
+                    or end >= self.config.epochs)
 
     def _class_weight_by_index(self) -> dict[int, float] | None:
         if not self.class_weights:

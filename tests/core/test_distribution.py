@@ -229,3 +229,47 @@ def test_ray_is_imported_only_after_the_local_cluster_set_its_token(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "ray imported: False" in out.stdout
+
+
+TENSORFLOW_LOADED_BEFORE_RAY_TRAIN = """
+import contextlib, sys
+from core import tf_runtime
+from core.config import TrainingConfig
+from core.data.dataset import load_split
+from core.training.distribution import ray_launcher
+
+heard = []
+tf_runtime.add_listener(lambda state: heard.append([state, "tensorflow" in sys.modules]))
+
+class Started(Exception):
+    pass
+
+@contextlib.contextmanager
+def a_cluster(config):
+    yield ray_launcher.Cluster("127.0.0.1:1", True, 2.0, 0.0, True)
+
+def start_channel(workers):
+    raise Started()
+
+ray_launcher.cluster_for, ray_launcher._start_channel = a_cluster, start_channel
+config = TrainingConfig(workers=2, allow_open_ports=True, out_dir=sys.argv[1]).validate()
+train_files, val_files = load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
+try:
+    ray_launcher.train_on_ray(config, train_files, val_files, lambda event: None, None)
+except Started:
+    pass
+print(json.dumps({"heard": heard, "ray_train_tensorflow": "ray.train.tensorflow" in sys.modules}))
+""".replace("import contextlib, sys", "import contextlib, json, sys")
+
+
+@pytest.mark.skipif(not ray_launcher.ray_installed(), reason="requirements-cluster.txt installs Ray")
+def test_ray_trains_tensorflow_module_finds_tensorflow_loaded_under_the_runtimes_lock(tmp_path):
+    """`ray.train.tensorflow` imports TensorFlow: the launcher loads it through core.tf_runtime first,
+    so TensorFlow is never imported outside that lock (a fresh process, as the CLI is)."""
+    out = subprocess.run(
+        [sys.executable, "-c", TENSORFLOW_LOADED_BEFORE_RAY_TRAIN, str(tmp_path)],
+        capture_output=True, text=True, timeout=180, cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    outcome = json.loads(out.stdout.strip().splitlines()[-1])
+    assert outcome == {"heard": [["loading", False], ["loaded", True]], "ray_train_tensorflow": True}

@@ -6,22 +6,28 @@ and the run happens once (the `killed_run` fixture); each test then checks one t
 """
 
 import csv
+import json
 import os
 import signal
 import socket
 import sys
 import threading
+import zipfile
 
 import keras
 import pytest
+from conftest import make_class_folders
 from listening import descendants, is_loopback, listeners
+from stand_in_backbone import stand_in_backbone
 
 from core import files
 from core.config import TrainingConfig
 from core.data.dataset import load_split
-from core.events import EpochEnd, Message, RunFinished, RunStarted, WorkerProgress
+from core.errors import ConfigError
+from core.events import EpochEnd, FineTuneStarted, Message, RunFinished, RunStarted, WorkerProgress
 from core.runs import run_folder
 from core.training.distribution import ray_launcher
+from core.training.driver import resume
 
 # The run (cluster start, two workers importing TensorFlow, a restart) is set up by the first test
 # that uses it, whose time limit covers it: minutes when other work shares the two cores.
@@ -188,3 +194,71 @@ def test_the_run_folder_holds_only_what_the_chief_wrote(killed_run):
     path = os.path.join(result.run_dir, "model.keras")
     model = keras.models.load_model(path, safe_mode=True, compile=False)
     assert model.output_shape == (None, 3)
+
+
+def use_the_stand_in_backbone():
+    """Runs in every worker before it trains: a small backbone in place of MobileNetV2's."""
+    from core.modeling import models
+
+    models.build_backbone = stand_in_backbone
+
+
+@pytest.fixture(scope="module")
+def fine_tuned_on_workers(ray_cluster, tmp_path_factory):
+    """Two workers, --class-weights auto, fine-tuning from epoch 2: stopped once the switch was
+    announced (so within epoch 2), then resumed."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.cloudpickle.register_pickle_by_value(sys.modules[stand_in_backbone.__module__])
+    root = tmp_path_factory.mktemp("uneven")
+    train_dir = make_class_folders(str(root / "train"), {"blue": 6, "red": 2}, size=32)
+    val_dir = make_class_folders(str(root / "val"), {"blue": 2, "red": 2}, size=32)
+    config = TrainingConfig(
+        train_dir=train_dir, val_dir=val_dir, model="mobilenetv2", image_size=32, epochs=3, batch_size=4,
+        fine_tune_after=1, fine_tune_layers=4, fine_tune_learning_rate=1e-3, class_weights="auto",
+        workers=2, allow_open_ports=True, max_restarts=0, out_dir=str(root / "runs"),
+    ).validate()
+    train_files, val_files = load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
+    cancel, events = threading.Event(), []
+
+    def stop_once_fine_tuning_began(event):
+        events.append(event)
+        if isinstance(event, FineTuneStarted):
+            cancel.set()
+
+    first = ray_launcher.train_on_ray(config, train_files, val_files, stop_once_fine_tuning_began, cancel,
+                                      worker_setup=use_the_stand_in_backbone)
+    assert first.epochs_completed, f"{first.status}: {first.message}"  # else there is nothing to resume
+    resumed_events = []
+    done = resume(first.run_dir, resumed_events.append)
+    return first, events, done, resumed_events
+
+
+def test_class_weights_and_fine_tuning_work_on_workers_and_resume(fine_tuned_on_workers):
+    first, events, done, resumed_events = fine_tuned_on_workers
+    # The stop reaches the workers within epoch 2, or (on a quick machine) at the end of it.
+    assert first.status == "cancelled" and first.epochs_completed in (1, 2), first.message
+    assert [e.epoch for e in events if isinstance(e, FineTuneStarted)] == [1]
+    assert (done.status, done.epochs_completed) == ("completed", 3), done.message
+    switched_again = [1] if first.epochs_completed == 1 else []  # else the checkpoint holds the switch
+    assert [e.epoch for e in resumed_events if isinstance(e, FineTuneStarted)] == switched_again
+    report = files.read_json(os.path.join(done.run_dir, run_folder.REPORT_FILE))
+    assert report["class_weights"] == {"blue": pytest.approx(4 / 6, abs=1e-4), "red": pytest.approx(2.0)}
+    assert report["fine_tune"] == {"from_epoch": 1, "layers": 4, "learning_rate": 1e-3}
+    assert report["distribution"]["workers"] == 2
+    with zipfile.ZipFile(os.path.join(done.run_dir, run_folder.LAST_MODEL_FILE)) as archive:
+        compiled = json.loads(archive.read("config.json"))["compile_config"]
+    assert compiled["optimizer"]["config"]["learning_rate"] == pytest.approx(1e-3)
+
+
+def test_jit_on_workers_without_a_gpu_each_is_refused_before_they_start(ray_cluster, tiny_dataset, tmp_path):
+    """XLA cannot compile TensorFlow's collective ops on CPUs ("Collectives are not yet implemented
+    for CPU devices when compiling with XLA"): said up front, not after the workers imported TF."""
+    train_dir, val_dir = tiny_dataset
+    config = TrainingConfig(train_dir=train_dir, val_dir=val_dir, image_size=16, batch_size=4, jit=True,
+                            workers=2, allow_open_ports=True, out_dir=str(tmp_path / "runs")).validate()
+    train_files, val_files = load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
+    with pytest.raises(ConfigError, match="Train without --jit"):
+        ray_launcher.train_on_ray(config, train_files, val_files, lambda event: None, threading.Event())
+    assert not (tmp_path / "runs").exists()

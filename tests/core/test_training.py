@@ -45,6 +45,23 @@ def run(config, cancel=None, on_event=None):
     return result, events
 
 
+def test_a_run_folder_that_cannot_be_opened_ends_with_a_failed_report(config, monkeypatch):
+    """Once report.json says "running", no failure may leave it so: the Runs tab would show the run
+    as training for as long as this process lives."""
+    from core.data.fingerprint import DatasetSnapshot
+    from core.runs.run_info import read_run_info
+
+    def unreadable(*args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(DatasetSnapshot, "take", unreadable)  # fingerprinting runs once the report exists
+    result, events = run(config)
+    assert result.status == "failed" and "Input/output error" in result.message
+    assert isinstance(events[-1], RunFailed) and events[-1].result == result
+    assert files.read_json(os.path.join(result.run_dir, "report.json"))["status"] == "failed"
+    assert read_run_info(result.run_dir).status == "failed"
+
+
 def test_a_run_writes_a_complete_run_folder(config):
     result, _events = run(config)
     assert result.status == "completed" and result.epochs_completed == 2

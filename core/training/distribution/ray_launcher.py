@@ -42,6 +42,7 @@ from core.data.dataset import FileSet
 from core.errors import ConfigError
 from core.events import Event, Message, RunFailed, RunFinished, RunResult
 from core.runs import run_folder
+from core.tf_runtime import load_tensorflow
 
 RAY_INSTALL = ".venv/bin/pip install -r requirements-cluster.txt"
 POLL_SECONDS = 0.2
@@ -252,7 +253,9 @@ def train_on_ray(
     with cluster_for(config) as cluster:
         # Only now: Ray's C++ side reads RAY_AUTH_MODE once, at its first import, and a local
         # cluster sets it when it starts. Imported earlier, the driver's client would send no token
-        # to its own token-protected cluster.
+        # to its own token-protected cluster. Ray Train's TensorFlow module imports TensorFlow:
+        # loaded first under core.tf_runtime's lock, so no other thread imports it at the same time.
+        load_tensorflow()
         from ray.train import FailureConfig, RunConfig, ScalingConfig
         from ray.train.tensorflow import TensorflowTrainer
 
@@ -264,6 +267,12 @@ def train_on_ray(
         if 0 < cluster.gpus < config.workers:
             on_event(Message(f"{config.workers} workers, {cluster.gpus:g} GPUs: the workers train on CPUs.",
                              "warning"))
+        if config.jit and not use_gpu:
+            raise ConfigError(
+                "--jit with Ray workers needs a GPU for every worker: XLA cannot compile TensorFlow's "
+                f"collective ops on CPUs, and this cluster has {cluster.gpus:g} GPUs for "
+                f"{config.workers} workers. Train without --jit."
+            )
         resources = {"CPU": min(1.0, cluster.cpus / config.workers), **({"GPU": 1} if use_gpu else {})}
         channel = _start_channel(config.workers)
         if run_dir:

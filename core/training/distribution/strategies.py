@@ -18,6 +18,12 @@ from core.config import TrainingConfig, parse_gpus
 from core.errors import ConfigError
 from core.tf_runtime import load_tensorflow
 
+# One MirroredStrategy per set of devices for the whole process. Each new strategy numbers its
+# collective ops from the same start, and TensorFlow remembers an op by that number: a second run in
+# the same process (a resume, the window's next run) whose gradients have other shapes then fails
+# with "Shape mismatch in the collective instance". One strategy keeps counting instead.
+_mirrored: dict[tuple[str, ...], Any] = {}
+
 
 @dataclass
 class Placement:
@@ -95,12 +101,18 @@ def local_placement(config: TrainingConfig) -> tuple[Placement, str]:
                 "Choose others, or 'all'."
             )
         chosen = [available[index] for index in choice]
-    if len(chosen) == 1:
-        strategy = tf.distribute.OneDeviceStrategy(chosen[0])
-    else:
-        strategy = tf.distribute.MirroredStrategy(devices=chosen)
+    one = len(chosen) == 1
+    strategy = tf.distribute.OneDeviceStrategy(chosen[0]) if one else _mirrored_strategy(chosen)
     placement = Placement(strategy, type(strategy).__name__, chosen)
     return placement, f"Training on {', '.join(chosen)} ({placement.name})"
+
+
+def _mirrored_strategy(devices: list[str]) -> Any:
+    """This process's MirroredStrategy over `devices` (see _mirrored)."""
+    key = tuple(devices)
+    if key not in _mirrored:
+        _mirrored[key] = load_tensorflow().distribute.MirroredStrategy(devices=devices)
+    return _mirrored[key]
 
 
 def worker_placement(rank: int, workers: int) -> Placement:
