@@ -131,6 +131,11 @@ def _extract_into(extractor, augmenter, images: np.ndarray, indices: np.ndarray,
     pixels = images.astype(np.float32)
     if augmenter is not None:
         pixels = keras.ops.convert_to_numpy(augmenter(pixels, training=True))
-    vectors = np.asarray(extractor.predict_on_batch(pixels), dtype=np.float32)
+    if extractor.distribute_strategy.num_replicas_in_sync > 1:
+        # Split over the replicas (every GPU of --gpus); predict_on_batch would pad an uneven batch.
+        vectors = extractor.predict(pixels, batch_size=len(pixels), verbose=0)
+    else:
+        vectors = extractor.predict_on_batch(pixels)
+    vectors = np.asarray(vectors, dtype=np.float32)
     for index, vector in zip(indices, vectors, strict=True):
         table.put(int(index), vector)

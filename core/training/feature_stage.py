@@ -92,9 +92,10 @@ class FeatureStage(RunCallback):
                  saver: Any) -> tuple | None:
         """(head, train data, val data) to fit until `end_epoch`; None when cancelled meanwhile.
         `saver` (the run's CheckpointSaver) then writes head checkpoints."""
-        parts = head_features.split_model(model)
-        with placement.scope():  # the head's metrics are the strategy's variables
+        with placement.scope():  # the head fits under the strategy: made, compiled and built in it
+            parts = head_features.split_model(model)
             head_features.compile_head(parts, jit=self.config.jit)
+            parts.joined.optimizer.build(parts.head.trainable_variables)
         backbone = self._backbone(weights_path, parts.width)
         if backbone is None:
             self.emit(Message("The backbone has no weights file: its features are computed for this run "
