@@ -26,6 +26,10 @@ DEFAULT_CACHE_DISK_MB = 4096
 # "auto": weight each class's loss by n_images / (n_classes * n_class), so that a small class counts
 # as much as a large one (core.data.dataset.balanced_class_weights).
 CLASS_WEIGHT_MODES = ("none", "auto")
+# How a pretrained backbone with a frozen base trains: "cached" computes each image's backbone
+# features once (kept in the disk cache between runs) and trains the head on them; "none" runs every
+# image through the whole model in every epoch; "auto" (the default) is "cached" wherever it can be.
+FEATURE_MODES = ("auto", "cached", "none")
 # TensorFlow's collective server (one per worker of a MultiWorkerMirroredStrategy run) binds every
 # network interface, hard-coded in its grpc_server_lib.cc, and runs the graphs it is sent without
 # authentication. Said before such a run starts, by the CLI, the window and the engine's log.
@@ -53,6 +57,7 @@ LIMITS = {
     "fine_tune_learning_rate": (1e-7, 1.0),
     "workers": (1, 256),
     "max_restarts": (0, 100),
+    "feature_copies": (0, 100),
 }
 
 
@@ -111,6 +116,10 @@ class TrainingConfig:
     workers: int = 1
     cluster: str = ""
     max_restarts: int = 3
+    # Training the head on cached backbone features (FEATURE_MODES), and how many augmented copies of
+    # each training image are kept as features (each epoch takes one of them; 0: the plain image).
+    features: str = "auto"
+    feature_copies: int = 0
     # Workers on this computer only with this consent (OPEN_PORTS_WARNING); not needed for `cluster`.
     allow_open_ports: bool = False
     # Speed switches: mixed precision and XLA compilation.
@@ -132,6 +141,7 @@ class TrainingConfig:
                 f"image_size is {self.image_size}."
             )
         self._validate_fine_tuning()
+        self._validate_features()
         url = self.weights_url.strip()
         if url and not url.lower().startswith(WEIGHTS_URL_SCHEMES):
             raise ConfigError(
@@ -185,6 +195,30 @@ class TrainingConfig:
                 f"epochs: train more epochs, or start fine-tuning earlier."
             )
 
+    def _validate_features(self) -> None:
+        if self.features not in FEATURE_MODES:
+            raise ConfigError(f"features must be one of {', '.join(FEATURE_MODES)}, not {self.features!r}.")
+        if self.features == "cached" and self.model not in PRETRAINED_MODELS:
+            raise ConfigError(
+                f"Cached features are a pretrained backbone's ({' or '.join(PRETRAINED_MODELS)}); "
+                f"{self.model} trains end to end: choose features 'none' or 'auto'."
+            )
+        if self.features == "cached" and self.distributed:
+            raise ConfigError(
+                "Cached features are computed in this process, not on Ray workers: train with features "
+                "'none' (--features none) on workers, or with one worker."
+            )
+        if self.feature_copies and self.features != "none" and not self.augmentation.any:
+            raise ConfigError(
+                f"{self.feature_copies} feature copies would be augmented copies, but augmentation is "
+                "off: turn augmentation on (--augment), or keep no copies (0)."
+            )
+
+    @property
+    def cached_features(self) -> bool:
+        """The run trains its head on cached backbone features (core.training.feature_stage)."""
+        return self.features != "none" and self.model in PRETRAINED_MODELS and not self.distributed
+
     @property
     def distributed(self) -> bool:
         """Trains in Ray worker processes rather than in this one."""
@@ -206,6 +240,8 @@ class TrainingConfig:
         if unknown:
             raise ConfigError(f"Unknown settings in the configuration: {', '.join(unknown)}.")
         values = dict(data)
+        # Settings saved before cached features existed belong to runs trained end to end.
+        values.setdefault("features", "none")
         if isinstance(values.get("augmentation"), dict):
             values["augmentation"] = Augmentation(**values["augmentation"])
         return cls(**values)

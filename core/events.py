@@ -83,6 +83,19 @@ class DownloadProgress:
 
 
 @dataclass(frozen=True)
+class FeatureProgress:
+    """The backbone's features of `done` of `total` images are computed (core.modeling.features); the
+    images of a run whose features were kept from an earlier run are not counted."""
+
+    done: int
+    total: int
+    images_per_second: float
+
+    def describe(self) -> str:
+        return f"Computing features: {self.done:,} of {self.total:,}, {self.images_per_second:.0f} images/s"
+
+
+@dataclass(frozen=True)
 class WorkerProgress:
     """How far one worker of a distributed run is (rank 0 is the chief, which also sends BatchEnd)."""
 
@@ -137,7 +150,7 @@ class CheckProgress:
 
 
 Event = (
-    Message | DownloadProgress | RunStarted | BatchEnd | WorkerProgress | EpochEnd | FineTuneStarted
-    | RunFinished | RunFailed
+    Message | DownloadProgress | FeatureProgress | RunStarted | BatchEnd | WorkerProgress | EpochEnd
+    | FineTuneStarted | RunFinished | RunFailed
 )
 CheckEvent = Message | CheckProgress

@@ -55,6 +55,15 @@ class RunStatus(QWidget):
             self.speed_label.setText(format_size(received))
         self.progress.show()
 
+    def show_features(self, done: int, total: int, images_per_second: float) -> None:
+        """The backbone's features of `done` of `total` images are computed."""
+        self.epoch_label.setText("Computing features")
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{done:,} of {total:,} images")
+        self.speed_label.setText(f"{images_per_second:.0f} images/s")
+        self.progress.show()
+
     def show_epoch(self, epoch: int, epochs: int, steps: int) -> None:
         self.epoch_label.setText(f"Epoch {epoch + 1} of {epochs}")
         self.progress.setFormat("batch %v of %m")

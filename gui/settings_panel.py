@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -31,6 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.config import LIMITS, MODEL_NAMES, PRETRAINED_MODELS, Augmentation, TrainingConfig
+from core.data.feature_cache import rough_feature_seconds
+from core.formatting import format_duration
 from gui.placement_panel import PlacementPanel
 
 MODEL_HINTS = {
@@ -93,6 +96,10 @@ def _one_two_five_grid(low: float, high: float) -> list[float]:
             if low <= value <= high:
                 values.append(value)
     return values
+
+
+def _rough(seconds: float) -> str:
+    return f"{max(seconds, 1):.0f} s" if seconds < 90 else format_duration(seconds)
 
 
 def _int_spin(name: str, suffix: str = "", step: int = 1) -> QSpinBox:
@@ -169,6 +176,15 @@ class SettingsPanel(QGroupBox):
         self.fine_tune_layers.setPrefix("top ")
         self.fine_tune_learning_rate = ScientificSpinBox(*LIMITS["fine_tune_learning_rate"])
         self.balance_classes = QCheckBox("Balance classes")
+        self.fast_training = QCheckBox("Fast training (cached features)")
+        self.fast_training.setChecked(True)
+        self.feature_copies = _int_spin("feature_copies")
+        self.feature_copies.setPrefix("augmented copies: ")
+        self.feature_copies.setSpecialValueText("no augmented copies")
+        self.feature_cost = QLabel()
+        self.feature_cost.setObjectName("hint")
+        self.feature_cost.setWordWrap(True)
+        self._image_count = 0
         self.cache = QCheckBox("Keep decoded images")
         self.cache_memory_mb = QSpinBox()
         self.cache_memory_mb.setRange(0, CACHE_MEMORY_MAX_MB)
@@ -214,6 +230,11 @@ class SettingsPanel(QGroupBox):
         form.addRow("Image size", self.image_size)
         form.addRow("Learning rate", self.learning_rate)
         form.addRow("Augmentation", self._augmentation_row())
+        fast_row = QHBoxLayout()
+        fast_row.addWidget(self.fast_training)
+        fast_row.addWidget(self.feature_copies)
+        form.addRow("Speed", fast_row)
+        form.addRow("", self.feature_cost)
         form.addRow("Early stopping", self.early_stopping_patience)
         self.advanced_toggle.setObjectName("advancedToggle")
         self.advanced_toggle.setCheckable(True)
@@ -372,6 +393,14 @@ class SettingsPanel(QGroupBox):
         self.weights_url.textChanged.connect(self.changed)
         self.model.currentIndexChanged.connect(self._enable_pretrained_settings)
         self.fine_tune_after.valueChanged.connect(self._enable_pretrained_settings)
+        self.placement.changed.connect(self.changed)  # once: it was connected again on every model change
+        self.fast_training.toggled.connect(self.changed)
+        self.feature_copies.valueChanged.connect(self.changed)
+        self.fast_training.toggled.connect(self._enable_pretrained_settings)
+        self.image_size.valueChanged.connect(self._describe_feature_cost)
+        self.feature_copies.valueChanged.connect(self._describe_feature_cost)
+        for box in self.augment.values():
+            box.toggled.connect(self._enable_pretrained_settings)
 
     def _enable_pretrained_settings(self) -> None:
         pretrained = self.model.currentData() in PRETRAINED_MODELS
@@ -381,7 +410,33 @@ class SettingsPanel(QGroupBox):
         fine_tuning = pretrained and self.fine_tune_after.value() > 0
         self.fine_tune_layers.setEnabled(fine_tuning)
         self.fine_tune_learning_rate.setEnabled(fine_tuning)
-        self.placement.changed.connect(self.changed)
+        # Cached features need a frozen pretrained base; augmented copies need augmentation.
+        self.fast_training.setEnabled(pretrained)
+        fast = pretrained and self.fast_training.isChecked()
+        self.feature_copies.setEnabled(fast and any(box.isChecked() for box in self.augment.values()))
+        self._describe_feature_cost()
+
+    def set_image_count(self, count: int) -> None:
+        """The training images the next run reads, for the estimate of the features' one-time cost."""
+        self._image_count = count
+        self._describe_feature_cost()
+
+    def _describe_feature_cost(self) -> None:
+        model = self.model.currentData()
+        fast = model in PRETRAINED_MODELS and self.fast_training.isChecked()
+        self.feature_cost.setVisible(fast)
+        if not fast:
+            return
+        # Training images are seen through their copies (or plainly without), so: one pass per view.
+        views = max(1, self.feature_copies.value() if self.feature_copies.isEnabled() else 0)
+        size = self.image_size.value()
+        per_hundred = rough_feature_seconds(model, size, 100) * views
+        text = (f"The backbone runs once per image (about {_rough(per_hundred)} per 100 images at "
+                f"{size} px on a laptop CPU"
+                + (f": about {_rough(per_hundred * self._image_count / 100)} for these "
+                   f"{self._image_count:,}" if self._image_count else "")
+                + "); then only the head trains, and later runs on the same images reuse the features.")
+        self.feature_cost.setText(text)
 
     def _browse_out_dir(self) -> None:
         folder = self.choose_folder("Output folder for runs", self.out_dir.text() or ".")
@@ -420,6 +475,8 @@ class SettingsPanel(QGroupBox):
         self.fine_tune_after.setValue(config.fine_tune_after)
         self.fine_tune_layers.setValue(config.fine_tune_layers)
         self.fine_tune_learning_rate.setValue(config.fine_tune_learning_rate)
+        self.fast_training.setChecked(config.features != "none")
+        self.feature_copies.setValue(config.feature_copies)
         self._enable_pretrained_settings()
         self.placement.set_config(config)
 
@@ -449,4 +506,7 @@ class SettingsPanel(QGroupBox):
             fine_tune_layers=self.fine_tune_layers.value(),
             fine_tune_learning_rate=float(self.fine_tune_learning_rate.value()),
             class_weights="auto" if self.balance_classes.isChecked() else "none",
+            # "auto": cached wherever the run can (not on Ray workers); for small-cnn it does nothing.
+            features="auto" if self.fast_training.isChecked() or not pretrained else "none",
+            feature_copies=self.feature_copies.value() if self.feature_copies.isEnabled() else 0,
         )

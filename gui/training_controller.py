@@ -26,8 +26,8 @@ from core.runs.run_info import RunInfo, half_batch_size, read_run_info
 from gui.worker import ResumeWorker, TrainingWorker, start_worker
 
 # The worker's signals that the controller passes on unchanged (after its own bookkeeping).
-RELAYED = ("message", "download_progress", "fine_tune_started", "worker_progress", "epoch_end",
-           "start_failed")
+RELAYED = ("message", "download_progress", "feature_progress", "fine_tune_started", "worker_progress",
+           "epoch_end", "start_failed")
 
 
 def default_train_fn(config, on_event, cancel, like=None):
@@ -97,6 +97,7 @@ class ResumeRefused(Exception):
 class TrainingController(QObject):
     message = Signal(str, str)
     download_progress = Signal(object)
+    feature_progress = Signal(object)  # FeatureProgress
     fine_tune_started = Signal(object)
     worker_progress = Signal(object)
     epoch_end = Signal(object)

@@ -22,6 +22,7 @@ from core.events import (
     BatchEnd,
     DownloadProgress,
     EpochEnd,
+    FeatureProgress,
     FineTuneStarted,
     RunResult,
     RunStarted,
@@ -156,6 +157,7 @@ class TrainingPage(QWidget):
         run = self.controller
         run.message.connect(self.log.log)
         run.download_progress.connect(self._on_download_progress)
+        run.feature_progress.connect(self._on_feature_progress)
         run.fine_tune_started.connect(self._on_fine_tune_started)
         run.run_started.connect(self._on_run_started)
         run.batches_end.connect(self._on_batches_end)
@@ -203,6 +205,7 @@ class TrainingPage(QWidget):
         """Prepares the images the next run would read: the training folder once it is scanned, and
         the validation folder once it is ready too."""
         train = self.data.reports.get(TRAIN)
+        self.settings.set_image_count(train.total if train is not None and not train.error else 0)
         if self.is_running or train is None or train.error:
             self.warm_up.request(None)
             return
@@ -344,6 +347,14 @@ class TrainingPage(QWidget):
             self.log.log(f"Downloading {event.file_name} ({size}) from {event.url}…")
             self.status_message.emit("Downloading pretrained weights… (Stop cancels)")
         self.run_status.show_download(event.received_bytes, event.total_bytes)
+
+    def _on_feature_progress(self, event: FeatureProgress) -> None:
+        self.run_status.show_features(event.done, event.total, event.images_per_second)
+        if event.done == event.total:
+            self.log.log(event.describe())
+            self.run_status.preparing()
+        else:
+            self.status_message.emit(f"{event.describe()} (once: later runs reuse them; Stop cancels)")
 
     def _on_run_started(self, event: RunStarted) -> None:
         self.run_folder_opened.emit(event.run_dir)

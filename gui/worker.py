@@ -28,6 +28,7 @@ from core.events import (
     BatchEnd,
     DownloadProgress,
     EpochEnd,
+    FeatureProgress,
     FineTuneStarted,
     Message,
     RunFailed,
@@ -259,6 +260,7 @@ class TrainingWorker(QObject):
 
     message = Signal(str, str)  # text, level
     download_progress = Signal(object)  # DownloadProgress of pretrained weights
+    feature_progress = Signal(object)  # FeatureProgress: backbone features being computed
     run_started = Signal(object)  # RunStarted
     batches_end = Signal(object)  # tuple[BatchEnd, ...]: every batch since the last, in order
     worker_progress = Signal(object)  # WorkerProgress: one Ray worker's place in the epoch
@@ -322,6 +324,8 @@ class TrainingWorker(QObject):
             self.message.emit(event.text, event.level)
         elif isinstance(event, DownloadProgress):
             self.download_progress.emit(event)
+        elif isinstance(event, FeatureProgress):
+            self.feature_progress.emit(event)
         elif isinstance(event, FineTuneStarted):
             self.fine_tune_started.emit(event)
         elif isinstance(event, RunStarted):

@@ -41,7 +41,11 @@ def print_info(cache: DiskCache, out: TextIO) -> int:
     for store in stores:
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(store.last_used)) if store.last_used else "?"
         busy = ", in use" if store.in_use else ""
-        out.write(f"  {store.root}  {store.image_size} px {store.resize_mode}: {store.entries} images, "
+        kind = "images"
+        if store.layout is not None:  # a backbone's features (core.data.feature_cache)
+            variant = store.layout.variant
+            kind = f"{variant.get('backbone', '?')} features ({variant.get('view', '?')}) of images"
+        out.write(f"  {store.root}  {store.image_size} px {store.resize_mode}: {store.entries} {kind}, "
                   f"{_megabytes(store.size_bytes)}, last used {used}{busy}\n")
     return EXIT_OK
 

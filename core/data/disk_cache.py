@@ -4,6 +4,7 @@ Layout of the cache folder (core.paths.decoded_cache_dir()):
 
     lock                     held for a moment while a store is opened, or stores are evicted or cleared
     <store>/meta.json        what the store holds: one dataset folder at one image size and resize mode
+                             (and, for a store of other items than decoded images, their Layout)
     <store>/used             its modification time is when the store was last used (LRU eviction)
     <store>/leases/<name>    one file per process using the store, locked while it does
     <store>/<segment>.pix    decoded images, one fixed-size slot each, written by one process
@@ -22,6 +23,11 @@ Why this shape:
   before it was decoded. The change time catches a file replaced by a copy that kept the old
   modification time. Files modified in the last few seconds are not kept: a second change within the
   file system's time resolution would not change their stamp.
+
+The same stores hold other fixed-size items computed from an image, keyed the same way: a `Layout`
+(the item's shape and dtype, and what else identifies them) turns a store of decoded pixels into one
+of, say, a backbone's feature vectors (core.data.feature_cache). They share the folder, the locks and
+the budget with the decoded images, and are evicted with them.
 """
 
 from __future__ import annotations
@@ -68,9 +74,37 @@ def file_stamp(path: str) -> Stamp | None:
     return status.st_size, status.st_mtime_ns, status.st_ctime_ns
 
 
-def store_name(root: str, image_size: int, resize_mode: str) -> str:
-    key = json.dumps([FORMAT_VERSION, os.path.realpath(root), image_size, resize_mode])
+@dataclass(frozen=True)
+class Layout:
+    """What one slot of a store holds when it is not a decoded image: an array of `shape` and `dtype`,
+    computed as `variant` (plain JSON: which backbone, weights, preprocessing...) says."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    variant: dict
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
+
+    def to_dict(self) -> dict:
+        return {"shape": list(self.shape), "dtype": self.dtype, "variant": self.variant}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Layout:
+        return cls(tuple(int(n) for n in data["shape"]), str(data["dtype"]), dict(data["variant"]))
+
+
+def store_name(root: str, image_size: int, resize_mode: str, layout: Layout | None = None) -> str:
+    parts = [FORMAT_VERSION, os.path.realpath(root), image_size, resize_mode]
+    if layout is not None:  # decoded images keep the names they had before layouts existed
+        parts.append(layout.to_dict())
+    key = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def _slot_bytes(image_size: int, layout: Layout | None) -> int:
+    return image_size * image_size * 3 if layout is None else layout.nbytes
 
 
 @dataclass
@@ -101,6 +135,7 @@ class StoreInfo:
     size_bytes: int
     last_used: float
     in_use: bool
+    layout: Layout | None = None  # None: decoded images
 
 
 @dataclass(frozen=True)
@@ -123,10 +158,10 @@ class DiskCache:
         self.folder = os.path.abspath(folder or decoded_cache_dir())
         self.budget_bytes = budget_bytes
 
-    def open(self, root: str, image_size: int, resize_mode: str) -> ImageStore:
-        """The store of `root`, shared with every other user in this process; close() it after use.
-        Raises OSError when the cache folder cannot be used."""
-        folder = os.path.join(self.folder, store_name(root, image_size, resize_mode))
+    def open(self, root: str, image_size: int, resize_mode: str, layout: Layout | None = None) -> ImageStore:
+        """The store of `root` (its decoded images, or items of `layout`), shared with every other user
+        in this process; close() it after use. Raises OSError when the cache folder cannot be used."""
+        folder = os.path.join(self.folder, store_name(root, image_size, resize_mode, layout))
         with _open_stores_lock:
             store = _open_stores.get(folder)
             if store is not None:
@@ -134,18 +169,18 @@ class DiskCache:
                 store.cache = self
                 return store
             with self._locked():
-                messages = _prepare_store(folder, root, image_size, resize_mode)
+                messages = _prepare_store(folder, root, image_size, resize_mode, layout)
                 alone = not _in_use(folder)
                 lease = _take_lease(folder)
                 try:
-                    index = _read_index(folder, image_size * image_size * 3)
+                    index = _read_index(folder, _slot_bytes(image_size, layout))
                     if alone:
                         _remove_dead_segments(folder, index)
                     _touch(os.path.join(folder, _USED))
                 except BaseException:
                     _drop_lease(lease)
                     raise
-            store = ImageStore(self, folder, root, image_size, resize_mode, index, lease)
+            store = ImageStore(self, folder, root, image_size, resize_mode, index, lease, layout)
             store.messages.extend(messages)
             _open_stores[folder] = store
             return store
@@ -157,10 +192,11 @@ class DiskCache:
             meta = _read_meta(folder)
             if meta is None:
                 continue
-            index = _read_index(folder, meta["image_size"] ** 2 * 3)
+            layout = Layout.from_dict(meta["layout"]) if "layout" in meta else None
+            index = _read_index(folder, _slot_bytes(meta["image_size"], layout))
             found.append(StoreInfo(meta["root"], meta["image_size"], meta["resize_mode"],
                                    len(index.entries), _folder_size(folder), _last_used(folder),
-                                   _in_use(folder)))
+                                   _in_use(folder), layout))
         return sorted(found, key=lambda info: -info.last_used)
 
     def size_bytes(self) -> int:
@@ -222,7 +258,8 @@ class DiskCache:
 
 
 class ImageStore:
-    """The decoded images of one dataset folder at one image size and resize mode.
+    """The decoded images of one dataset folder at one image size and resize mode (or, with a
+    `layout`, other fixed-size items computed from them, one per image file).
 
     Thread-safe: the decode threads of a run (and a warm-up) read and write it at once. Problems
     (damaged files, a full budget or disk) never raise: the image is decoded instead, and a message
@@ -230,13 +267,15 @@ class ImageStore:
     """
 
     def __init__(self, cache: DiskCache, folder: str, root: str, image_size: int, resize_mode: str,
-                 index: _Index, lease: FileLock):
+                 index: _Index, lease: FileLock, layout: Layout | None = None):
         self.cache = cache
         self.folder = folder
         self.root = os.path.abspath(root)
         self.image_size = image_size
         self.resize_mode = resize_mode
-        self.slot_bytes = image_size * image_size * 3
+        self.layout = layout
+        self.dtype = np.dtype(np.uint8 if layout is None else layout.dtype)
+        self.slot_bytes = _slot_bytes(image_size, layout)
         self.users = 1
         self.messages: list[tuple[str, str]] = []  # (level, text)
         self._segments = index.segments
@@ -288,7 +327,7 @@ class ImageStore:
             return False
         if not self._reserve():
             return False
-        pixels = np.ascontiguousarray(image, dtype=np.uint8)
+        pixels = np.ascontiguousarray(image, dtype=self.dtype)
         try:
             writer = self._open_writer()
             with self._lock:
@@ -520,10 +559,13 @@ def _remove_dead_segments(folder: str, index: _Index) -> None:
 # --- store folders, leases ----------------------------------------------------------------------------
 
 
-def _prepare_store(folder: str, root: str, image_size: int, resize_mode: str) -> list[tuple[str, str]]:
+def _prepare_store(folder: str, root: str, image_size: int, resize_mode: str,
+                   layout: Layout | None = None) -> list[tuple[str, str]]:
     """Makes sure `folder` is a store of exactly this dataset; a damaged one is started afresh."""
     wanted = {"version": FORMAT_VERSION, "root": os.path.realpath(root), "image_size": image_size,
               "resize_mode": resize_mode}
+    if layout is not None:
+        wanted["layout"] = json.loads(json.dumps(layout.to_dict()))  # as read back: lists, not tuples
     messages = []
     if os.path.isdir(folder):
         if _read_meta(folder) == wanted:
@@ -544,10 +586,16 @@ def _read_meta(folder: str) -> dict | None:
     except (OSError, ValueError):
         return None
     keys = {"version", "root", "image_size", "resize_mode"}
-    if not isinstance(meta, dict) or set(meta) != keys or meta["version"] != FORMAT_VERSION:
+    if not isinstance(meta, dict) or set(meta) - {"layout"} != keys or meta["version"] != FORMAT_VERSION:
         return None
     if not isinstance(meta["image_size"], int) or meta["image_size"] <= 0:
         return None
+    if "layout" in meta:
+        try:
+            if Layout.from_dict(meta["layout"]).nbytes <= 0:
+                return None
+        except (KeyError, TypeError, ValueError):
+            return None
     return meta
 
 

@@ -139,6 +139,11 @@ class BatchOrder:
     def num_batches(self) -> int:
         return self._num_batches or math.ceil(self.size / self.batch_size)
 
+    @property
+    def dealt_batches(self) -> int | None:
+        """The number of batches the files are dealt into, or None: batches of `batch_size`."""
+        return self._num_batches
+
     def indices(self, epoch: int, batch: int) -> np.ndarray:
         if epoch != self._epoch:
             self._epoch = epoch
@@ -309,14 +314,22 @@ class ImageStream(keras.utils.PyDataset):
         self._pending.clear()
 
     def _submit(self, batch: int) -> _PendingBatch:
-        """Queues one decode task per image, so all threads share every batch's work."""
-        indices = self.order.indices(self._epoch, batch)
+        return self.load_async(self.order.indices(self._epoch, batch))
+
+    def load_async(self, indices: np.ndarray) -> _PendingBatch:
+        """Starts reading the images of `indices` (through the cache) on the decode threads: one task
+        per image, so all threads share every batch's work. `collect` waits for them."""
         size = self.image_size
         images = np.empty((len(indices), size, size, 3), dtype=np.uint8)
         futures = [
             self._pool.submit(self._decode_into, images, slot, index) for slot, index in enumerate(indices)
         ]
-        return _PendingBatch(indices, images, futures)
+        return _PendingBatch(np.asarray(indices), images, futures)
+
+    def collect(self, pending: _PendingBatch) -> tuple[np.ndarray, np.ndarray]:
+        """The readable images of a `load_async` and their indices (unreadable ones are skipped)."""
+        keep = np.asarray([future.result() for future in pending.futures], dtype=bool)
+        return pending.images[keep], pending.indices[keep]
 
     def _decode_into(self, images: np.ndarray, slot: int, index: int) -> bool:
         if index in self.unreadable:

@@ -53,11 +53,12 @@ def build_model(
     return BuiltModel(keras.Model(inputs, outputs, name=name.replace("-", "_")), pretrained, note, weights)
 
 
-def compile_model(model: keras.Model, learning_rate: float, jit: bool = False) -> None:
+def compile_model(model: keras.Model, learning_rate: float, jit: bool = False, optimizer=None) -> None:
     """How every FitStudio model trains: Adam, sparse categorical cross-entropy, accuracy; `jit`
-    compiles the steps with XLA."""
+    compiles the steps with XLA. `optimizer`: an Adam another model shares (see
+    core.modeling.features), else a new one at `learning_rate`."""
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=optimizer or keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=jit,
@@ -84,6 +85,12 @@ def unfreeze_top_layers(model: keras.Model, count: int) -> int:
     for index, layer in enumerate(base.layers):
         layer.trainable = index >= first_unfrozen and not isinstance(layer, layers.BatchNormalization)
     return count
+
+
+def augmentation_model(image_size: int, augmentation: Augmentation, seed: int) -> keras.Model:
+    """The augmentation layers of build_model alone, as a model (pixels in, pixels out)."""
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    return keras.Model(inputs, _augment(inputs, augmentation, seed), name="augmentation")
 
 
 def _augment(x, augmentation: Augmentation, seed: int):

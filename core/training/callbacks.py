@@ -364,6 +364,9 @@ class CheckpointSaver(RunCallback):
         self.run_dir, self.config, self.history, self.timer = run_dir, config, history, timer
         self.states, self.emit = states, emit
         self.checkpoint_path: str | None = None
+        # While the head trains on cached features: core.training.feature_stage.JoinedModelFiles, which
+        # says where the best head goes and writes the joined model's files when the stage ends.
+        self.joined: Any = None
         self.saved_epoch: int | None = None  # the epoch whose checkpoint this session wrote last
         self.trained_since_checkpoint = False
         self.failure = ""
@@ -392,13 +395,17 @@ class CheckpointSaver(RunCallback):
 
     def _write(self, epoch: int) -> None:
         state = checkpoints.Checkpoint.from_states(epoch, self.config.to_dict(), self.states())
-        best_copy = (os.path.join(self.run_dir, run_folder.BEST_MODEL_FILE),) if self.history.improved else ()
+        best = os.path.join(self.run_dir, run_folder.BEST_MODEL_FILE)
+        best_copy = ((self.joined.best_head_path if self.joined else best),) if self.history.improved else ()
         self.checkpoint_path = checkpoints.write(self.run_dir, self.model, state, best_copy)
         self.saved_epoch, self.trained_since_checkpoint = epoch, False
         run_folder.write_history(self.run_dir, self.history.history)
 
     def save_final_models(self, model: Any) -> None:
         if model is None:
+            return
+        if self.joined:
+            self.joined.write()
             return
         last = os.path.join(self.run_dir, run_folder.LAST_MODEL_FILE)
         if self.trained_since_checkpoint or self.checkpoint_path is None:

@@ -44,6 +44,7 @@ class Run:
                  emit: Callable[[Event], None], cancel: threading.Event, run_dir: str = "",
                  resume_from: Checkpoint | None = None, earlier_run: str | None = None):
         from core.training import callbacks
+        from core.training.feature_stage import FeatureStage
         from core.training.tensorboard import TensorBoardLog
 
         self.config, self.train_files, self.val_files = config, train_files, val_files
@@ -68,6 +69,7 @@ class Run:
         self.policy = callbacks.PlateauPolicy(config, self.history, emit)
         self.cache_use = callbacks.DiskCacheUse(emit)
         self.fine_tune = callbacks.FineTune(config, emit)
+        self.features = FeatureStage(config, emit, cancel)  # the head on cached features, if it applies
         self.saver: Any = None  # needs the run folder: made in _open_run_dir
         self.class_weights = (
             balanced_class_weights(train_files.counts()) if config.class_weights == "auto" else None
@@ -103,7 +105,7 @@ class Run:
     def _stateful(self) -> list:
         """The callbacks whose state a checkpoint carries and whose report() fills report.json."""
         return [self.timer, self.history, self.policy, self.fine_tune, self.record, self.saver,
-                self.cache_use, self.distribution]
+                self.cache_use, self.distribution, self.features]
 
     def _states(self) -> dict[str, Any]:
         states: dict[str, Any] = {}
@@ -299,18 +301,30 @@ class Run:
         model = self._model()
         if self.cancel.is_set():
             return  # stopped while the weights downloaded: the untrained model is not worth saving
-        self.model = model
         initial_epoch = self.history.epochs_done
-        train_data, val_data = train_stream, val_stream
-        class_weight = self._class_weight_by_index()
-        if self.placement.multi_worker:
-            from core.training.distribution.inputs import distributed_dataset
+        head_data = None
+        if self.features.applies(initial_epoch):
+            weights = (self.record.weights or {}).get("path")
+            head_data = self.features.fit_data(model, weights, train_stream, val_stream, self.placement,
+                                               self.saver)
+            if head_data is None:
+                return  # stopped while the features were computed: nothing new to save
+        self.model = model
+        self._announce(train_stream, val_stream, initial_epoch)
+        start = initial_epoch
+        if head_data is not None:
+            head, train_features, val_features = head_data
+            if not self._fit_part(head, train_features, val_features, start, self.features.end_epoch):
+                return  # the final save writes the joined model's files
+            self.features.end(self.saver)
+            start = self.features.end_epoch
+        for end in self.fine_tune.boundaries(start, self.config.epochs):
+            self.fine_tune.switch(model, start)
+            if not self._fit_part(model, train_stream, val_stream, start, end):
+                return
+            start = end
 
-            size, strategy = self.config.image_size, self.placement.strategy
-            weights = None if class_weight is None else [class_weight[i] for i in range(len(class_weight))]
-            train_data = distributed_dataset(train_stream, strategy, size, class_weights=weights)
-            val_data = distributed_dataset(val_stream, strategy, size)
-            class_weight = None  # in the training data itself, as sample weights
+    def _announce(self, train_stream, val_stream, initial_epoch: int) -> None:
         distribution = self.distribution.describe(self.config.batch_size, len(train_stream),
                                                   len(self.train_files))
         self.emit(
@@ -331,28 +345,37 @@ class Run:
                 distribution=distribution,
             )
         )
-        callbacks = self._callbacks(train_stream, val_stream)
-        start = initial_epoch
-        for end in self.fine_tune.boundaries(start, self.config.epochs):
-            self.fine_tune.switch(self.model, start)
-            train_stream.set_epoch(start)
-            self.model.fit(
-                train_data,
-                validation_data=val_data,
-                initial_epoch=start,
-                epochs=end,
-                # The stream shuffles images itself, seeded by epoch. Keras would also shuffle the
-                # batch order with Python's global random state, which a resumed process cannot redo.
-                shuffle=False,
-                steps_per_epoch=len(train_stream),
-                validation_steps=len(val_stream),
-                callbacks=callbacks,
-                class_weight=class_weight,
-                verbose=0,
-            )
-            if self.cancel.is_set() or self.model.stop_training or self.history.epochs_done < end:
-                return  # stopped, stopped early, or a checkpoint failed: no part after this one
-            start = end
+
+    def _fit_part(self, model, train_stream, val_stream, start: int, end: int) -> bool:
+        """Fits `model` (the model, or its head on features) from epoch `start` up to `end`; False when
+        the run goes no further: stopped, stopped early, or a checkpoint failed."""
+        train_data, val_data = train_stream, val_stream
+        class_weight = self._class_weight_by_index()
+        if self.placement.multi_worker:
+            from core.training.distribution.inputs import distributed_dataset
+
+            size, strategy = self.config.image_size, self.placement.strategy
+            weights = None if class_weight is None else [class_weight[i] for i in range(len(class_weight))]
+            train_data = distributed_dataset(train_stream, strategy, size, class_weights=weights)
+            val_data = distributed_dataset(val_stream, strategy, size)
+            class_weight = None  # in the training data itself, as sample weights
+        train_stream.set_epoch(start)
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            initial_epoch=start,
+            epochs=end,
+            # The stream shuffles images itself, seeded by epoch. Keras would also shuffle the
+            # batch order with Python's global random state, which a resumed process cannot redo.
+            shuffle=False,
+            steps_per_epoch=len(train_stream),
+            validation_steps=len(val_stream),
+            callbacks=self._callbacks(train_stream, val_stream),
+            class_weight=class_weight,
+            verbose=0,
+        )
+        return not (self.cancel.is_set() or model.stop_training or self.history.epochs_done < end
+                    or end >= self.config.epochs)
 
     def _class_weight_by_index(self) -> dict[int, float] | None:
         if not self.class_weights:
@@ -362,9 +385,13 @@ class Run:
     def _model(self):
         """The model, built (or loaded) and compiled under the strategy's scope."""
         with self.placement.scope():
-            if self.resume_from is not None:
+            if self.resume_from is not None and not self.features.head_checkpoint:
                 return checkpoints.load_model(self.run_dir, self.resume_from)
-            return self._new_model()
+            model = self._new_model()
+            if self.resume_from is not None:  # its checkpoint holds the head trained on features
+                self.features.restore_head(model, self.run_dir, self.resume_from)
+                self.saver.trained_since_checkpoint = True  # last.keras: the whole model, not that head
+            return model
 
     def _new_model(self):
         keras = load_keras()
