@@ -48,7 +48,7 @@ def make_runs(root: str, runs: int, epochs: int) -> list[str]:
 
 
 def engine_report(config: dict, stats: list[dict], model_file: str) -> dict:
-    """report.json with every key the engine writes (core.training.driver._Run._report)."""
+    """report.json with every key the engine writes (core.training.run.Run._report)."""
     classes = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
     counts = {"train": dict.fromkeys(classes, 400), "val": dict.fromkeys(classes, 80)}
     split = {"hash": "ab" * 32, "files": 2000, "class_counts": counts["train"]}

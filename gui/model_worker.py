@@ -24,7 +24,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.errors import FitStudioError
-from core.training.driver import is_out_of_memory
+from core.training.failures import is_out_of_memory
 from gui.worker import start_worker
 
 

@@ -7,7 +7,7 @@
                                      (core.runs.checkpoints.Checkpoint.states), so keys are unique
     report()                         keys this callback adds to report.json
 
-The driver lists them in the order Keras calls them (core.training.driver._Run._callbacks). Order
+The run lists them in the order Keras calls them (core.training.run.Run._callbacks). Order
 matters only in `on_epoch_end`: recorders first, then the policy that reacts to them, then the
 checkpoint that saves everything, then the report and the EpochEnd event that tell about it.
 
@@ -15,8 +15,8 @@ Keras calls `on_epoch_end` also for an epoch cut short by Stop. The run keeps no
 epoch: `StreamProgress`, first in the list, empties the logs, and every callback after it records
 only epochs whose logs are not empty (`finished(logs)`).
 
-Adding a concern: write a RunCallback (or use a Keras one) and add one line to `_Run._callbacks`;
-if it keeps state or reports, add it to `_Run._stateful` too. Its state keys go into the
+Adding a concern: write a RunCallback (or use a Keras one) and add one line to `Run._callbacks`;
+if it keeps state or reports, add it to `Run._stateful` too. Its state keys go into the
 checkpoint's `extra` and come back through `set_state` on resume. For example the TensorBoard
 writer (core.training.tensorboard.TensorBoardLog) is placed after HistoryRecorder and writes its
 rows; a fine-tune switch at epoch N is a

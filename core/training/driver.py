@@ -5,27 +5,23 @@ The engine knows nothing of its listeners: it calls `on_event` with the plain da
 one batch; the model trained so far is saved. After every epoch a checkpoint is written from which
 `resume` continues exactly as if the run had never stopped. TensorFlow is imported lazily, so
 importing this module (for TrainingConfig) costs nothing.
+
+This module only checks the request and dispatches it: to one `core.training.run.Run` in this
+process, or to Ray workers (`core.training.distribution.ray_launcher`) that each run one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import threading
-import traceback
 from collections.abc import Callable
-from typing import Any
 
-from core import files
 from core.config import TrainingConfig
-from core.data.dataset import FileSet, SkippedFile, balanced_class_weights, load_split
-from core.data.fingerprint import DatasetSnapshot, compare, read_manifest, write_manifest
+from core.data.dataset import FileSet, load_split
 from core.errors import ConfigError, DatasetError
-from core.events import Event, Message, RunFailed, RunFinished, RunResult, RunStarted
+from core.events import Event, RunResult
 from core.runs import checkpoints, run_folder
 from core.runs.checkpoints import Checkpoint
-from core.tf_runtime import load_keras
 
 __all__ = ["TrainingConfig", "resume", "train"]
 
@@ -44,13 +40,7 @@ def train(
     saved in report.json.
     """
     train_files, val_files = _prepare(config, config.out_dir)
-    if config.distributed:
-        from core.training.distribution.ray_launcher import train_on_ray
-
-        return train_on_ray(config, train_files, val_files, on_event or _ignore, cancel or threading.Event())
-    run = _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event(),
-               earlier_run=like)
-    return run.execute()
+    return _dispatch(config, train_files, val_files, on_event, cancel, earlier_run=like)
 
 
 def resume(
@@ -84,58 +74,26 @@ def resume(
             f"The training folder's classes ({', '.join(train_files.class_names)}) are no longer the "
             f"run's classes ({', '.join(labels)}). Restore the folder or start a new run."
         )
+    return _dispatch(config, train_files, val_files, on_event, cancel, run_dir=run_dir,
+                     resume_from=checkpoint, earlier_run=run_dir)
+
+
+def _dispatch(config: TrainingConfig, train_files: FileSet, val_files: FileSet,
+              on_event: Callable[[Event], None] | None, cancel: threading.Event | None, run_dir: str = "",
+              resume_from: Checkpoint | None = None, earlier_run: str | None = None) -> RunResult:
+    """One run in this process, or Ray workers that find the checkpoint in `run_dir` themselves."""
+    on_event = on_event or _ignore
+    cancel = cancel or threading.Event()
     if config.distributed:
         from core.training.distribution.ray_launcher import train_on_ray
 
-        return train_on_ray(config, train_files, val_files, on_event or _ignore, cancel or threading.Event(),
-                            run_dir=run_dir)
-    run = _Run(config, train_files, val_files, on_event or _ignore, cancel or threading.Event(), run_dir,
-               resume_from=checkpoint, earlier_run=run_dir)
+        return train_on_ray(config, train_files, val_files, on_event, cancel, run_dir=run_dir)
+    from core.training.roles import LocalRole
+    from core.training.run import Run
+
+    run = Run(config, train_files, val_files, LocalRole(), on_event, cancel, run_dir,
+              resume_from=resume_from, earlier_run=earlier_run)
     return run.execute()
-
-
-def train_in_worker(config: TrainingConfig, train_files: FileSet, val_files: FileSet, link: Any) -> RunResult:
-    """One Ray worker's part of a distributed run (core.training.distribution.worker calls it).
-
-    The chief makes the run folder, or continues the one an earlier attempt or a resume left; every
-    worker then learns it from the chief and resumes from its checkpoint, if it has one. While the
-    workers train, workers.json in the run folder lists them.
-    """
-    from core.training.callbacks import now_iso
-
-    run_dir = link.agree(_chief_run_dir(config, link) if link.is_chief else None)
-    if not os.path.isdir(run_dir):
-        raise DatasetError(
-            f"Worker {link.rank} on {link.host} cannot see the run folder {run_dir}. The output folder "
-            "must be at the same path on every machine of the cluster (a shared folder)."
-        )
-    resume_from = checkpoints.read(run_dir) if checkpoints.exists(run_dir) else None
-    cancel = threading.Event()  # set by the stop agreement, on every worker at the same step
-    run = _Run(config, train_files, val_files, link.emit, cancel, run_dir, resume_from, link)
-    workers_file = os.path.join(run_dir, run_folder.WORKERS_FILE)
-    if link.is_chief:
-        files.write_json(workers_file, {"attempt": link.attempt, "workers": link.members})
-        if link.attempt:
-            restart = {"session": link.session, "attempt": link.attempt, "at": now_iso(),
-                       "from_epoch": resume_from.epoch + 1 if resume_from else 0}
-            run.session_restarts = link.call("add_restart", restart)
-            run.emit(Message(f"A worker was lost: the workers were restarted (restart {link.attempt}) and "
-                             f"continue from epoch {restart['from_epoch'] + 1}.", "warning"))
-    try:
-        return run.execute()
-    finally:
-        if link.is_chief:
-            with contextlib.suppress(OSError):
-                os.remove(workers_file)
-
-
-def _chief_run_dir(config: TrainingConfig, link: Any) -> str:
-    """The run folder the launcher named (a resume) or an earlier attempt made, else a new one."""
-    run_dir = link.call("get_run_dir")
-    if not run_dir:
-        run_dir = run_folder.create_run_dir(config.out_dir, config.model)
-        link.call("set_run_dir", run_dir)
-    return run_dir
 
 
 def _prepare(config: TrainingConfig, out_dir: str) -> tuple[FileSet, FileSet]:
@@ -152,446 +110,3 @@ def _prepare(config: TrainingConfig, out_dir: str) -> tuple[FileSet, FileSet]:
 
 def _ignore(event: Event) -> None:
     pass
-
-
-class _Run:
-    """One session of a run: opens the run folder, builds (or loads) the model, lists the callbacks
-    that own every other concern, fits, and writes the final models and report.
-
-    A new concern is one more RunCallback in `_callbacks` (Keras hooks) and, when it keeps state or
-    adds to report.json, in `_stateful`: its state is then checkpointed and restored and its
-    `report()` lands in report.json, with no other change here.
-    """
-
-    def __init__(self, config: TrainingConfig, train_files: FileSet, val_files: FileSet,
-                 emit: Callable[[Event], None], cancel: threading.Event, run_dir: str = "",
-                 resume_from: Checkpoint | None = None, link: Any = None, earlier_run: str | None = None):
-        from core.training import callbacks
-        from core.training.tensorboard import TensorBoardLog
-
-        self.config, self.train_files, self.val_files = config, train_files, val_files
-        self.emit, self.cancel = emit, cancel
-        self.run_dir, self.resume_from = run_dir, resume_from
-        # In a Ray worker: its place in the group (core.training.distribution.worker.WorkerLink).
-        # Only the chief (and a run in this process) writes the run folder.
-        self.link = link
-        self.writes = link is None or link.is_chief
-        self.placement: Any = None  # where it trains: chosen in execute, once TensorFlow is set up
-        self.distribution: Any = None
-        self.session_restarts: list[dict[str, Any]] = []  # Ray's restarts of the workers, this session
-        self.earlier_run = earlier_run  # whose data this run's data is compared with
-        self.dataset: DatasetSnapshot | None = None
-        self.environment: dict[str, Any] = {}
-        self.skipped: list[SkippedFile] = list(train_files.skipped)  # decode threads append more
-        self.device = ""
-        self.out_of_memory = False
-        self.model: Any = None
-        self.timer = callbacks.EpochTimer()
-        self.record = callbacks.RunRecord()
-        # The learning rate is worth a column when it changes: on a plateau, or when fine-tuning begins.
-        changing_rate = bool(config.reduce_lr_patience or config.fine_tune_after)
-        self.history = callbacks.HistoryRecorder(record_learning_rate=changing_rate)
-        self.policy = callbacks.PlateauPolicy(config, self.history, emit)
-        self.cache_use = callbacks.DiskCacheUse(emit)
-        self.fine_tune = callbacks.FineTune(config, emit)
-        self.saver: Any = None  # needs the run folder: made in _open_run_dir
-        self.class_weights = (
-            balanced_class_weights(train_files.counts()) if config.class_weights == "auto" else None
-        )
-        self.tensorboard: TensorBoardLog | None = None  # likewise
-
-    def _callbacks(self, train_stream, val_stream) -> list:
-        """Keras calls these in this order (core.training.callbacks says why the order matters; a
-        distributed run adds the agreements of core.training.distribution.sync, first and last)."""
-        from core.training import callbacks
-
-        self.timer.watch(train_stream)
-        writers = [
-            self.saver,
-            callbacks.ReportProgress(self.saver, lambda: self._write_report(self._result("running", ""))),
-        ]
-        middle = [
-            callbacks.StreamProgress(train_stream, val_stream, self.emit, self.cancel, self.skipped,
-                                     train_images=len(self.train_files)),
-            self.fine_tune,  # switches in on_epoch_begin, before the epoch's first batch
-            self.timer,
-            self.history,
-            *([self.tensorboard] if self.writes else []),  # reads the row HistoryRecorder just added
-            self.policy,
-            self.cache_use,
-            *(writers if self.writes else []),
-            callbacks.EpochEvents(self.config.epochs, self.timer, self.history, self.policy, self.emit,
-                                  self.cancel),
-        ]
-        if self.link is None:
-            return middle
-        from core.training.distribution.sync import EpochAgreement, StopAgreement
-
-        return [StopAgreement(self.link, self.cancel, train_stream), *middle, EpochAgreement(self.link)]
-
-    def _stateful(self) -> list:
-        """The callbacks whose state a checkpoint carries and whose report() fills report.json."""
-        return [self.timer, self.history, self.policy, self.fine_tune, self.record, self.saver,
-                self.cache_use, self.distribution]
-
-    def _states(self) -> dict[str, Any]:
-        states: dict[str, Any] = {}
-        for callback in self._stateful():
-            states.update(callback.get_state())
-        return states
-
-    def execute(self) -> RunResult:
-        keras = load_keras()
-
-        from core.training.device import configure_gpus, describe_compute_device
-        from core.training.environment import describe_environment
-
-        configure_gpus()
-        self._place()
-        keras.utils.set_random_seed(self.config.seed)
-        self.device = describe_compute_device()
-        self.environment = describe_environment()
-        self._open_run_dir()
-        status, message, details = "completed", "", ""
-        streams = []
-        try:
-            self._open_streams(streams)
-            self._fit(*streams)
-            status, message = self._outcome()
-        except Exception as exc:
-            if self.link is not None and lost_a_worker(exc):
-                raise  # not this run's failure: Ray restarts the workers, who go on from the checkpoint
-            status, message, details = "failed", describe_failure(exc), traceback.format_exc()
-            self.out_of_memory = is_out_of_memory(exc)
-        finally:
-            for stream in streams:
-                stream.close()
-            self.tensorboard.close()
-        try:
-            if self.writes:
-                self.saver.save_final_models(self.model)
-        except Exception as exc:
-            status, message = "failed", f"{message} The final model could not be saved: {exc}".strip()
-            details = details or traceback.format_exc()
-        result = self._result(status, message)
-        self._write_report(result)
-        self.emit(RunFailed(message, details, result) if status == "failed" else RunFinished(result))
-        return result
-
-    def _place(self) -> None:
-        """The strategy this process trains under, and the report's account of it."""
-        from core.training.distribution.strategies import local_placement, worker_placement
-        from core.training.distribution.sync import DistributionReport
-
-        if self.link is None:
-            self.placement, note = local_placement(self.config)
-            if note:
-                self.emit(Message(note))
-        else:
-            self.placement = worker_placement(self.link.rank, self.link.workers)
-        members = self.link.members if self.link is not None else None
-        self.distribution = DistributionReport(self.placement, members, self.session_restarts)
-
-    def _open_run_dir(self) -> None:
-        from core.training.callbacks import CheckpointSaver
-        from core.training.tensorboard import TensorBoardLog
-
-        if self.resume_from is None:
-            if not self.run_dir:  # a distributed run's chief made it before the workers met
-                self.run_dir = run_folder.create_run_dir(self.config.out_dir, self.config.model)
-            if self.writes:
-                run_folder.write_labels(self.run_dir, self.train_files.class_names)
-        self.saver = CheckpointSaver(self.run_dir, self.config, self.history, self.timer, self._states,
-                                     self.emit)
-        self.tensorboard = TensorBoardLog(self.run_dir, self.history)
-        if self.resume_from is not None:
-            self._restore(self.resume_from)
-        if self.writes:
-            files.write_json(os.path.join(self.run_dir, run_folder.CONFIG_FILE), self.config.to_dict())
-        self._write_report(self._result("running", ""))
-        self.emit(Message(f"Run folder: {os.path.abspath(self.run_dir)}"))
-        if self.class_weights:
-            weights = ", ".join(f"{name} {weight:.3g}" for name, weight in self.class_weights.items())
-            self.emit(Message(f"Class weights (balanced): {weights}"))
-        for skipped in self.skipped:
-            self.emit(Message(f"Skipped {skipped.path}: {skipped.reason}", "warning"))
-        self._record_dataset()
-        self._write_report(self._result("running", ""))
-
-    def _record_dataset(self) -> None:
-        """Fingerprints the data, warns about files changed since the earlier run (the one resumed or
-        repeated), and leaves this run's manifest for the next comparison."""
-        self.dataset = DatasetSnapshot.take(self.train_files, self.val_files, self.config.train_dir,
-                                            self.config.val_dir)
-        if self.earlier_run:
-            earlier = read_manifest(os.path.join(self.earlier_run, run_folder.DATASET_MANIFEST_FILE))
-            name = os.path.basename(os.path.normpath(self.earlier_run))
-            if earlier is None:
-                self.emit(Message(f"{name} has no dataset manifest (it was made by an older version): "
-                                  "whether its data changed since cannot be told."))
-            for changes in compare(earlier or {}, self.dataset.manifest):
-                self.emit(Message(f"The data changed since {name} was trained, {changes.describe()}.",
-                                  "warning"))
-        if not self.writes:
-            return
-        manifest_path = os.path.join(self.run_dir, run_folder.DATASET_MANIFEST_FILE)
-        try:
-            write_manifest(manifest_path, self.dataset.manifest)
-        except OSError as exc:
-            self.emit(Message(f"Could not write the dataset manifest: {exc}", "warning"))
-
-    def _restore(self, checkpoint: Checkpoint) -> None:
-        states = checkpoint.states()
-        for callback in self._stateful():
-            callback.set_state(states)
-        self.saver.restore(checkpoint)
-        self.record.note_resume(checkpoint.epoch + 1)
-        # A killed run may have written history.csv a moment after its checkpoint: the checkpoint wins.
-        if self.writes:
-            run_folder.write_history(self.run_dir, self.history.history)
-        self.emit(Message(f"Resuming after epoch {checkpoint.epoch + 1} of {self.config.epochs}"))
-
-    def _open_streams(self, streams: list) -> None:
-        """Appends the training and validation streams to `streams` as they are made, so the caller
-        closes whatever exists (thread pools, a disk cache) if the second one fails.
-
-        With several replicas, each split's files are dealt into the same number of batches for every
-        replica; with several workers, each worker streams only its own shard of them.
-        """
-        from core.data.pipeline import ImageStream, default_cache_budget_bytes, steps_for_shards
-
-        replicas, workers, rank = self.placement.replicas, self.placement.workers, self.placement.rank
-        splits = []
-        for split_files in (self.train_files, self.val_files):
-            if len(split_files) < replicas:
-                raise DatasetError(
-                    f"{len(split_files)} images cannot be shared by {replicas} replicas: add images or "
-                    "use fewer workers or GPUs."
-                )
-            batch = self.config.batch_size
-            steps = steps_for_shards(len(split_files), replicas, batch) if replicas > 1 else None
-            splits.append((split_files.shard(rank, workers) if workers > 1 else split_files, steps))
-        shared = {
-            "image_size": self.config.image_size,
-            "batch_size": self.config.batch_size,
-            "seed": self.config.seed,
-            "resize_mode": self.config.resize_mode,
-            "decode_threads": self.config.decode_threads or None,
-            "cancel": self.cancel,
-            "on_skip": self._skipped_while_training,
-        }
-        budget = self.config.cache_memory_mb * 1024**2 or default_cache_budget_bytes()
-        roots = (self.config.train_dir, self.config.val_dir or self.config.train_dir)
-        for (split_files, steps), root, shuffle in zip(splits, roots, (True, False), strict=True):
-            cache = self._cache(split_files, root, budget) if self.config.cache else None
-            budget -= 0 if cache is None or cache.on_disk else cache.nbytes
-            streams.append(
-                ImageStream(split_files, shuffle=shuffle, cache=cache, num_batches=steps, **shared)
-            )
-        self.cache_use.watch(streams)
-
-    def _cache(self, split_files: FileSet, root: str, budget: int):
-        """A stream's decoded-image cache: in memory while `budget` lasts, else in a temporary file;
-        reading through the disk cache that runs share, unless that is off."""
-        from core.data.pipeline import DecodedCache
-
-        store = self._disk_store(root)
-        try:
-            cache = DecodedCache(len(split_files), self.config.image_size, budget, disk=store)
-        except BaseException:
-            if store is not None:
-                store.close()  # else its lease keeps other processes from evicting it until we exit
-            raise
-        where = f"on disk ({cache.path})" if cache.on_disk else "in memory"
-        text = f"Caching {len(split_files)} decoded images {where}: {cache.nbytes / 1e6:.0f} MB"
-        if store is not None:
-            ready = sum(store.has(path, store.stamp(path)) for path in split_files.paths)
-            text += f"; {ready} of them are ready in the disk cache"
-        self.emit(Message(text))
-        return cache
-
-    def _disk_store(self, root: str):
-        """The disk cache of `root` that runs share; None when it is off or cannot be used."""
-        from core.data.disk_cache import DiskCache
-
-        if not self.config.cache_disk_mb:
-            return None
-        try:
-            return DiskCache(budget_bytes=self.config.cache_disk_mb * 1024**2).open(
-                root, self.config.image_size, self.config.resize_mode)
-        except OSError as exc:
-            self.emit(Message(f"The disk cache cannot be used ({exc}); images are decoded as usual.",
-                              "warning"))
-            return None
-
-    def _fit(self, train_stream, val_stream) -> None:
-        if self.cancel.is_set():
-            return  # stopped while TensorFlow loaded or the images were read: train nothing
-        model = self._model()
-        if self.cancel.is_set():
-            return  # stopped while the weights downloaded: the untrained model is not worth saving
-        self.model = model
-        initial_epoch = self.history.epochs_done
-        train_stream.set_epoch(initial_epoch)
-        train_data, val_data = train_stream, val_stream
-        if self.placement.multi_worker:
-            from core.training.distribution.inputs import distributed_dataset
-
-            size, strategy = self.config.image_size, self.placement.strategy
-            train_data = distributed_dataset(train_stream, strategy, size)
-            val_data = distributed_dataset(val_stream, strategy, size)
-        distribution = self.distribution.describe(self.config.batch_size, len(train_stream),
-                                                  len(self.train_files))
-        self.emit(
-            RunStarted(
-                run_dir=self.run_dir,
-                class_names=list(self.train_files.class_names),
-                train_counts=self.train_files.counts(),
-                val_counts=self.val_files.counts(),
-                steps_per_epoch=len(train_stream),
-                validation_steps=len(val_stream),
-                epochs=self.config.epochs,
-                initial_epoch=initial_epoch,
-                batch_size=self.config.batch_size,
-                device=self.device,
-                pretrained=self.record.pretrained,
-                history=list(self.history.history),
-                fine_tune=self.fine_tune.began(),
-                distribution=distribution,
-            )
-        )
-        self.model.fit(
-            train_data,
-            validation_data=val_data,
-            initial_epoch=initial_epoch,
-            epochs=self.config.epochs,
-            # The stream shuffles images itself, seeded by epoch. Keras would also shuffle the batch
-            # order with Python's global random state, which a resumed process cannot reproduce.
-            shuffle=False,
-            steps_per_epoch=len(train_stream),
-            validation_steps=len(val_stream),
-            callbacks=self._callbacks(train_stream, val_stream),
-            class_weight=self._class_weight_by_index(),
-            verbose=0,
-        )
-
-    def _class_weight_by_index(self) -> dict[int, float] | None:
-        if not self.class_weights:
-            return None
-        return {index: self.class_weights[name] for index, name in enumerate(self.train_files.class_names)}
-
-    def _model(self):
-        """The model, built (or loaded) and compiled under the strategy's scope."""
-        with self.placement.scope():
-            if self.resume_from is not None:
-                return checkpoints.load_model(self.run_dir, self.resume_from)
-            return self._new_model()
-
-    def _new_model(self):
-        keras = load_keras()
-
-        from core.modeling.models import build_model, compile_model
-        from core.training.device import dtype_policy
-
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(dtype_policy(self.config.precision))
-        try:
-            built = build_model(
-                self.config.model,
-                len(self.train_files.class_names),
-                self.config.image_size,
-                self.config.augmentation,
-                self.config.seed,
-                weights_url=self.config.weights_url,
-                on_event=self.emit,
-                cancel=self.cancel,
-            )
-        finally:  # the policy is per thread: a later run on this thread starts from the default
-            keras.config.set_dtype_policy(previous)
-        self.record.note_weights(built)
-        self.emit(Message(built.note, "warning" if built.pretrained is False else "info"))
-        compile_model(built.model, self.config.learning_rate, jit=self.config.jit)
-        return built.model
-
-    def _skipped_while_training(self, path: str, reason: str) -> None:
-        # Called on a decode thread: only record here; StreamProgress reports it from the
-        # training thread at the end of the batch.
-        self.skipped.append(SkippedFile(path, reason))
-
-    def _outcome(self) -> tuple[str, str]:
-        if self.saver.failure:
-            return "failed", self.saver.failure
-        stopped_early = self.policy.stopped_early
-        if self.cancel.is_set() and self.history.epochs_done < self.config.epochs and not stopped_early:
-            return "cancelled", "Stopped by the user."
-        return "completed", stopped_early
-
-    def _result(self, status: str, message: str) -> RunResult:
-        best = self.history.best or {}
-        history = self.history.history
-        return RunResult(
-            run_dir=self.run_dir,
-            status=status,
-            epochs_completed=len(history),
-            best_epoch=best.get("epoch"),
-            best_val_accuracy=best.get("val_accuracy"),
-            best_val_loss=best.get("val_loss"),
-            final_logs={k: v for k, v in (history[-1] if history else {}).items() if k != "epoch"},
-            duration_seconds=self.timer.elapsed(),
-            message=message,
-            history=list(history),
-            out_of_memory=self.out_of_memory,
-        )
-
-    def _write_report(self, result: RunResult) -> None:
-        if not self.writes:
-            return
-        try:
-            files.write_json(os.path.join(self.run_dir, run_folder.REPORT_FILE), self._report(result))
-        except OSError as exc:  # a full disk must not turn a saved run into a crash
-            self.emit(Message(f"Could not write report.json: {exc}", "warning"))
-
-    def _report(self, result: RunResult) -> dict[str, Any]:
-        running = result.status == "running"
-        report = {
-            "status": result.status,
-            "message": result.message,
-            "out_of_memory": result.out_of_memory,
-            # lets a reader tell a live run from one whose process was killed (core.runs.run_info)
-            "process": {"pid": os.getpid(), "host": socket.gethostname()} if running else None,
-            "class_names": self.train_files.class_names,
-            "counts": {"train": self.train_files.counts(), "val": self.val_files.counts()},
-            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
-            "device": self.device,
-            "model": self.config.model,
-            "class_weights": self.class_weights,
-            "duration_seconds": round(result.duration_seconds, 3),
-            "epochs_completed": result.epochs_completed,
-            "best": {
-                "epoch": result.best_epoch,
-                "val_loss": result.best_val_loss,
-                "val_accuracy": result.best_val_accuracy,
-            },
-            "final": result.final_logs,
-            "config": self.config.to_dict(),
-            "dataset_fingerprint": self.dataset.fingerprint if self.dataset else None,
-            "environment": self.environment,
-        }
-        for callback in self._stateful():
-            report.update(callback.report())
-        return report
-
-
-def lost_a_worker(exc: BaseException) -> bool:
-    """TensorFlow's collective ops fail so when another worker of the group died."""
-    return type(exc).__name__ == "UnavailableError" or "Collective ops is aborted" in str(exc)
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    return type(exc).__name__ == "ResourceExhaustedError" or isinstance(exc, MemoryError)
-
-
-def describe_failure(exc: BaseException) -> str:
-    if is_out_of_memory(exc):
-        return "Out of memory: reduce batch size or image size, then train again."
-    return f"{type(exc).__name__}: {exc}"

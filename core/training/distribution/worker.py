@@ -1,24 +1,33 @@
 """What each Ray worker process runs: join the run, check the data, train its shard.
 
-Every worker runs the same engine (`core.training.driver.train_in_worker`) under
-MultiWorkerMirroredStrategy. Rank 0, the chief, writes the run folder and sends the engine's events;
-the others write nothing there and send only their progress. An error on any worker ends the run
-for good (a restart would fail the same way): the worker records it in the channel and raises, Ray
-tears the group down, and the restarted workers see the error and return at once. Only a worker
-that dies (killed, out of memory, machine lost) is worth a restart: the others' collective ops then
-fail as "unavailable", they raise without recording it, and Ray restarts the group, which resumes
-from the last checkpoint.
+Every worker runs the same engine (`core.training.run.Run`, through `train_in_worker`) under
+MultiWorkerMirroredStrategy, in the role of `WorkerRole`. Rank 0, the chief, writes the run folder
+and sends the engine's events; the others write nothing there and send only their progress. An error
+on any worker ends the run for good (a restart would fail the same way): the worker records it in
+the channel and raises, Ray tears the group down, and the restarted workers see the error and return
+at once. Only a worker that dies (killed, out of memory, machine lost) is worth a restart: the
+others' collective ops then fail as "unavailable", they raise without recording it, and Ray restarts
+the group, which resumes from the last checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
+from core import files
 from core.config import TrainingConfig
-from core.events import Event, WorkerProgress
+from core.data.dataset import FileSet
+from core.errors import DatasetError
+from core.events import Event, Message, RunResult, WorkerProgress
+from core.runs import checkpoints, run_folder
+from core.training.failures import lost_a_worker
+from core.training.roles import Role
 
 ROSTER_TIMEOUT_SECONDS = 600  # workers import TensorFlow after joining; joining itself is quick
 CALL_TIMEOUT_SECONDS = 60
@@ -97,8 +106,6 @@ def worker_main(payload: dict[str, Any]) -> None:
     try:
         _train(payload, link)
     except Exception as exc:
-        from core.training.driver import lost_a_worker
-
         if not lost_a_worker(exc):
             link.call("set_fatal", f"Worker {link.rank} on {link.host}: {type(exc).__name__}: {exc}")
         raise
@@ -114,8 +121,6 @@ def _train(payload: dict[str, Any], link: WorkerLink) -> None:
         return  # nothing to train: every worker returns, and the launcher reports why
     if payload.get("setup"):
         payload["setup"]()
-    from core.training.driver import train_in_worker
-
     result = train_in_worker(config, payload["train_files"], payload["val_files"], link)
     link.flush()
     if result.status == "failed":
@@ -124,10 +129,81 @@ def _train(payload: dict[str, Any], link: WorkerLink) -> None:
         raise RuntimeError(f"worker {link.rank} failed: {result.message}")
 
 
+class WorkerRole(Role):
+    """One Ray worker of a distributed run: MultiWorkerMirroredStrategy over the group, the
+    agreements of core.training.distribution.sync first and last, only the chief (rank 0) writes, and
+    a lost worker is left to Ray, who restarts the group from the last checkpoint."""
+
+    def __init__(self, link: WorkerLink, restarts: list[dict[str, Any]] | None = None):
+        super().__init__()
+        self.link = link
+        self.writes = link.is_chief
+        self.members = link.members
+        self.restarts = list(restarts or [])  # Ray's restarts of the workers, this session
+
+    def place(self, config: TrainingConfig, emit: Callable[[Event], None]) -> Any:
+        from core.training.distribution.strategies import worker_placement
+
+        return worker_placement(self.link.rank, self.link.workers)
+
+    def callbacks_around(self, cancel: threading.Event, train_stream: Any) -> tuple[list, list]:
+        from core.training.distribution.sync import EpochAgreement, StopAgreement
+
+        return [StopAgreement(self.link, cancel, train_stream)], [EpochAgreement(self.link)]
+
+    def passes_on(self, exc: BaseException) -> bool:
+        return lost_a_worker(exc)
+
+
+def train_in_worker(config: TrainingConfig, train_files: FileSet, val_files: FileSet,
+                    link: WorkerLink) -> RunResult:
+    """This worker's part of the run.
+
+    The chief makes the run folder, or continues the one an earlier attempt or a resume left; every
+    worker then learns it from the chief and resumes from its checkpoint, if it has one. While the
+    workers train, workers.json in the run folder lists them.
+    """
+    from core.training.callbacks import now_iso
+    from core.training.run import Run
+
+    run_dir = link.agree(_chief_run_dir(config, link) if link.is_chief else None)
+    if not os.path.isdir(run_dir):
+        raise DatasetError(
+            f"Worker {link.rank} on {link.host} cannot see the run folder {run_dir}. The output folder "
+            "must be at the same path on every machine of the cluster (a shared folder)."
+        )
+    resume_from = checkpoints.read(run_dir) if checkpoints.exists(run_dir) else None
+    role = WorkerRole(link)
+    cancel = threading.Event()  # set by the stop agreement, on every worker at the same step
+    run = Run(config, train_files, val_files, role, link.emit, cancel, run_dir, resume_from)
+    workers_file = os.path.join(run_dir, run_folder.WORKERS_FILE)
+    if link.is_chief:
+        files.write_json(workers_file, {"attempt": link.attempt, "workers": link.members})
+        if link.attempt:
+            restart = {"session": link.session, "attempt": link.attempt, "at": now_iso(),
+                       "from_epoch": resume_from.epoch + 1 if resume_from else 0}
+            role.restarts = link.call("add_restart", restart)
+            run.emit(Message(f"A worker was lost: the workers were restarted (restart {link.attempt}) and "
+                             f"continue from epoch {restart['from_epoch'] + 1}.", "warning"))
+    try:
+        return run.execute()
+    finally:
+        if link.is_chief:
+            with contextlib.suppress(OSError):
+                os.remove(workers_file)
+
+
+def _chief_run_dir(config: TrainingConfig, link: WorkerLink) -> str:
+    """The run folder the launcher named (a resume) or an earlier attempt made, else a new one."""
+    run_dir = link.call("get_run_dir")
+    if not run_dir:
+        run_dir = run_folder.create_run_dir(config.out_dir, config.model)
+        link.call("set_run_dir", run_dir)
+    return run_dir
+
+
 def data_problem(config: TrainingConfig, link: WorkerLink) -> str:
     """Why this worker cannot train (a folder it cannot see), or ''."""
-    from core.runs import run_folder
-
     where = f"Worker {link.rank} on {link.host}"
     for folder in filter(None, (config.train_dir, config.val_dir)):
         if not os.path.isdir(folder) or not os.access(folder, os.R_OK | os.X_OK):
