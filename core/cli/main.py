@@ -68,6 +68,10 @@ def add_commands(subparsers) -> None:
 
     add_runs_command(subparsers)
 
+    from core.cli.sweep_command import add_sweep_command
+
+    add_sweep_command(subparsers)
+
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainingConfig()

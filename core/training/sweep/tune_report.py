@@ -1,0 +1,33 @@
+"""The Keras callback that reports a trial's finished epochs to Ray Tune (imports Keras: loaded only
+inside a trial process, by core.training.sweep.trial)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.training.callbacks import RunCallback, finished
+
+
+class TuneReport(RunCallback):
+    """Last in the run's callbacks: the epoch is saved and in report.json when Tune hears of it.
+
+    Our own callback rather than ray.tune.integration.keras.TuneReportCheckpointCallback: the run
+    folder already holds the checkpoints, and the epoch must count from the run's start, also when a
+    killed sweep's trial resumes (the scheduler's time is the epoch, not Tune's report count)."""
+
+    def __init__(self, role: Any):
+        super().__init__()
+        self.role = role
+
+    def on_epoch_end(self, epoch, logs=None):
+        from ray import tune
+
+        from core.training.sweep.trial import epoch_metrics
+
+        if not finished(logs) or self.role.stopped_at is not None:
+            return
+        try:
+            tune.report(epoch_metrics(epoch + 1, logs))
+        except SystemExit:  # Tune's scheduler stopped the trial: end after this (saved) epoch
+            self.role.stopped_at = epoch + 1
+            self.model.stop_training = True
