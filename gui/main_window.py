@@ -139,10 +139,15 @@ class MainWindow(QMainWindow):
         self.runs.export_requested.connect(self.export_run)
         self.runs.open_in_train_requested.connect(self._open_in_train)
         self.runs.train_like_requested.connect(self._train_like)
+        self.training.sweep_started.connect(self._show_sweep)
 
     def _open_in_train(self, run_dir: str) -> None:
         self.tabs.setCurrentWidget(self.training)
         self.training.resume_run_folder(run_dir)
+
+    def _show_sweep(self, sweep_dir: str) -> None:
+        self.tabs.setCurrentWidget(self.runs)
+        self.runs.show_sweep(sweep_dir)
 
     def _train_like(self, run_dir: str) -> None:
         if self.training.train_like(run_dir):

@@ -93,6 +93,7 @@ class TrainingPage(QWidget):
     idle = Signal()  # the training thread has fully stopped
     status_message = Signal(str)
     device_seen = Signal(str)
+    sweep_started = Signal(str)  # sweep_dir: a sweep from the "Sweep…" dialog (gui.sweep_dialog)
 
     def __init__(self, store: SettingsStore, train_fn: Callable = default_train_fn, inspect_fn=inspect,
                  parent: QWidget | None = None, resume_fn: Callable = default_resume_fn):
@@ -163,6 +164,11 @@ class TrainingPage(QWidget):
         buttons.addWidget(self.train_button, 2)
         buttons.addWidget(self.resume_button, 1)
         buttons.addWidget(self.stop_button, 1)
+        self.sweep_button = QPushButton("Sweep…")
+        self.sweep_button.setToolTip("Search learning rate, batch size, model and augmentation in several "
+                                     "trials, bad ones stopped early (the Runs tab shows them)")
+        self.sweep_button.clicked.connect(self.open_sweep_dialog)
+        buttons.addWidget(self.sweep_button, 1)
         self.warm_up_label.setObjectName("warmUpLabel")
         self.warm_up_label.setToolTip("Decoding the training images into the disk cache while you set up, "
                                       "so the first epoch starts fast; Train takes over from here")
@@ -284,6 +290,15 @@ class TrainingPage(QWidget):
     @property
     def is_running(self) -> bool:
         return self.thread is not None
+
+    def open_sweep_dialog(self):
+        """The sweep dialog, its ranges filled in from the current settings."""
+        from gui.sweep_dialog import SweepDialog
+
+        dialog = SweepDialog(self.current_config(), self)
+        dialog.sweep_started.connect(self.sweep_started)
+        dialog.show()
+        return dialog
 
     def current_config(self) -> TrainingConfig:
         return self.data.apply_to(self.settings.apply_to(self._base_config))
