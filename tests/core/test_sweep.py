@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+from digits_runs import write_digits
 
 from core import files
 from core.config import TrainingConfig
@@ -24,7 +25,6 @@ from core.runs.run_info import read_run_info
 from core.training.distribution import ray_launcher
 from core.training.sweep.runner import SweepRequest, TrialUpdate, resume_sweep, run_sweep
 from core.training.sweep.space import parse_dimension, sample_trials
-from tests.digits_runs import write_digits
 
 pytestmark = pytest.mark.timeout(900)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
