@@ -1,6 +1,7 @@
 """The search space of a sweep: ranges sampled log-uniformly, lists chosen, seeded; bad text refused."""
 
 import math
+import os
 
 import pytest
 
@@ -64,3 +65,51 @@ def test_bad_text_is_refused_with_a_message(name, text):
 def test_zero_trials_is_refused():
     with pytest.raises(ConfigError):
         sample_trials({}, 0, seed=1)
+
+
+def sweep_args(*argv):
+    from main import build_parser
+
+    return build_parser().parse_args(["sweep", *argv])
+
+
+def test_the_sweep_command_passes_train_options_through_and_searches_the_rest(tmp_path):
+    from core.cli.sweep_command import sweep_request
+
+    args = sweep_args("--train", str(tmp_path), "--val", str(tmp_path), "--trials", "3", "--epochs", "2",
+                      "--lr", "1e-4:1e-2", "--batch-size", "16,32", "--augment", "on,off",
+                      "--image-size", "24", "--seed", "4", "--early-stopping", "2",
+                      "--cluster", "10.0.0.5:6379", "--metric", "val_loss")
+    request = sweep_request(args)
+    assert set(request.space) == {"learning_rate", "batch_size", "augment"}
+    base = request.base
+    assert (base.image_size, base.seed, base.epochs, base.early_stopping_patience) == (24, 4, 2, 2)
+    assert (base.workers, base.cluster, request.cluster) == (1, "", "10.0.0.5:6379")  # trials: one process
+    assert (request.trials, request.metric, request.scheduler) == (3, "val_loss", "asha")
+
+
+def test_sweep_like_a_run_takes_its_settings_as_the_base(tmp_path):
+    from core import files
+    from core.cli.sweep_command import sweep_request
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    liked = TrainingConfig(train_dir=str(tmp_path), val_dir=str(tmp_path), learning_rate=0.05, image_size=40)
+    files.write_json(str(run_dir / "config.json"), liked.to_dict())
+    request = sweep_request(sweep_args("--like", str(run_dir), "--batch-size", "8,16", "--trials", "2"))
+    assert (request.base.learning_rate, request.base.image_size) == (0.05, 40)
+    assert set(request.space) == {"batch_size"}
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--lr", "1e-2:1e-4"], "low < high"),
+    (["--model", "resnet,small-cnn"], "not a model"),
+    (["--resume", "NOT_A_SWEEP"], "not a sweep folder"),
+    (["--lr", "0.01"], "no class subfolders"),  # the (empty) training folder, checked before Ray starts
+])
+def test_bad_sweep_requests_exit_2_with_a_message_before_any_cluster_starts(argv, says, capsys, tmp_path):
+    from main import main
+
+    assert main(["sweep", "--train", str(tmp_path), "--out", str(tmp_path / "out"), *argv]) == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")  # no sweep folder left

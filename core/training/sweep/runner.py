@@ -101,6 +101,7 @@ def create_sweep(request: SweepRequest) -> str:
     base = request.base.replace(out_dir=os.path.abspath(request.base.out_dir))
     base = base.replace(train_dir=os.path.abspath(base.train_dir),
                         val_dir=os.path.abspath(base.val_dir) if base.val_dir else None)
+    _check_data(base)
     sweep_dir = sweep_folder.create_sweep_dir(base.out_dir)
     sweep_id = os.path.basename(sweep_dir)
     trials = []
@@ -118,6 +119,17 @@ def create_sweep(request: SweepRequest) -> str:
     }
     sweep_folder.write_sweep(sweep_dir, record)
     return sweep_dir
+
+
+def _check_data(base: TrainingConfig) -> None:
+    """The folders every trial reads and writes, checked once before any trial starts (raises
+    DatasetError or ConfigError saying what is wrong)."""
+    from core.data.dataset import load_split
+
+    unwritable = run_folder.check_writable(base.out_dir)
+    if unwritable:
+        raise ConfigError(unwritable)
+    load_split(base.train_dir, base.val_dir, base.val_split, base.seed)
 
 
 def run_sweep(request: SweepRequest, on_event: Callable[[Any], None] | None = None,
