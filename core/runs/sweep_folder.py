@@ -22,6 +22,9 @@ from typing import Any
 from core import files
 
 SWEEP_FILE = "sweep.json"
+# Written by the sweep's process when it is stopped (Ctrl-C, Stop): every trial process that sees it
+# stops within a batch and keeps what it trained, as a run does on Stop. Removed when a sweep resumes.
+STOP_FILE = "stop-requested"
 FINISHED = ("completed", "stopped", "failed")  # a resumed sweep runs the other trials again
 TRIAL_STATUSES = ("pending", "running", "completed", "stopped", "cancelled", "failed")
 
@@ -42,6 +45,10 @@ def create_sweep_dir(out_dir: str, now: float | None = None) -> str:
         except FileExistsError:
             continue
     raise FileExistsError(f"Too many sweeps named sweep-{stamp} in {out_dir}.")
+
+
+def stop_file(sweep_dir: str) -> str:
+    return os.path.join(sweep_dir, STOP_FILE)
 
 
 def is_sweep_dir(path: str) -> bool:

@@ -15,6 +15,7 @@ finished is kept, and the trials cut short are marked cancelled. Each trial is s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -147,6 +148,8 @@ def resume_sweep(sweep_dir: str, on_event: Callable[[Any], None] | None = None,
     if info.problem:
         raise ConfigError(info.problem)
     sweep = Sweep(sweep_dir, info.record, on_event or _ignore)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(sweep_folder.stop_file(sweep_dir))  # left by the stop this resume follows
     sweep.settle_dead_trials()
     pending = [trial["index"] for trial in info.unfinished]
     if pending:
@@ -175,7 +178,13 @@ class Sweep:
         """What every trial process needs, as plain data."""
         trials = [{"config": trial["config"], "run_dir": self.run_dir(trial["index"])}
                   for trial in self.trials]
-        return {"sweep_id": self.id, "threads": threads, "trials": trials}
+        return {"sweep_id": self.id, "threads": threads, "trials": trials,
+                "stop_file": sweep_folder.stop_file(self.sweep_dir)}
+
+    def request_stop(self) -> None:
+        """Every trial process stops within a batch (it watches the stop file)."""
+        with open(sweep_folder.stop_file(self.sweep_dir), "w") as marker:
+            marker.write("The sweep was stopped; its trials stop too.\n")
 
     def settle_dead_trials(self) -> None:
         """Trials a killed sweep left "running" are unfinished, unless their run says otherwise."""

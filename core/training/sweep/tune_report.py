@@ -15,9 +15,9 @@ class TuneReport(RunCallback):
     folder already holds the checkpoints, and the epoch must count from the run's start, also when a
     killed sweep's trial resumes (the scheduler's time is the epoch, not Tune's report count)."""
 
-    def __init__(self, role: Any):
+    def __init__(self, role: Any, cancel: Any):
         super().__init__()
-        self.role = role
+        self.role, self.cancel = role, cancel
 
     def on_epoch_end(self, epoch, logs=None):
         from ray import tune
@@ -28,6 +28,7 @@ class TuneReport(RunCallback):
             return
         try:
             tune.report(epoch_metrics(epoch + 1, logs))
-        except SystemExit:  # Tune's scheduler stopped the trial: end after this (saved) epoch
-            self.role.stopped_at = epoch + 1
-            self.model.stop_training = True
+        except SystemExit:  # Tune stopped the trial after this epoch, which is saved
+            if not self.cancel.is_set():  # the scheduler's choice, not the whole sweep stopping
+                self.role.stopped_at = epoch + 1
+            raise  # Tune's way to end the trial's thread at once, so that its process can be reused

@@ -50,10 +50,14 @@ class TuneRun:
 
         thread = threading.Thread(target=fit, name="fitstudio-sweep-tune", daemon=True)
         thread.start()
+        stop_sent = False
         try:
             while thread.is_alive():
                 thread.join(POLL_SECONDS)
                 self._take()
+                if self.cancel.is_set() and not stop_sent:
+                    self.sweep.request_stop()
+                    stop_sent = True
             self._take()
         finally:
             _live.pop(self.key, None)
@@ -69,9 +73,9 @@ class TuneRun:
         return tune.Tuner(
             trainable,
             param_space={"trial": tune.grid_search(self.indices)},
-            # Not reusing trial processes: in Ray 2.60 a reused one hung after an ASHA stop.
+            # Reused trial processes import TensorFlow once, not once per trial.
             tune_config=tune.TuneConfig(scheduler=self._scheduler(), max_concurrent_trials=self.concurrent,
-                                        reuse_actors=False),
+                                        reuse_actors=True),
             run_config=tune.RunConfig(name=self.sweep.id, storage_path=storage, verbose=0,
                                       callbacks=[_Relay(self.key)], stop=_CancelStopper(self.key),
                                       log_to_file=False),
