@@ -30,6 +30,7 @@ pytestmark = pytest.mark.timeout(900)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOOD, BAD = 0.01, 1e-6
 WAIT_SECONDS = 400
+LONG_EPOCHS = 30
 
 
 @pytest.fixture(scope="module")
@@ -126,34 +127,37 @@ def test_every_listening_socket_of_the_sweep_is_on_loopback(asha_sweep):
 def test_a_killed_sweep_resumes_and_ctrl_c_keeps_what_finished(ray_cluster, digits, tmp_path):
     out = tmp_path / "sweeps"
     base = base_config(digits, out)
-    seed = seed_for((GOOD, GOOD, GOOD), 3)
+    # Many short epochs, so that Ctrl-C lands in the middle of a trial; no scheduler: none is stopped.
     command = [sys.executable, "main.py", "sweep", "--train", base.train_dir, "--val", base.val_dir,
-               "--trials", "3", "--epochs", "2", "--batch-size", "16", "--image-size", "16", "--lr",
-               f"{GOOD},{BAD}", "--seed", str(seed), "--concurrent", "1", "--cache-disk-mb", "0",
+               "--trials", "3", "--epochs", str(LONG_EPOCHS), "--batch-size", "16", "--image-size", "16",
+               "--lr", "1e-3:1e-2", "--scheduler", "none", "--concurrent", "1", "--cache-disk-mb", "0",
                "--out", str(out)]
     first = start(command)
     sweep_dir = wait_for(lambda: finished_trials(out) >= 1, first, out)
-    kill_tree(first)
+    kill_tree(first)  # SIGKILL, the sweep's process and its cluster
     record = sweep_folder.read_sweep(sweep_dir).record
     assert record["status"] == "running" and record["trials"][0]["status"] == "completed"
 
     second = start([sys.executable, "main.py", "sweep", "--resume", sweep_dir])
-    wait_for(lambda: finished_trials(out) >= 2, second, out)
+    wait_for(lambda: trial_epochs(out, 1) >= 1, second, out)
     second.send_signal(signal.SIGINT)  # Ctrl-C: every trial ends, what finished is kept
     try:
         assert second.wait(timeout=WAIT_SECONDS) == 130, second.stdout.read()
     finally:
         kill_tree(second)
-    record = sweep_folder.read_sweep(sweep_dir).record
-    assert record["status"] == "cancelled"
-    assert [t["status"] for t in record["trials"][:2]] == ["completed", "completed"]
-    assert record["trials"][2]["status"] in ("pending", "cancelled")
+    trials = sweep_folder.read_sweep(sweep_dir).trials
+    assert sweep_folder.read_sweep(sweep_dir).record["status"] == "cancelled"
+    assert [t["status"] for t in trials[:2]] == ["completed", "cancelled"]
+    assert trials[2]["status"] in ("pending", "cancelled")  # ended by Tune before or as it started
+    cut_short = read_run_info(os.path.join(sweep_dir, "trial-01"))
+    assert cut_short.status == "cancelled" and 1 <= cut_short.done < LONG_EPOCHS
 
-    finished = resume_sweep(sweep_dir)
+    finished = resume_sweep(sweep_dir)  # trial 1 continues from its checkpoint, trial 2 starts
     assert finished.status == "completed"
     assert [t["status"] for t in finished.trials] == ["completed"] * 3
-    assert all(read_run_info(os.path.join(sweep_dir, t["run_dir"])).status == "completed"
-               for t in finished.trials)
+    for trial in finished.trials:
+        info = read_run_info(os.path.join(sweep_dir, trial["run_dir"]))
+        assert info.status == "completed" and len(info.history) == LONG_EPOCHS
 
 
 def start(command):
@@ -168,6 +172,12 @@ def finished_trials(out) -> int:
         return 0
     trials = sweep_folder.read_sweep(sweeps[0]).trials
     return sum(trial.get("status") in sweep_folder.FINISHED for trial in trials)
+
+
+def trial_epochs(out, index) -> int:
+    sweeps = sweep_folder.find_sweep_dirs([str(out)])
+    trials = sweep_folder.read_sweep(sweeps[0]).trials if sweeps else []
+    return int(trials[index].get("epochs_completed") or 0) if len(trials) > index else 0
 
 
 def wait_for(condition, process, out) -> str:

@@ -113,3 +113,17 @@ def test_bad_sweep_requests_exit_2_with_a_message_before_any_cluster_starts(argv
     assert main(["sweep", "--train", str(tmp_path), "--out", str(tmp_path / "out"), *argv]) == 2
     assert says in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")  # no sweep folder left
+
+
+def test_the_first_trial_measures_the_base_settings_where_they_lie_in_the_space():
+    from core.training.sweep.space import base_first
+
+    space = {"learning_rate": parse_dimension("learning_rate", "1e-4:1e-2"),
+             "batch_size": parse_dimension("batch_size", "16,64"),
+             "augment": parse_dimension("augment", "on,off")}
+    base = TrainingConfig(learning_rate=1e-3, batch_size=32)  # 32 is not among the batch sizes
+    drawn = sample_trials(space, 4, seed=9)
+    trials = base_first(drawn, space, base)
+    assert trials[0]["learning_rate"] == 1e-3 and trials[0]["augment"] is False
+    assert trials[0]["batch_size"] == drawn[0]["batch_size"]  # outside the space: drawn
+    assert trials[1:] == drawn[1:]

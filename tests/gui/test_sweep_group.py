@@ -25,6 +25,7 @@ from core.training.sweep.runner import (
     create_sweep,
 )
 from core.training.sweep.space import parse_dimension
+from core.training.sweep.trial import mark_stopped
 from gui.runs_page import RunsPage
 from gui.sweep_dialog import SweepDialog, default_ranges
 
@@ -52,7 +53,8 @@ def half_done_sweep(tmp_path_factory):
         os.makedirs(sweep.run_dir(index), exist_ok=True)
         train(config, stop_after_one, cancel, run_dir=sweep.run_dir(index))
     sweep.ended(0)
-    sweep.stopped[2] = 1
+    sweep.stopped[2] = 1  # as ASHA does, and the trial's process marks its report (core.training.sweep.trial)
+    mark_stopped(sweep.run_dir(2), sweep.id, 1)
     sweep.ended(2)
 
     def finish_trial_1():

@@ -28,7 +28,7 @@ from core.config import TrainingConfig
 from core.errors import ConfigError
 from core.runs import run_folder, sweep_folder
 from core.runs.run_info import read_run_info
-from core.training.sweep.space import Dimension, apply, sample_trials, space_to_dict
+from core.training.sweep.space import Dimension, apply, base_first, sample_trials, space_to_dict
 
 METRICS = {"val_accuracy": "max", "val_loss": "min"}
 SCHEDULERS = ("asha", "none")
@@ -53,7 +53,7 @@ class SweepRequest:
         if self.trials < 1 or self.concurrent < 0:
             raise ConfigError("A sweep needs at least one trial, and --concurrent cannot be negative.")
         self.base.validate()
-        for settings in sample_trials(self.space, self.trials, self.base.seed):
+        for settings in draw_trials(self.space, self.trials, self.base):
             trial_config(self.base, settings).validate()  # e.g. a batch size larger than allowed
         return self
 
@@ -90,6 +90,11 @@ class SweepFinished:
 SweepEvent = SweepStarted | TrialUpdate | SweepFinished
 
 
+def draw_trials(space: dict[str, Dimension], trials: int, base: TrainingConfig) -> list[dict[str, Any]]:
+    """The trials' settings: drawn with the base's seed, the first on the base settings."""
+    return base_first(sample_trials(space, trials, base.seed), space, base)
+
+
 def trial_config(base: TrainingConfig, settings: dict[str, Any]) -> TrainingConfig:
     """A trial's settings: the base with the drawn values, in one process (the sweep spreads trials,
     not a trial over workers)."""
@@ -106,7 +111,7 @@ def create_sweep(request: SweepRequest) -> str:
     sweep_dir = sweep_folder.create_sweep_dir(base.out_dir)
     sweep_id = os.path.basename(sweep_dir)
     trials = []
-    for index, settings in enumerate(sample_trials(request.space, request.trials, base.seed)):
+    for index, settings in enumerate(draw_trials(request.space, request.trials, base)):
         trials.append({
             "index": index, "run_dir": os.path.basename(sweep_folder.trial_dir(sweep_dir, index)),
             "settings": settings, "config": trial_config(base, settings).to_dict(), "status": "pending",
@@ -166,6 +171,7 @@ class Sweep:
         self.trials = record["trials"]
         self.stopped: dict[int, int] = {}  # trial index -> epoch the scheduler stopped it after
         self.errors: dict[int, str] = {}
+        self.touched: set[int] = set()  # trials Tune started in this session
 
     @property
     def metric(self) -> str:
@@ -194,6 +200,7 @@ class Sweep:
         self._save("running")
 
     def started(self, index: int) -> None:
+        self.touched.add(index)
         self._set(index, status="running", message="")
 
     def epoch_done(self, index: int, metrics: dict[str, float]) -> None:
@@ -209,9 +216,9 @@ class Sweep:
         self._settle(index, cancelled=False)
 
     def finish(self, cancelled: bool) -> SweepFinished:
-        for trial in self.trials:
-            if trial["status"] == "running" or trial["index"] in self.stopped:
-                self._settle(trial["index"], cancelled)
+        """Once Tune has ended every trial process: each trial's status, in sweep.json and its report."""
+        for index in sorted(self.touched):
+            self._settle(index, cancelled, amend=True)
         results = [trial for trial in self.trials if trial["status"] in ("completed", "stopped")]
         status = "cancelled" if cancelled else "completed" if results else "failed"
         self._save(status)
@@ -219,8 +226,10 @@ class Sweep:
         self.emit(finished)
         return finished
 
-    def _settle(self, index: int, cancelled: bool) -> None:
-        """The trial's final status, from what Tune said and what its run folder holds."""
+    def _settle(self, index: int, cancelled: bool, amend: bool = False) -> None:
+        """The trial's status, from what Tune said and what its run folder holds. With `amend`, its
+        report.json is made to say the same; only then, since until Tune is done the trial's own
+        process may still be writing it."""
         run_dir = self.run_dir(index)
         info = read_run_info(run_dir) if os.path.isdir(run_dir) else None
         total = int(self.trials[index]["config"]["epochs"])
@@ -230,16 +239,19 @@ class Sweep:
         if index in self.stopped and done < total:
             from core.training.sweep.trial import mark_stopped
 
-            mark_stopped(run_dir, self.id, self.stopped[index])  # the trial process may not have lived to
+            if amend:  # the trial process marks it too, if it lives to
+                mark_stopped(run_dir, self.id, self.stopped[index])
             status, message = "stopped", f"Stopped early by the scheduler after epoch {self.stopped[index]}."
         elif index in self.errors or (info is not None and info.status == "failed"):
             status, message = "failed", message or self.errors.get(index, "")
         elif done >= total or (info is not None and info.status == "completed"):
             status = "completed"
-            _amend_report(run_dir, "completed", message)  # its process may have ended before its last word
+            if amend:  # its process may have ended before its last word
+                _amend_report(run_dir, "completed", message)
         elif cancelled or info is not None:
             status, message = "cancelled", "Stopped with the sweep."
-            _amend_report(run_dir, status, message)
+            if amend:
+                _amend_report(run_dir, status, message)
         else:
             status = "pending"
         self._set(index, status=status, epochs_completed=done, message=message,
@@ -283,11 +295,11 @@ def _amend_report(run_dir: str, status: str, message: str) -> None:
     path = os.path.join(run_dir, run_folder.REPORT_FILE)
     try:
         report = files.read_json(path)
+        if isinstance(report, dict) and report.get("status") == "running":
+            report.update(status=status, process=None, message=message)
+            files.write_json(path, report)
     except (OSError, ValueError):
-        return
-    if isinstance(report, dict) and report.get("status") == "running":
-        report.update(status=status, process=None, message=message)
-        files.write_json(path, report)
+        pass  # sweep.json says how the trial ended; a report that cannot be amended stays as it is
 
 
 def default_threads(cpus: float, trials: int) -> int:

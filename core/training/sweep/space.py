@@ -117,6 +117,30 @@ def sample_trials(space: dict[str, Dimension], trials: int, seed: int) -> list[d
     return [{dimension.name: dimension.sample(rng) for dimension in ordered} for _ in range(trials)]
 
 
+def base_first(trials: list[dict[str, Any]], space: dict[str, Dimension],
+               base: TrainingConfig) -> list[dict[str, Any]]:
+    """The trials with the first one on the base settings wherever they lie in the space: the sweep
+    measures the settings it started from, so its best trial is never one it did not compare."""
+    if not trials:
+        return trials
+    first = dict(trials[0])
+    for name, dimension in space.items():
+        value = settings_of(base)[name]
+        if dimension.is_range:
+            inside = dimension.low <= value <= dimension.high
+        else:
+            inside = value in dimension.choices
+        if inside:
+            first[name] = value
+    return [first, *trials[1:]]
+
+
+def settings_of(config: TrainingConfig) -> dict[str, Any]:
+    """The searchable settings of `config`, by their names in the space."""
+    return {"learning_rate": config.learning_rate, "batch_size": config.batch_size, "model": config.model,
+            "augment": config.augmentation.any}
+
+
 def apply(base: TrainingConfig, settings: dict[str, Any]) -> TrainingConfig:
     """`base` with a trial's hyperparameters."""
     changes: dict[str, Any] = {key: value for key, value in settings.items() if key != "augment"}

@@ -84,13 +84,13 @@ def mark_stopped(run_dir: str, sweep_id: str, epoch: int) -> None:
     path = os.path.join(run_dir, run_folder.REPORT_FILE)
     try:
         report = files.read_json(path)
+        if not isinstance(report, dict) or report.get("status") in ("failed", "stopped"):
+            return
+        report.update(status="stopped", process=None, stopped_by={"sweep": sweep_id, "epoch": epoch},
+                      message=f"Stopped early by {sweep_id} after epoch {epoch}: other trials were better.")
+        files.write_json(path, report)
     except (OSError, ValueError):
-        return  # no report to amend: the run never started; the sweep's record says what happened
-    if not isinstance(report, dict) or report.get("status") == "failed":
-        return
-    report.update(status="stopped", process=None, stopped_by={"sweep": sweep_id, "epoch": epoch},
-                  message=f"Stopped early by {sweep_id} after epoch {epoch}: other trials were better.")
-    files.write_json(path, report)
+        pass  # no report, or another process writing it: sweep.json says how the trial ended
 
 
 def _watch(stop_file: str, cancel: threading.Event) -> threading.Event:
