@@ -33,16 +33,16 @@ def run_trial(tune_config: dict[str, Any], plan: dict[str, Any]) -> None:
     cancel = threading.Event()
     watching = _watch(plan["stop_file"], cancel)
     try:
-        _train_trial(trial, plan["sweep_id"], cancel)
+        _train_trial(trial, plan["sweep_id"], cancel, plan["stop_file"])
     finally:
         watching.set()
 
 
-def _train_trial(trial: dict[str, Any], sweep_id: str, cancel: threading.Event) -> None:
+def _train_trial(trial: dict[str, Any], sweep_id: str, cancel: threading.Event, stop_file: str) -> None:
     from core.training.driver import resume, train
 
     run_dir = trial["run_dir"]
-    role = TrialRole()
+    role = TrialRole(stop_file)
     info = read_run_info(run_dir, with_history=True) if os.path.isdir(run_dir) else None
     if info is not None and info.can_resume and info.done >= info.total:
         _report_history(info.history)  # trained to the end before the sweep was killed: nothing to do
@@ -69,8 +69,9 @@ class TrialFailed(Exception):
 class TrialRole(LocalRole):
     """A run in this process whose last callback reports every finished epoch to Tune."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_file: str) -> None:
         super().__init__()
+        self.stop_file = stop_file  # there when the whole sweep was stopped (not the scheduler's choice)
         self.stopped_at: int | None = None  # the epoch after which Tune's scheduler stopped the trial
 
     def callbacks_around(self, cancel: threading.Event, train_stream: Any) -> tuple[list, list]:

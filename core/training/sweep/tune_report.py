@@ -3,6 +3,7 @@ inside a trial process, by core.training.sweep.trial)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from core.training.callbacks import RunCallback, finished
@@ -29,6 +30,8 @@ class TuneReport(RunCallback):
         try:
             tune.report(epoch_metrics(epoch + 1, logs))
         except SystemExit:  # Tune stopped the trial after this epoch, which is saved
-            if not self.cancel.is_set():  # the scheduler's choice, not the whole sweep stopping
+            # The scheduler's choice, unless the whole sweep stops: its stop file is written before
+            # Tune is told (core.training.sweep.tune_run).
+            if not self.cancel.is_set() and not os.path.exists(self.role.stop_file):
                 self.role.stopped_at = epoch + 1
             raise  # Tune's way to end the trial's thread at once, so that its process can be reused

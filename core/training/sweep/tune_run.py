@@ -25,7 +25,7 @@ from core.training.sweep.trial import run_trial
 POLL_SECONDS = 0.2
 # Tune pickles its callbacks, stopper and scheduler with the experiment's state; a queue or an event
 # cannot be pickled, so they hold this key of the running sweep's queue and cancel event instead.
-_live: dict[str, tuple[queue.Queue, threading.Event]] = {}
+_live: dict[str, tuple[queue.Queue, threading.Event]] = {}  # the event: the stop file is written
 
 
 class TuneRun:
@@ -35,11 +35,12 @@ class TuneRun:
         self.cancel = cancel
         self.happenings: queue.Queue = queue.Queue()
         self.key = f"{sweep.id}-{id(self)}"
+        self.stop_written = threading.Event()  # Tune stops the trials only after the stop file exists
 
     def run(self) -> None:
         storage = tempfile.mkdtemp(prefix="fitstudio-sweep-")
         failure: list[str] = []
-        _live[self.key] = (self.happenings, self.cancel)
+        _live[self.key] = (self.happenings, self.stop_written)
         tuner = self._tuner(storage)
 
         def fit() -> None:
@@ -57,6 +58,7 @@ class TuneRun:
                 self._take()
                 if self.cancel.is_set() and not stop_sent:
                     self.sweep.request_stop()
+                    self.stop_written.set()
                     stop_sent = True
             self._take()
         finally:
