@@ -1,7 +1,7 @@
 """Sweeps on scikit-learn's digits (issue 24): 8 trials, learning rates 1e-5 to 1e-1, 6 epochs, with
 ASHA against every trial run to the end, and the default settings' single run.
 
-    .venv/bin/python bench/sweep.py [--trials 8] [--epochs 6] [--image-size 32]
+    .venv/bin/python bench/sweep.py [--trials 8] [--epochs 6] [--image-size 64]
 
 Targets: the best trial's validation accuracy is at least the default run's; ASHA's wall time is
 0.6x or less of running every trial to the end. Both sweeps draw the same trials (same seed) on one
@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=64)
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="fitstudio-bench-sweep-")
     train_dir, val_dir = write_all_digits(root)
