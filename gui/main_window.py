@@ -161,6 +161,7 @@ class MainWindow(QMainWindow):
         self.runs.export_requested.connect(self.export_run)
         self.runs.open_in_train_requested.connect(self._open_in_train)
         self.runs.train_like_requested.connect(self._train_like)
+        self.training.sweep_started.connect(self._show_sweep)
 
     def _connect_camera(self) -> None:
         """The Camera tab collects into the Train tab's training folder, whose counts then follow."""
@@ -172,6 +173,10 @@ class MainWindow(QMainWindow):
     def _open_in_train(self, run_dir: str) -> None:
         self.tabs.setCurrentWidget(self.training)
         self.training.resume_run_folder(run_dir)
+
+    def _show_sweep(self, sweep_dir: str) -> None:
+        self.tabs.setCurrentWidget(self.runs)
+        self.runs.show_sweep(sweep_dir)
 
     def _train_like(self, run_dir: str) -> None:
         if self.training.train_like(run_dir):

@@ -48,6 +48,7 @@ from core.runs import run_folder
 from core.runs.index import RunsIndex, differing_settings, fingerprint_label, flat_settings
 from core.runs.run_info import RunInfo, read_run_info
 from gui.run_overlay import RunCurves, RunDifferences, RunOverlay, swatch
+from gui.sweep_group import SweepGroup
 from gui.trash import TrashError, move_to_trash, restore_batch
 from gui.worker import run_in_thread
 
@@ -61,7 +62,8 @@ RUN_DIR_ROLE = Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 FOLDERS_KEY = "runs/folders"
 NOT_SETTING_COLUMNS = {"train_dir", "val_dir", "model", "epochs"}  # columns of their own already
-STATUS_WORDS = {"cancelled": "stopped", "running": "training"}  # short words for the Status column
+# short words for the Status column
+STATUS_WORDS = {"cancelled": "stopped", "running": "training", "stopped": "stopped by sweep"}
 
 
 def read_histories(run_dirs: list[str]) -> dict[str, list[dict[str, float]]]:
@@ -136,6 +138,8 @@ class RunsPage(QWidget):
         self.views = QTabWidget()
         self.views.addTab(self.overlay, "Curves")
         self.views.addTab(self.differences, "What differs")
+        self.sweeps = SweepGroup()  # gui.sweep_group: a sweep's trials, scatter, best settings
+        self.views.addTab(self.sweeps, "Sweeps")
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(upper)
         self.splitter.addWidget(self.views)
@@ -198,6 +202,7 @@ class RunsPage(QWidget):
                                (self.export_action, self.export_requested)):
             action.triggered.connect(lambda _checked=False, signal=signal: self._emit_for_current(signal))
         self.open_folder_action.triggered.connect(self._open_current_folder)
+        self.sweeps.train_like_requested.connect(self.train_like_requested)
         self.trash_action.triggered.connect(self.trash_selected)
         self.undo_action.triggered.connect(self.undo_trash)
         self._update_actions()
@@ -269,7 +274,14 @@ class RunsPage(QWidget):
             self._list_again = False
             self.refresh()
 
+    def show_sweep(self, sweep_dir: str) -> None:
+        """A sweep just started from the window: its group, live."""
+        self.views.setCurrentWidget(self.sweeps)
+        self.sweeps.show_sweep(sweep_dir)
+        self.refresh()
+
     def show_runs(self, infos: list[RunInfo]) -> None:
+        self.sweeps.list_sweeps(self.folders())
         previous, self.runs = self.runs, {info.run_dir: info for info in infos}
         differing = [name for name in differing_settings(infos) if name not in NOT_SETTING_COLUMNS]
         if self._row_of.keys() == self.runs.keys() and differing == self._differing:

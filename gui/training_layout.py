@@ -4,7 +4,7 @@ setupUi). The page creates the widgets and owns them; this module only styles an
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 DATA_WAIT_TOOLTIP = (
     "Share of the last epoch the model waited for images; high values mean decoding is the "
@@ -35,6 +35,11 @@ def lay_out(page) -> None:
     buttons.addWidget(page.train_button, 2)
     buttons.addWidget(page.resume_button, 1)
     buttons.addWidget(page.stop_button, 1)
+    page.sweep_button = QPushButton("Sweep…")
+    page.sweep_button.setToolTip("Search learning rate, batch size, model and augmentation in several "
+                                 "trials, bad ones stopped early (the Runs tab shows them)")
+    page.sweep_button.clicked.connect(page.open_sweep_dialog)
+    buttons.addWidget(page.sweep_button, 1)
     page.warm_up_label.setObjectName("warmUpLabel")
     page.warm_up_label.setToolTip("Decoding the training images into the disk cache while you set up, "
                                   "so the first epoch starts fast; Train takes over from here")

@@ -58,6 +58,7 @@ class TrainingPage(QWidget):
     idle = Signal()  # the training thread has fully stopped
     status_message = Signal(str)
     device_seen = Signal(str)
+    sweep_started = Signal(str)  # sweep_dir: a sweep from the "Sweep…" dialog (gui.sweep_dialog)
 
     def __init__(self, store: SettingsStore, train_fn: Callable = default_train_fn, inspect_fn=inspect,
                  parent: QWidget | None = None, resume_fn: Callable = default_resume_fn):
@@ -170,6 +171,15 @@ class TrainingPage(QWidget):
         run.idle.connect(self.idle)
 
     # --- state ----------------------------------------------------------------------------------
+
+    def open_sweep_dialog(self):
+        """The sweep dialog, its ranges filled in from the current settings."""
+        from gui.sweep_dialog import SweepDialog
+
+        dialog = SweepDialog(self.current_config(), self)
+        dialog.sweep_started.connect(self.sweep_started)
+        dialog.show()
+        return dialog
 
     def current_config(self) -> TrainingConfig:
         return self.data.apply_to(self.settings.apply_to(self._base_config))

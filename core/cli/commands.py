@@ -11,6 +11,7 @@ from core.cli.inspect_command import add_inspect_command
 from core.cli.label_command import add_label_command
 from core.cli.model_commands import add_model_commands
 from core.cli.runs_commands import add_runs_command
+from core.cli.sweep_command import add_sweep_command
 from core.cli.train_command import add_train_command
 from core.cli.weights_command import add_import_weights_command
 
@@ -22,6 +23,7 @@ COMMANDS = (
     add_cache_command,  # cache
     add_doctor_command,  # doctor
     add_runs_command,  # runs
+    add_sweep_command,  # sweep
     add_capture_command,  # capture --video
     add_label_command,  # label
 )

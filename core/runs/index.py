@@ -3,7 +3,8 @@ command and the window's Runs tab. Plain files, no TensorFlow.
 
 A root is a folder that holds run folders (the default `runs/`, or any other output folder); a run
 folder is a subfolder with any of config.json, report.json, checkpoint.json or labels.txt. A corrupt
-one is listed with status "unreadable", never dropped and never an error.
+one is listed with status "unreadable", never dropped and never an error. A sweep folder's trials
+(core.runs.sweep_folder) are run folders one level further down, listed with the others.
 
 Listing reads each run quickly (`read_run_info(with_history=False)`: report.json, no history).
 `RunsIndex` keeps the rows it has read, keyed by the sizes and modification times of the run's files,
@@ -20,6 +21,7 @@ from typing import Any
 
 from core.runs import checkpoints, run_folder
 from core.runs.run_info import RunInfo, read_run_info
+from core.runs.sweep_folder import is_sweep_dir
 
 RUN_MARKERS = (run_folder.REPORT_FILE, run_folder.CONFIG_FILE, checkpoints.CHECKPOINT_FILE,
                run_folder.LABELS_FILE)
@@ -67,9 +69,21 @@ def find_run_dirs(roots: Iterable[str]) -> list[str]:
         for entry in entries:
             if entry.name.startswith(".") or not _is_dir(entry):
                 continue
-            if any(os.path.exists(os.path.join(entry.path, name)) for name in RUN_MARKERS):
+            if is_sweep_dir(entry.path):
+                trials = _run_dirs_in(entry.path)
+                found.update({key: path for key, path in trials.items() if key not in found})
+            elif any(os.path.exists(os.path.join(entry.path, name)) for name in RUN_MARKERS):
                 found.setdefault(os.path.normcase(os.path.abspath(entry.path)), entry.path)
     return list(found.values())
+
+
+def _run_dirs_in(sweep_dir: str) -> dict[str, str]:
+    try:
+        entries = [entry for entry in os.scandir(sweep_dir) if _is_dir(entry)]
+    except OSError:
+        return {}
+    return {os.path.normcase(os.path.abspath(entry.path)): entry.path for entry in entries
+            if any(os.path.exists(os.path.join(entry.path, name)) for name in RUN_MARKERS)}
 
 
 def summary_row(info: RunInfo) -> dict[str, Any]:

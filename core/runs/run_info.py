@@ -4,6 +4,8 @@ the window, the CLI and the runs index use. Plain JSON reading, no TensorFlow; i
 Status, from report.json and checkpoint.json:
 
     completed, cancelled, failed   the run ended and said so in report.json
+    stopped                        a sweep's trial that the sweep's scheduler stopped early, after the
+                                   epoch in `stopped_by` (report.json's "stopped_by": {"sweep", "epoch"})
     running                        report.json says "running" and the process that wrote it is alive
                                    (or runs on another machine, where that cannot be checked)
     interrupted                    it says "running" but its process is gone (killed, crashed, power
@@ -34,6 +36,7 @@ from core.runs import checkpoints, run_folder
 STATUS_TEXT = {
     "completed": "completed",
     "cancelled": "stopped by the user",
+    "stopped": "stopped early by the sweep",
     "failed": "failed",
     "running": "training now (in another window or process)",
     "interrupted": "interrupted (FitStudio closed or crashed while it trained)",
@@ -60,6 +63,7 @@ class RunInfo:
     environment: dict[str, Any] = field(default_factory=dict)  # versions, OS, CPU and GPU of the run
     resume_problem: str = ""  # why this run cannot be resumed; empty when it can
     problem: str = ""  # why the folder is unreadable; empty otherwise
+    stopped_by: dict[str, Any] = field(default_factory=dict)  # {"sweep": id, "epoch": k} when stopped
 
     @property
     def name(self) -> str:
@@ -92,6 +96,8 @@ class RunInfo:
             status = self.message.rstrip(".")
         elif self.status == "failed" and self.message:
             status = f"failed: {self.message.rstrip('.')}"
+        elif self.status == "stopped" and self.stopped_by:
+            status = f"{status} {self.stopped_by.get('sweep')} after epoch {self.stopped_by.get('epoch')}"
         return f"{self.model}, {status}. {self.done} of {self.total} epochs trained."
 
 
@@ -178,6 +184,7 @@ def _run_info(run_dir: str, report: dict[str, Any], config: dict[str, Any], done
         dataset_fingerprint=_dict(report.get("dataset_fingerprint")),
         environment=_dict(report.get("environment")),
         resume_problem=resume_problem,
+        stopped_by=_dict(report.get("stopped_by")) if status == "stopped" else {},
     )
 
 
@@ -207,7 +214,7 @@ def _checkpoint(run_dir: str) -> tuple[checkpoints.Checkpoint | None, str]:
 
 def _status(report: dict[str, Any]) -> str:
     status = report.get("status")
-    if status in ("completed", "cancelled", "failed"):
+    if status in ("completed", "cancelled", "failed", "stopped"):
         return status
     if status == "running" and _writer_alive(report.get("process")):
         return "running"

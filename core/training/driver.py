@@ -22,6 +22,7 @@ from core.errors import ConfigError, DatasetError
 from core.events import Event, RunResult
 from core.runs import checkpoints, run_folder
 from core.runs.checkpoints import Checkpoint
+from core.training.roles import Role
 
 __all__ = ["TrainingConfig", "resume", "train"]
 
@@ -31,16 +32,20 @@ def train(
     on_event: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
     like: str | None = None,
+    role: Role | None = None,
+    run_dir: str = "",
 ) -> RunResult:
     """Trains as `config` says and returns how the run ended.
 
     `like` is the run folder this run repeats (`train --like`): when the data changed since that
     run, a warning names the files. Raises DatasetError or ConfigError (with a message for the user)
     when the run cannot start; once the run folder exists, every failure is caught, reported and
-    saved in report.json.
+    saved in report.json. `role` replaces the run in this process (a sweep's trial adds its report to
+    the sweep: core.training.sweep.trial); `run_dir`, an empty folder, is the run folder to fill.
     """
     train_files, val_files = _prepare(config, config.out_dir)
-    return _dispatch(config, train_files, val_files, on_event, cancel, earlier_run=like)
+    return _dispatch(config, train_files, val_files, on_event, cancel, run_dir=run_dir, earlier_run=like,
+                     role=role)
 
 
 def resume(
@@ -50,6 +55,7 @@ def resume(
     epochs: int | None = None,
     batch_size: int | None = None,
     allow_open_ports: bool = False,
+    role: Role | None = None,
 ) -> RunResult:
     """Continues a cancelled, failed or killed run from its last checkpoint, in the same run folder.
 
@@ -80,12 +86,13 @@ def resume(
             f"run's classes ({', '.join(labels)}). Restore the folder or start a new run."
         )
     return _dispatch(config, train_files, val_files, on_event, cancel, run_dir=run_dir,
-                     resume_from=checkpoint, earlier_run=run_dir)
+                     resume_from=checkpoint, earlier_run=run_dir, role=role)
 
 
 def _dispatch(config: TrainingConfig, train_files: FileSet, val_files: FileSet,
               on_event: Callable[[Event], None] | None, cancel: threading.Event | None, run_dir: str = "",
-              resume_from: Checkpoint | None = None, earlier_run: str | None = None) -> RunResult:
+              resume_from: Checkpoint | None = None, earlier_run: str | None = None,
+              role: Role | None = None) -> RunResult:
     """One run in this process, or Ray workers that find the checkpoint in `run_dir` themselves."""
     on_event = on_event or _ignore
     cancel = cancel or threading.Event()
@@ -96,7 +103,7 @@ def _dispatch(config: TrainingConfig, train_files: FileSet, val_files: FileSet,
     from core.training.roles import LocalRole
     from core.training.run import Run
 
-    run = Run(config, train_files, val_files, LocalRole(), on_event, cancel, run_dir,
+    run = Run(config, train_files, val_files, role or LocalRole(), on_event, cancel, run_dir,
               resume_from=resume_from, earlier_run=earlier_run)
     return run.execute()
 

@@ -11,10 +11,10 @@ import threading
 import numpy as np
 import pytest
 from conftest import age_files, make_class_folders, write_image
-from core.cli.main import add_training_arguments, config_from_args
 from weight_files import MOBILENET_IMAGE_SIZE, backbone_weight_file
 
 from core import files
+from core.cli.train_command import add_training_arguments, config_from_args
 from core.config import Augmentation, TrainingConfig
 from core.data.dataset import FileSet
 from core.data.disk_cache import DiskCache
@@ -307,7 +307,7 @@ def _checkpointed(run_dir: str, epochs: int = 2) -> bool:
 
 
 def test_the_command_line_prints_the_features_progress():
-    from core.cli.main import ProgressPrinter
+    from core.cli.train_command import ProgressPrinter
 
     out = io.StringIO()
     printer = ProgressPrinter(out)
