@@ -129,14 +129,14 @@ def find_duplicates(prints: list[Fingerprint], cancel: threading.Event | None = 
     """Groups of two or more images of one split that are the same picture: the exact groups, then
     the near groups, in which one image of each exact group stands for it."""
     pairs = _close_pairs(_hashes(prints), None, NEAR_BITS, cancel)
-    exact = _UnionFind(len(prints))
+    exact = UnionFind(len(prints))
     first_with_digest: dict[str, int] = {}
     for index, item in enumerate(prints):
         exact.union(first_with_digest.setdefault(item.digest, index), index)
     for a, b in pairs:
         if exact.find(a) != exact.find(b) and same_pixels(prints[a], prints[b]):
             exact.union(a, b)
-    near = _UnionFind(len(prints))
+    near = UnionFind(len(prints))
     for a, b in pairs:
         if alike(prints[a], prints[b]):
             near.union(exact.find(a), exact.find(b))
@@ -235,7 +235,7 @@ def _file_digest(path: str) -> str:
     return digest.hexdigest()
 
 
-class _UnionFind:
+class UnionFind:
     def __init__(self, size: int):
         self.parent = list(range(size))
 

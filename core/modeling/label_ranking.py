@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.data.dataset import SkippedFile
-from core.data.duplicates import Fingerprint, find_duplicates, fingerprint_all
+from core.data.duplicates import Fingerprint, UnionFind, find_duplicates, fingerprint_all
 from core.data.fixes import Move, MoveError
 from core.data.labeling import label_image
 from core.errors import DatasetError
@@ -130,7 +130,7 @@ def duplicate_groups(prints: list[Fingerprint | None]) -> list[list[int]]:
     if len(readable) < 2:
         return []
     row_of = {prints[index].path: index for index in readable}
-    joined = _UnionFind(len(prints))
+    joined = UnionFind(len(prints))
     for group in find_duplicates([prints[index] for index in readable]):
         rows = [row_of[path] for path in group.paths]
         for other in rows[1:]:
@@ -237,23 +237,3 @@ def _fingerprints(
     prints, _, _ = fingerprint_all(new, cancel=cancel)
     known.update((path, item) for path, item in zip(new, prints, strict=True) if item is not None)
     return [known.get(path) for path in paths]
-
-
-class _UnionFind:
-    def __init__(self, size: int):
-        self.parent = list(range(size))
-
-    def find(self, item: int) -> int:
-        while self.parent[item] != item:
-            self.parent[item] = self.parent[self.parent[item]]
-            item = self.parent[item]
-        return item
-
-    def union(self, a: int, b: int) -> None:
-        self.parent[self.find(b)] = self.find(a)
-
-    def groups(self) -> list[list[int]]:
-        members: dict[int, list[int]] = {}
-        for item in range(len(self.parent)):
-            members.setdefault(self.find(item), []).append(item)
-        return [group for group in members.values() if len(group) > 1]

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import make_class_folders
+from stand_in_backbone import stand_in_backbone
 from weight_files import MOBILENET_IMAGE_SIZE, backbone_weight_file, saved_layer_weights
 
 from core import files
@@ -46,19 +47,6 @@ def test_mobilenets_top_layers_are_unfrozen_but_not_its_batch_normalization():
     assert not any(layer.trainable for layer in batch_norms)
     assert unfreeze_top_layers(built.model, 1000) == len(base.layers)  # more than there are: all
 
-
-def stand_in_backbone(model, image_size, weights=None):
-    """A backbone of MobileNetV2's kinds of layers (convolution, BatchNormalization, ReLU), small
-    enough that a run takes seconds, with seeded weights: each build starts from the same ones."""
-    inputs = keras.Input((image_size, image_size, 3))
-    x = inputs
-    for index in range(3):
-        initializer = keras.initializers.GlorotUniform(seed=index)
-        x = keras.layers.Conv2D(8, 3, strides=2, padding="same", kernel_initializer=initializer,
-                                name=f"conv{index}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn{index}")(x)
-        x = keras.layers.ReLU(name=f"relu{index}")(x)
-    return keras.Model(inputs, x, name="stand_in_backbone")
 
 
 @pytest.fixture
