@@ -64,3 +64,15 @@ def isolated_disk_cache(tmp_path, monkeypatch):
     folder = tmp_path / "decoded-cache"
     monkeypatch.setenv("FITSTUDIO_CACHE_DIR", str(folder))
     return str(folder)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster (loopback only, token authentication) shared by one test module."""
+    from core.training.distribution import ray_launcher
+
+    cluster = ray_launcher.start_local_cluster(cpus=2)
+    try:
+        yield cluster
+    finally:
+        ray_launcher.stop_cluster(cluster)

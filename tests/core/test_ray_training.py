@@ -36,15 +36,6 @@ DEMO_CLASSES = ("apple", "banana", "lime")
 EPOCHS = 5
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    cluster = ray_launcher.start_local_cluster(cpus=2)
-    try:
-        yield cluster
-    finally:
-        ray_launcher.stop_cluster(cluster)
-
-
 def test_the_local_cluster_has_no_dashboard_listens_on_loopback_and_requires_the_token(ray_cluster):
     assert ray_cluster.local and ray_cluster.dashboard_url == ""
     assert ray_cluster.address.startswith("127.0.0.1:")

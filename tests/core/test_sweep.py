@@ -16,13 +16,14 @@ import time
 
 import pytest
 from digits_runs import write_digits
+from listening import descendants, is_loopback
+from listening import listeners as listening_on
 
 from core import files
 from core.config import TrainingConfig
 from core.runs import sweep_folder
 from core.runs.index import list_runs
 from core.runs.run_info import read_run_info
-from core.training.distribution import ray_launcher
 from core.training.sweep.runner import SweepRequest, TrialUpdate, resume_sweep, run_sweep
 from core.training.sweep.space import parse_dimension, sample_trials
 
@@ -31,15 +32,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 GOOD, BAD = 0.01, 1e-6
 WAIT_SECONDS = 400
 LONG_EPOCHS = 30
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    cluster = ray_launcher.start_local_cluster(cpus=2)
-    try:
-        yield cluster
-    finally:
-        ray_launcher.stop_cluster(cluster)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +66,9 @@ def asha_sweep(ray_cluster, digits, tmp_path_factory):
     def on_event(event):
         events.append(event)
         if isinstance(event, TrialUpdate) and event.epoch == 1 and not listeners:
-            listeners.extend(listening_sockets(os.getpid()))  # while a trial process trains
+            # while a trial process trains: every listener of this process and those it started
+            pids = [os.getpid(), *descendants(os.getpid())]
+            listeners.extend(address for _, _, address, _ in listening_on(pids))
 
     finished = run_sweep(request, on_event)
     return finished, events, listeners
@@ -198,62 +192,3 @@ def kill_tree(process) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     process.wait(timeout=60)
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
-    found, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
-def listening_sockets(pid: int) -> list[str]:
-    """The local addresses ("ip:port") on which `pid` or any process it started listens, from
-    /proc/net/tcp and tcp6 matched to the processes' socket inodes."""
-    inodes = set()
-    for process in [pid, *descendants(pid)]:
-        try:
-            for fd in os.listdir(f"/proc/{process}/fd"):
-                target = os.readlink(f"/proc/{process}/fd/{fd}")
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-        except OSError:
-            continue
-    addresses = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as lines:
-            next(lines)
-            for line in lines:
-                fields = line.split()
-                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                    addresses.append(decode_address(fields[1]))
-    return addresses
-
-
-def decode_address(text: str) -> str:
-    hex_ip, hex_port = text.split(":")
-    raw = bytes.fromhex(hex_ip)
-    if len(raw) == 4:
-        ip = ".".join(str(b) for b in raw[::-1])
-    else:  # four little-endian 32-bit words
-        words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
-        ip = ":".join(words[i:i + 2].hex() for i in range(0, 16, 2))
-    return f"{ip}:{int(hex_port, 16)}"
-
-
-def is_loopback(address: str) -> bool:
-    ip = address.rsplit(":", 1)[0]
-    return ip.startswith("127.") or ip in ("0000:0000:0000:0000:0000:0000:0000:0001",
-                                           "0000:0000:0000:0000:0000:ffff:7f00:0001")
