@@ -13,9 +13,6 @@ then by whoever computes the missing ones (core.modeling.features), who keeps th
 
 from __future__ import annotations
 
-import hashlib
-import os
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,25 +21,7 @@ from core.data.dataset import FileSet
 from core.data.disk_cache import DiskCache, ImageStore, Layout, Stamp, file_stamp
 
 FEATURE_FORMAT_VERSION = 1  # bump when the way features are computed changes
-_hash_lock = threading.Lock()
-_hashes: dict[tuple[str, int, int], str] = {}
 
-
-def weights_sha256(path: str) -> str:
-    """The SHA-256 of a weights file, computed once per (path, size, modification time)."""
-    status = os.stat(path)
-    key = (os.path.realpath(path), status.st_size, status.st_mtime_ns)
-    with _hash_lock:
-        known = _hashes.get(key)
-    if known is not None:
-        return known
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(chunk)
-    with _hash_lock:
-        _hashes[key] = digest.hexdigest()
-    return _hashes[key]
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.config import Augmentation, TrainingConfig
-from core.data.feature_cache import Backbone, FeatureTable, weights_sha256
+from core.data.feature_cache import Backbone, FeatureTable
 from core.events import Event, FeatureProgress
 from core.modeling.models import augmentation_model, compile_model
+from core.modeling.weights import weights_sha256
 from core.tf_runtime import load_keras
 
 keras = load_keras()

@@ -215,8 +215,21 @@ def import_weights(source: str, model: str, image_size: int) -> str:
 
 
 def weights_sha256(path: str) -> str:
-    """The SHA-256 (hex) of the file at `path`: what identifies a weight file, e.g. in a cache key."""
-    return _digests(path)["sha256"]
+    """The SHA-256 (hex) of the file at `path`: what identifies a weight file, e.g. in the feature
+    cache's key. Read once per (path, size, modification time): every run on a backbone asks."""
+    status = os.stat(path)
+    key = (os.path.realpath(path), status.st_size, status.st_mtime_ns)
+    with _sha256_lock:
+        known = _sha256_of.get(key)
+    if known is None:
+        known = _digests(path)["sha256"]
+        with _sha256_lock:
+            _sha256_of[key] = known
+    return known
+
+
+_sha256_lock = threading.Lock()
+_sha256_of: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass(frozen=True)
