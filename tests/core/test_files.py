@@ -15,7 +15,8 @@ def test_two_writers_of_one_file_at_once_never_touch_each_others_temporary_file(
             handle.write("outer")
         # Another writer (a second Ray worker fetching the same cache file) finishes meanwhile.
         files.write_atomic(target, inner)
-        assert open(partial).read() == "outer"  # still there, still ours
+        with open(partial) as handle:
+            assert handle.read() == "outer"  # still there, still ours
 
     def inner(partial):
         names.append(partial)
@@ -25,4 +26,5 @@ def test_two_writers_of_one_file_at_once_never_touch_each_others_temporary_file(
     files.write_atomic(target, outer)
     assert len(set(names)) == 2 and all(name.endswith(".h5") for name in names)
     assert all(f".partial-{os.getpid()}-" in name for name in names)
-    assert open(target).read() == "outer" and os.listdir(tmp_path) == ["weights.h5"]
+    with open(target) as handle:
+        assert handle.read() == "outer" and os.listdir(tmp_path) == ["weights.h5"]
