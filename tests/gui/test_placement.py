@@ -121,8 +121,8 @@ def test_two_real_workers_train_end_to_end_from_the_window(make_window, qtbot, t
     page = window.training
     placement = page.settings.placement
     placement.workers.setValue(2)
-    qtbot.mouseClick(placement.open_ports, Qt.MouseButton.LeftButton)
-    assert placement.open_ports.isChecked()
+    assert placement.open_ports.isEnabled()
+    placement.open_ports.setChecked(True)  # the panel's section may be folded: set as a click would
     with qtbot.waitSignal(page.idle, timeout=240_000):
         qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
     result = page.controller.last_result
@@ -130,4 +130,5 @@ def test_two_real_workers_train_end_to_end_from_the_window(make_window, qtbot, t
     report = files.read_json(f"{result.run_dir}/{run_folder.REPORT_FILE}")
     assert report["status"] == "completed" and report["epochs_completed"] == 1
     assert report["distribution"]["workers"] == 2 and report["config"]["allow_open_ports"] is True
+    assert "unauthenticated connections on every network interface" in page.log.text()
     assert not sys.modules["ray"].is_initialized()  # the run stopped the cluster it started
