@@ -324,3 +324,20 @@ def test_the_launcher_obtains_the_weights_once_and_every_worker_starts_from_that
     assert report["pretrained_weights"] is True
     assert (report["weights"]["origin"], report["weights"]["path"]) == ("cache", cached)
     assert os.listdir(weights_cache_dir()) == [os.path.basename(cached)]
+
+
+def test_stopped_while_the_launcher_obtained_the_weights_no_worker_starts(ray_cluster, tiny_dataset, tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
+    train_dir, val_dir = tiny_dataset
+    config = TrainingConfig(train_dir=train_dir, val_dir=val_dir, model="mobilenetv2",
+                            image_size=MOBILENET_IMAGE_SIZE, epochs=1, batch_size=4, workers=2,
+                            allow_open_ports=True, out_dir=str(tmp_path / "runs")).validate()
+    train_files, val_files = load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
+    cancel, events = threading.Event(), []
+    cancel.set()  # as if Stop was pressed during the download
+    result = ray_launcher.train_on_ray(config, train_files, val_files, events.append, cancel)
+    assert (result.status, result.epochs_completed, result.run_dir) == ("cancelled", 0, "")
+    assert isinstance(events[-1], RunFinished) and events[-1].result == result
+    assert not any(isinstance(e, WorkerProgress | RunStarted) for e in events)
+    assert not (tmp_path / "runs").exists()

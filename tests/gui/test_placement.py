@@ -132,3 +132,23 @@ def test_two_real_workers_train_end_to_end_from_the_window(make_window, qtbot, t
     assert report["distribution"]["workers"] == 2 and report["config"]["allow_open_ports"] is True
     assert "unauthenticated connections on every network interface" in page.log.text()
     assert not sys.modules["ray"].is_initialized()  # the run stopped the cluster it started
+
+
+def test_a_run_stopped_before_its_workers_started_says_so_without_a_run_folder(make_window, qtbot, tmp_path,
+                                                                              tiny_dataset):
+    """What the Ray launcher reports when Stop came while it obtained the weights."""
+    from core.events import RunFinished, RunResult
+
+    def stopped_before_the_workers_started(config, on_event, cancel, like=None):
+        result = RunResult("", "cancelled", 0, None, None, None, {}, 0.0,
+                           "Stopped while the weights downloaded, before the workers started.")
+        on_event(RunFinished(result))
+        return result
+
+    train, val = tiny_dataset
+    window = make_window(train_fn=stopped_before_the_workers_started,
+                         config=TrainingConfig(train_dir=train, val_dir=val, out_dir=str(tmp_path / "runs")))
+    page = window.training
+    with qtbot.waitSignal(page.idle, timeout=10_000):
+        qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
+    assert "before the workers started" in page.log.text() and "partial run" not in page.log.text()
