@@ -7,17 +7,22 @@ import csv
 import io
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Callable, Iterable
 from typing import Any
 
 
 def write_atomic(path: str, write: Callable[[str], None]) -> None:
-    """Calls write(temporary_path), then renames it over `path` in one step."""
+    """Calls write(temporary_path), then renames it over `path` in one step.
+
+    The temporary name is this process's own (pid and a random part), so two processes writing the
+    same file at once (Ray workers fetching one cache file) never write or delete each other's."""
     base, extension = os.path.splitext(path)
-    partial = f"{base}.partial{extension}"  # Keras insists that model files end in .keras
+    # Keras insists that model files end in .keras: the extension stays last.
+    partial = f"{base}.partial-{os.getpid()}-{secrets.token_hex(4)}{extension}"
     try:
-        if os.path.lexists(partial):  # a crash's leftover, or a link planted to make us write elsewhere
+        if os.path.lexists(partial):  # a link planted to make us write elsewhere (a guessed name)
             os.remove(partial)
         write(partial)
         _flush_to_disk(partial)  # else a power cut can leave the renamed file empty

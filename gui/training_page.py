@@ -436,7 +436,10 @@ class TrainingPage(QWidget):
 
     def _on_run_finished(self, result: RunResult) -> None:
         self._show_result(result)
-        if result.status == "cancelled":
+        if result.status == "cancelled" and not result.run_dir:  # stopped before a run folder was made
+            self.log.log(result.message or "Stopped.", "warning")
+            self.status_message.emit("Training stopped.")
+        elif result.status == "cancelled":
             self.log.log(f"Stopped. The partial run is saved in {os.path.abspath(result.run_dir)}", "warning")
             self.status_message.emit("Training stopped.")
         else:

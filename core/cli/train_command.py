@@ -373,6 +373,9 @@ class ProgressPrinter:
         result = event.result
         if isinstance(event, RunFailed):
             self._line(f"Training failed: {event.message}")
+        elif result.status == "cancelled" and not result.run_dir:  # stopped before a run folder was made
+            self._line(result.message or "Stopped.")
+            return
         elif result.status == "cancelled":
             self._line("Stopped; the model trained so far is saved.")
         if result.best_epoch is not None:

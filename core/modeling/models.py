@@ -33,16 +33,19 @@ def build_model(
     weights_url: str = "",
     on_event: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
+    prepared_weights: Weights | None = None,
 ) -> BuiltModel:
     """The model, its backbone (if any) frozen with ImageNet weights from the cache or downloaded
-    from `weights_url` (see core.modeling.weights), or random ones when there are none."""
+    from `weights_url` (see core.modeling.weights), or random ones when there are none.
+    `prepared_weights`, when given, are used instead of fetching any: a Ray worker gets the ones the
+    launcher obtained, so every worker starts from the same file."""
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = _augment(inputs, augmentation or Augmentation(), seed)
     weights = None
     if name == "small-cnn":
         features, note = _small_cnn(x), "small-cnn: trained from scratch"
     elif name in PRETRAINED_MODELS:
-        weights = obtain_weights(name, image_size, weights_url, on_event, cancel)
+        weights = prepared_weights or obtain_weights(name, image_size, weights_url, on_event, cancel)
         features, weights, note = _frozen_backbone(name, x, image_size, weights, weights_url)
     else:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
@@ -127,9 +130,9 @@ def _frozen_backbone(name: str, x, image_size: int, weights: Weights, weights_ur
         x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(x)
     # (EfficientNet normalises 0..255 input itself.)
     try:
-        base = build_backbone(name, image_size, weights.path)
+        base = build_backbone(name, image_size, weights.copy or weights.path)
     except Exception as exc:  # a cached file damaged since it was checked: h5py/Keras errors
-        weights = replace(weights, path=None, origin="", sha256="", verified="",
+        weights = replace(weights, path=None, origin="", sha256="", verified="", copy="",
                           problem=f"{weights.path} does not load ({type(exc).__name__}: {exc}); delete it")
         base = build_backbone(name, image_size, None)
     base.trainable = False

@@ -84,6 +84,7 @@ class Weights:
     problem: str = ""
     sha256: str = ""  # of the file used; "" when there is none
     verified: str = ""  # how the file was checked to be the one wanted
+    copy: str = ""  # the copy of `path` the backbone loads, when not `path` (a Ray worker's own)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

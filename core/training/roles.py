@@ -7,6 +7,8 @@
     writes                             whether this process writes the run folder
     members, restarts                  the worker group and its restarts, for report.json
     passes_on(exc)                     an error that is not this run's failure: raised, not reported
+    weights                            a backbone's weights obtained for it (core.modeling.weights),
+                                       or None: the run obtains them itself
 
 `LocalRole` is a run in this process. A Ray worker's role (the chief is rank 0) is
 `core.training.distribution.worker.WorkerRole`.
@@ -30,6 +32,7 @@ class Role:
     def __init__(self) -> None:
         self.members: list[dict[str, Any]] | None = None
         self.restarts: list[dict[str, Any]] = []
+        self.weights: Any = None  # a core.modeling.weights.Weights when someone obtained them
 
     def place(self, config: TrainingConfig, emit: Callable[[Event], None]) -> Any:
         raise NotImplementedError

@@ -411,6 +411,7 @@ class Run:
                 weights_url=self.config.weights_url,
                 on_event=self.emit,
                 cancel=self.cancel,
+                prepared_weights=self.role.weights,
             )
         finally:  # the policy is per thread: a later run on this thread starts from the default
             keras.config.set_dtype_policy(previous)

@@ -142,3 +142,17 @@ def test_an_output_folder_that_cannot_be_created_exits_2_naming_it():
     assert done.returncode == 2, done.stderr
     assert "/proc/fitstudio-runs" in done.stderr and "Choose another output folder" in done.stderr
     assert "Traceback" not in done.stderr and "cuda" not in done.stderr.lower()  # TensorFlow never loaded
+
+
+def test_a_run_stopped_before_its_workers_started_prints_why_and_names_no_run_folder():
+    """What the Ray launcher reports when Ctrl+C came while it obtained the weights."""
+    import io
+
+    from core.cli.train_command import ProgressPrinter
+    from core.events import RunFinished, RunResult
+
+    out = io.StringIO()
+    why = "Stopped while the weights downloaded, before the workers started."
+    ProgressPrinter(out)(RunFinished(RunResult("", "cancelled", 0, None, None, None, {}, 0.0, why)))
+    assert "before the workers started" in out.getvalue()
+    assert "Run folder" not in out.getvalue() and "is saved" not in out.getvalue()

@@ -6,8 +6,11 @@ and the run happens once (the `killed_run` fixture); each test then checks one t
 """
 
 import csv
+import functools
+import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -19,12 +22,14 @@ import pytest
 from conftest import make_class_folders
 from listening import descendants, is_loopback, listeners
 from stand_in_backbone import stand_in_backbone
+from weight_files import MOBILENET_IMAGE_SIZE, backbone_weight_file, first_kernel
 
 from core import files
 from core.config import TrainingConfig
 from core.data.dataset import load_split
 from core.errors import ConfigError
 from core.events import EpochEnd, FineTuneStarted, Message, RunFinished, RunStarted, WorkerProgress
+from core.modeling.weights import cached_weights_path, weights_cache_dir
 from core.runs import run_folder
 from core.training.distribution import ray_launcher
 from core.training.driver import resume
@@ -252,4 +257,78 @@ def test_jit_on_workers_without_a_gpu_each_is_refused_before_they_start(ray_clus
     train_files, val_files = load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
     with pytest.raises(ConfigError, match="Train without --jit"):
         ray_launcher.train_on_ray(config, train_files, val_files, lambda event: None, threading.Event())
+    assert not (tmp_path / "runs").exists()
+
+
+def kernel_digest(kernel) -> str:
+    import numpy as np
+
+    return hashlib.sha256(np.ascontiguousarray(kernel, dtype=np.float32).tobytes()).hexdigest()
+
+
+def record_the_first_backbone_kernel(folder: str):
+    """Runs in every worker before it trains: each model built there leaves the SHA-256 of its
+    backbone's first kernel (Conv1) in `folder`, in a file named after the worker's process."""
+    import keras
+
+    from core.modeling import models
+
+    build_model = models.build_model
+
+    def build_and_record(*args, **kwargs):
+        built = build_model(*args, **kwargs)
+        kernel = models.backbone_of(built.model).get_layer("Conv1").kernel
+        digest = kernel_digest(keras.ops.convert_to_numpy(kernel))
+        with open(os.path.join(folder, f"worker-{os.getpid()}.txt"), "w") as handle:
+            handle.write(digest)
+        return built
+
+    models.build_model = build_and_record
+
+
+def test_the_launcher_obtains_the_weights_once_and_every_worker_starts_from_that_file(
+        ray_cluster, tiny_dataset, tmp_path, tmp_path_factory, monkeypatch):
+    """The made MobileNetV2 file is in the launcher's Keras cache only: the workers, whose cache is
+    elsewhere and who may not download, get it from the launcher, and both backbones hold its kernel."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))  # read here; the workers never see it
+    made = backbone_weight_file(tmp_path_factory)
+    os.makedirs(weights_cache_dir())
+    cached = cached_weights_path("mobilenetv2", MOBILENET_IMAGE_SIZE)
+    shutil.copyfile(made, cached)
+    kernels = tmp_path / "kernels"
+    kernels.mkdir()
+    train_dir, val_dir = tiny_dataset
+    config = TrainingConfig(train_dir=train_dir, val_dir=val_dir, model="mobilenetv2",
+                            image_size=MOBILENET_IMAGE_SIZE, epochs=1, batch_size=4, workers=2,
+                            allow_open_ports=True, max_restarts=0, out_dir=str(tmp_path / "runs")).validate()
+    train_files, val_files = load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
+    result = ray_launcher.train_on_ray(config, train_files, val_files, lambda event: None, threading.Event(),
+                                       worker_setup=functools.partial(record_the_first_backbone_kernel,
+                                                                      str(kernels)))
+    assert result.status == "completed", result.message
+    digests = [path.read_text() for path in kernels.iterdir()]
+    assert len(digests) == 2 and set(digests) == {kernel_digest(first_kernel(made))}
+    report = files.read_json(os.path.join(result.run_dir, run_folder.REPORT_FILE))
+    assert report["pretrained_weights"] is True
+    assert (report["weights"]["origin"], report["weights"]["path"]) == ("cache", cached)
+    assert os.listdir(weights_cache_dir()) == [os.path.basename(cached)]
+
+
+def test_stopped_while_the_launcher_obtained_the_weights_no_worker_starts(ray_cluster, tiny_dataset, tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
+    train_dir, val_dir = tiny_dataset
+    config = TrainingConfig(train_dir=train_dir, val_dir=val_dir, model="mobilenetv2",
+                            image_size=MOBILENET_IMAGE_SIZE, epochs=1, batch_size=4, workers=2,
+                            allow_open_ports=True, out_dir=str(tmp_path / "runs")).validate()
+    train_files, val_files = load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
+    cancel, events = threading.Event(), []
+    cancel.set()  # as if Stop was pressed during the download
+    result = ray_launcher.train_on_ray(config, train_files, val_files, events.append, cancel)
+    assert (result.status, result.epochs_completed, result.run_dir) == ("cancelled", 0, "")
+    assert isinstance(events[-1], RunFinished) and events[-1].result == result
+    assert not any(isinstance(e, WorkerProgress | RunStarted) for e in events)
     assert not (tmp_path / "runs").exists()

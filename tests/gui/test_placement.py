@@ -3,6 +3,8 @@ speed switches, and each worker's progress in the status strip."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from PySide6.QtCore import Qt
 
@@ -102,3 +104,51 @@ def test_each_workers_batch_shows_in_the_status_strip(make_window, qtbot, tmp_pa
     assert page.workers_label.isVisible() and page.workers_label.text() == "workers 0: 4/4  1: 3/4"
     assert "worker 1 on node-1: epoch 2, batch 3 of 4" in page.workers_label.toolTip()
     assert "2 worker(s), 2 replicas; each step of 4 images gives 2 to each replica" in page.log.text()
+
+
+@pytest.mark.timeout(420)  # a local Ray cluster starts, two workers import TensorFlow: minutes on 2 cores
+def test_two_real_workers_train_end_to_end_from_the_window(make_window, qtbot, tmp_path, tiny_dataset):
+    """No fake engine: Workers 2 and "Allow open ports" set in the panel, Train pressed, and the run
+    starts its own Ray cluster on loopback, trains on two Ray workers, and stops the cluster."""
+    from core import files
+    from core.runs import run_folder
+
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()  # the run starts its own
+    train, val = tiny_dataset
+    config = TrainingConfig(train_dir=train, val_dir=val, model="small-cnn", epochs=1, batch_size=4,
+                            image_size=16, max_restarts=0, out_dir=str(tmp_path / "runs"))
+    window = make_window(config=config)
+    page = window.training
+    placement = page.settings.placement
+    placement.workers.setValue(2)
+    assert placement.open_ports.isEnabled()
+    placement.open_ports.setChecked(True)  # the panel's section may be folded: set as a click would
+    with qtbot.waitSignal(page.idle, timeout=240_000):
+        qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
+    result = page.controller.last_result
+    assert result is not None and result.status == "completed", getattr(result, "message", None)
+    report = files.read_json(f"{result.run_dir}/{run_folder.REPORT_FILE}")
+    assert report["status"] == "completed" and report["epochs_completed"] == 1
+    assert report["distribution"]["workers"] == 2 and report["config"]["allow_open_ports"] is True
+    assert "unauthenticated connections on every network interface" in page.log.text()
+    assert not sys.modules["ray"].is_initialized()  # the run stopped the cluster it started
+
+
+def test_a_run_stopped_before_its_workers_started_says_so_without_a_run_folder(make_window, qtbot, tmp_path,
+                                                                              tiny_dataset):
+    """What the Ray launcher reports when Stop came while it obtained the weights."""
+    from core.events import RunFinished, RunResult
+
+    def stopped_before_the_workers_started(config, on_event, cancel, like=None):
+        result = RunResult("", "cancelled", 0, None, None, None, {}, 0.0,
+                           "Stopped while the weights downloaded, before the workers started.")
+        on_event(RunFinished(result))
+        return result
+
+    train, val = tiny_dataset
+    window = make_window(train_fn=stopped_before_the_workers_started,
+                         config=TrainingConfig(train_dir=train, val_dir=val, out_dir=str(tmp_path / "runs")))
+    page = window.training
+    with qtbot.waitSignal(page.idle, timeout=10_000):
+        qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
+    assert "before the workers started" in page.log.text() and "partial run" not in page.log.text()

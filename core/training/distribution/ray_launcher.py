@@ -37,11 +37,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from core import files
-from core.config import CLUSTER_NETWORK_NOTE, OPEN_PORTS_WARNING, TrainingConfig
+from core.config import CLUSTER_NETWORK_NOTE, OPEN_PORTS_WARNING, PRETRAINED_MODELS, TrainingConfig
 from core.data.dataset import FileSet
 from core.errors import ConfigError
 from core.events import Event, Message, RunFailed, RunFinished, RunResult
-from core.runs import run_folder
+from core.runs import checkpoints, run_folder
 from core.tf_runtime import load_tensorflow
 
 RAY_INSTALL = ".venv/bin/pip install -r requirements-cluster.txt"
@@ -274,6 +274,9 @@ def train_on_ray(
                 f"{config.workers} workers. Train without --jit."
             )
         resources = {"CPU": min(1.0, cluster.cpus / config.workers), **({"GPU": 1} if use_gpu else {})}
+        weights = share_weights(config, run_dir, on_event, cancel)
+        if cancel.is_set():  # stopped while the weights downloaded: no worker is started for nothing
+            return _stopped_before_start(run_dir, on_event)
         channel = _start_channel(config.workers)
         if run_dir:
             channel.set_run_dir.remote(run_dir)
@@ -283,7 +286,8 @@ def train_on_ray(
         trainer = TensorflowTrainer(
             worker_main,
             train_loop_config={"config": config.to_dict(), "train_files": train_files, "val_files": val_files,
-                               "channel": channel, "session": secrets.token_hex(4), "setup": worker_setup},
+                               "channel": channel, "session": secrets.token_hex(4), "setup": worker_setup,
+                               "weights": weights},
             scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=use_gpu,
                                          resources_per_worker=resources),
             run_config=RunConfig(name=f"fitstudio-{os.getpid()}-{int(time.time())}", storage_path=storage,
@@ -298,6 +302,42 @@ def train_on_ray(
     if final is not None:
         return final.result
     return _failed_without_chief(run_dir, error, details, on_event)
+
+
+def share_weights(config: TrainingConfig, run_dir: str, on_event: Callable[[Event], None],
+                  cancel: threading.Event) -> dict | None:
+    """The backbone's ImageNet weights, obtained once, here, for every worker (with the progress
+    events, cancel and fallback of a run in this process): {"weights": Weights as a dict, "data": a
+    Ray object holding the file's bytes, or None when there is no file}. Each worker writes the bytes
+    to a file of its own (worker.prepared_weights), so no two processes fetch into the same cache
+    and every backbone loads the same verified file. Without a file, every worker gives the same
+    reason and starts from random weights, the same on each: MultiWorkerMirroredStrategy gives every
+    variable the chief's initial value. None: the run needs no weights (no backbone, or a resume,
+    which loads its checkpoint)."""
+    if config.model not in PRETRAINED_MODELS or (run_dir and checkpoints.exists(run_dir)):
+        return None
+    import ray
+
+    from core.modeling.weights import obtain_weights
+
+    weights = obtain_weights(config.model, config.image_size, config.weights_url, on_event, cancel)
+    data = None
+    if weights.path is not None:
+        try:
+            with open(weights.path, "rb") as handle:
+                data = ray.put(handle.read())
+        except OSError as exc:  # removed or made unreadable since it was checked
+            weights = dataclasses.replace(weights, path=None, origin="", sha256="", verified="",
+                                          problem=f"{weights.path} could not be read ({exc})")
+    return {"weights": weights.to_dict(), "data": data}
+
+
+def _stopped_before_start(run_dir: str, on_event: Callable[[Event], None]) -> RunResult:
+    result = RunResult(run_dir=run_dir, status="cancelled", epochs_completed=0, best_epoch=None,
+                       best_val_accuracy=None, best_val_loss=None, final_logs={}, duration_seconds=0.0,
+                       message="Stopped while the weights downloaded, before the workers started.")
+    on_event(RunFinished(result))
+    return result
 
 
 def _start_channel(workers: int):

@@ -13,11 +13,14 @@ the group, which resumes from the last checkpoint.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import os
 import socket
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from core import files
@@ -121,7 +124,8 @@ def _train(payload: dict[str, Any], link: WorkerLink) -> None:
         return  # nothing to train: every worker returns, and the launcher reports why
     if payload.get("setup"):
         payload["setup"]()
-    result = train_in_worker(config, payload["train_files"], payload["val_files"], link)
+    with prepared_weights(payload.get("weights")) as weights:
+        result = train_in_worker(config, payload["train_files"], payload["val_files"], link, weights)
     link.flush()
     if result.status == "failed":
         # The others may wait in a collective op for this worker: only Ray ending the group frees them.
@@ -134,9 +138,10 @@ class WorkerRole(Role):
     agreements of core.training.distribution.sync first and last, only the chief (rank 0) writes, and
     a lost worker is left to Ray, who restarts the group from the last checkpoint."""
 
-    def __init__(self, link: WorkerLink, restarts: list[dict[str, Any]] | None = None):
+    def __init__(self, link: WorkerLink, restarts: list[dict[str, Any]] | None = None, weights: Any = None):
         super().__init__()
         self.link = link
+        self.weights = weights  # the launcher's, the same for every worker (prepared_weights)
         self.writes = link.is_chief
         self.members = link.members
         self.restarts = list(restarts or [])  # Ray's restarts of the workers, this session
@@ -156,8 +161,8 @@ class WorkerRole(Role):
 
 
 def train_in_worker(config: TrainingConfig, train_files: FileSet, val_files: FileSet,
-                    link: WorkerLink) -> RunResult:
-    """This worker's part of the run.
+                    link: WorkerLink, weights: Any = None) -> RunResult:
+    """This worker's part of the run; `weights` are the backbone's, as the launcher obtained them.
 
     The chief makes the run folder, or continues the one an earlier attempt or a resume left; every
     worker then learns it from the chief and resumes from its checkpoint, if it has one. While the
@@ -173,7 +178,7 @@ def train_in_worker(config: TrainingConfig, train_files: FileSet, val_files: Fil
             "must be at the same path on every machine of the cluster (a shared folder)."
         )
     resume_from = checkpoints.read(run_dir) if checkpoints.exists(run_dir) else None
-    role = WorkerRole(link)
+    role = WorkerRole(link, weights=weights)
     cancel = threading.Event()  # set by the stop agreement, on every worker at the same step
     run = Run(config, train_files, val_files, role, link.emit, cancel, run_dir, resume_from)
     workers_file = os.path.join(run_dir, run_folder.WORKERS_FILE)
@@ -191,6 +196,34 @@ def train_in_worker(config: TrainingConfig, train_files: FileSet, val_files: Fil
         if link.is_chief:
             with contextlib.suppress(OSError):
                 os.remove(workers_file)
+
+
+@contextlib.contextmanager
+def prepared_weights(shared: dict[str, Any] | None) -> Iterator[Any]:
+    """The Weights the launcher obtained (ray_launcher.share_weights), their file written from Ray's
+    object store to a temporary file of this process, removed when the run ends. None when the run
+    needs none."""
+    if shared is None:
+        yield None
+        return
+    import ray
+
+    from core.modeling.weights import Weights
+
+    weights = Weights(**shared["weights"])
+    if shared["data"] is None:
+        yield weights  # no file: the reason the launcher had, and random weights
+        return
+    data = ray.get(shared["data"], timeout=CALL_TIMEOUT_SECONDS)
+    if hashlib.sha256(data).hexdigest() != weights.sha256:
+        raise RuntimeError(f"the weights the launcher sent are not {weights.file_name} it checked")
+    descriptor, path = tempfile.mkstemp(prefix="fitstudio-weights-", suffix=".h5")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        yield dataclasses.replace(weights, copy=path)
+    finally:
+        os.remove(path)
 
 
 def _chief_run_dir(config: TrainingConfig, link: WorkerLink) -> str:
