@@ -255,11 +255,11 @@ ray_launcher.cluster_for, ray_launcher._start_channel = a_cluster, start_channel
 config = TrainingConfig(workers=2, allow_open_ports=True, out_dir=sys.argv[1]).validate()
 train_files, val_files = load_split(config.train_dir, config.val_dir, config.val_split, config.seed)
 try:
-    ray_launcher.train_on_ray(config, train_files, val_files, lambda event: None, None)
+    ray_launcher.train_on_ray(config, train_files, val_files, lambda event: None, threading.Event())
 except Started:
     pass
 print(json.dumps({"heard": heard, "ray_train_tensorflow": "ray.train.tensorflow" in sys.modules}))
-""".replace("import contextlib, sys", "import contextlib, json, sys")
+""".replace("import contextlib, sys", "import contextlib, json, sys, threading")
 
 
 @pytest.mark.skipif(not ray_launcher.ray_installed(), reason="requirements-cluster.txt installs Ray")
