@@ -16,6 +16,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from core.paths import resource_path
+from gui.collector import collect_on_gui_thread
 from gui.worker import wait_for_threads
 
 PROBE_ENV = "FITSTUDIO_STARTUP_PROBE"
@@ -64,6 +65,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setOrganizationName("FitStudio")
     app.setApplicationName("FitStudio")
     style_application(app)
+    collect_on_gui_thread(app)
     return app
 
 

@@ -26,6 +26,7 @@ from core.events import (
     WorkerProgress,
 )
 from core.runs import checkpoints, run_folder
+from gui.collector import GuiThreadCollector
 from gui.settings_store import SettingsStore
 from gui.worker import running_threads, wait_for_threads
 
@@ -73,6 +74,16 @@ def no_warm_up_unless_asked(request, monkeypatch):
 @pytest.fixture
 def real_warm_up():
     """Marks a test that lets the window prepare images in the background, as it does for users."""
+
+
+@pytest.fixture(autouse=True)
+def collect_on_the_gui_thread(qapp):
+    """As in the app (gui.collector): no garbage collection on a worker thread, where destroying a
+    Qt wrapper deadlocks PySide6 6.12; automatic collection is back for the tests without a window."""
+    collector = GuiThreadCollector()
+    collector.start()
+    yield
+    collector.stop()
 
 
 @pytest.fixture(autouse=True)
