@@ -16,7 +16,7 @@ import gc
 
 from PySide6.QtCore import QObject, QTimer
 
-INTERVAL_MS = 500
+INTERVAL_MS = 1000
 
 
 class GuiThreadCollector(QObject):
