@@ -34,12 +34,13 @@ $(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt requirements-cluster.txt
 	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt -r requirements-dev.txt -r requirements-cluster.txt
 	touch $@
 
-$(PACKAGE_PY):
-	$(PYTHON) -m venv $(PACKAGE_VENV)
-
 # requirements.txt with TensorFlow's CPU wheel where there is one (packaging/runtime_requirements.py
-# says why), so the bundle carries no CUDA kernels it cannot use.
-$(PACKAGE_STAMP): requirements.txt requirements-package.txt packaging/runtime_requirements.py | $(PACKAGE_PY)
+# says why), so the bundle carries no CUDA kernels it cannot use. Made afresh whenever a requirement
+# changes: pip never removes a package that a requirement no longer brings, and PyInstaller bundles
+# whatever is installed and imported.
+$(PACKAGE_STAMP): requirements.txt requirements-package.txt packaging/runtime_requirements.py
+	rm -rf $(PACKAGE_VENV)
+	$(PYTHON) -m venv $(PACKAGE_VENV)
 	$(PACKAGE_PY) packaging/runtime_requirements.py requirements.txt > $(PACKAGE_REQUIREMENTS)
 	$(PACKAGE_PY) -m pip install $(PIP_FLAGS) -r $(PACKAGE_REQUIREMENTS) -r requirements-package.txt
 	touch $@
@@ -74,11 +75,11 @@ bench-scaling: $(DEV_STAMP)
 package: $(PACKAGE_STAMP)
 	$(PACKAGE_VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
 		packaging/fitstudio.spec
-	@# TensorFlow ships its libraries with symbol tables: ~0.25 GB that nothing at run time reads.
-	-command -v strip >/dev/null && strip --strip-unneeded dist/FitStudio/_internal/tensorflow/libtensorflow*.so.2
+	@# Wheels ship their libraries with symbol tables (~0.35 GB, TensorFlow's most) that nothing at run time reads.
+	$(PACKAGE_PY) packaging/strip_bundle.py dist/FitStudio
 	@# The application menu entry and its icon, put in place by the user with ./install.sh.
 	cp packaging/install.sh packaging/FitStudio.desktop packaging/fitstudio.png dist/FitStudio/
-	@echo "Bundle: dist/FitStudio, $$(du -sh dist/FitStudio | cut -f1)"
+	@echo "Bundle: dist/FitStudio, $$(du -sb dist/FitStudio | cut -f1) bytes"
 
 clean:
 	rm -rf $(VENV) .venv-3.13 $(PACKAGE_VENV) build dist .pytest_cache .ruff_cache

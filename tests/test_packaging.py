@@ -1,6 +1,8 @@
-"""The standalone build's parts that run without building: the package environment's requirements
-and install.sh, which puts the bundle into the user's application menu."""
+"""The standalone build's parts that run without building: the package environment's requirements,
+the stripping of the bundle's libraries, and install.sh, which puts the bundle into the user's
+application menu."""
 
+import glob
 import os
 import shutil
 import stat
@@ -13,6 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGING = os.path.join(ROOT, "packaging")
 sys.path.insert(0, PACKAGING)
 from runtime_requirements import package_requirements  # noqa: E402
+from strip_bundle import LoadSegment, load_segments, strip_bundle, stripped_safely  # noqa: E402
 
 
 def test_the_package_environment_takes_the_cpu_wheel_with_the_same_version_range():
@@ -40,6 +43,50 @@ def test_the_real_requirements_keep_ray_and_the_test_tools_out():
              for line in done.stdout.splitlines() if line and not line.startswith("#")}
     assert {"tensorflow-cpu", "tensorflow", "keras", "pyside6-essentials"} <= names
     assert not names & {"ray[train]", "ray", "pyarrow", "pytest", "onnxruntime"}
+
+
+def patched_openblas() -> str:
+    """numpy's OpenBLAS: auditwheel's patchelf added load segments to it that strip cannot move."""
+    import numpy
+
+    site = os.path.dirname(os.path.dirname(numpy.__file__))
+    (library,) = glob.glob(os.path.join(site, "numpy.libs", "libscipy_openblas*.so"))
+    return library
+
+
+def test_the_load_segments_of_a_real_library_are_read_as_the_loader_maps_them():
+    segments = load_segments(patched_openblas())
+    assert len(segments) >= 2
+    assert all(segment.aligned() and segment.memory_size >= segment.file_size for segment in segments)
+    assert segments[0].offset == 0
+
+
+def test_a_stripped_library_is_kept_only_when_it_maps_exactly_as_before():
+    text = LoadSegment(0x1000, 0x1000, 0x500, 0x500, 5, 0x1000)
+    data = LoadSegment(0x2000, 0x3000, 0x100, 0x200, 6, 0x1000)
+    assert stripped_safely([text, data], [text, data])
+    moved_but_aligned = LoadSegment(0x1000, 0x3000, 0x100, 0x200, 6, 0x1000)
+    assert stripped_safely([text, data], [text, moved_but_aligned])
+    emptied = LoadSegment(0x2000, 0x3000, 0, 0x200, 6, 0x1000)
+    misaligned = LoadSegment(0x2098, 0x3000, 0x100, 0x200, 6, 0x1000)
+    assert not stripped_safely([text, data], [text, emptied])
+    assert not stripped_safely([text, data], [text, misaligned])
+    assert not stripped_safely([text, data], [text])
+
+
+def test_stripping_a_bundle_leaves_a_library_that_strip_would_break_as_it_was(tmp_path):
+    library = tmp_path / "numpy.libs" / os.path.basename(patched_openblas())
+    library.parent.mkdir()
+    shutil.copy(patched_openblas(), library)
+    (tmp_path / "notes.so.txt").write_text("not a library")
+    before = library.read_bytes()
+    if shutil.which("strip") is None:  # the Makefile then builds the bundle unstripped
+        done = subprocess.run([sys.executable, os.path.join(PACKAGING, "strip_bundle.py"), str(tmp_path)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0 and "strip (binutils) is not installed" in done.stderr
+    else:
+        assert strip_bundle(str(tmp_path)) == (0, [os.path.join("numpy.libs", library.name)])
+    assert library.read_bytes() == before
 
 
 @pytest.fixture
