@@ -397,7 +397,9 @@ class CheckpointSaver(RunCallback):
         state = checkpoints.Checkpoint.from_states(epoch, self.config.to_dict(), self.states())
         best = os.path.join(self.run_dir, run_folder.BEST_MODEL_FILE)
         best_copy = ((self.joined.best_head_path if self.joined else best),) if self.history.improved else ()
-        self.checkpoint_path = checkpoints.write(self.run_dir, self.model, state, best_copy)
+        # While the head trains on features it is rebuilt on resume: its arrays are the checkpoint.
+        self.checkpoint_path = checkpoints.write(self.run_dir, self.model, state, best_copy,
+                                                 arrays=self.joined is not None)
         self.saved_epoch, self.trained_since_checkpoint = epoch, False
         run_folder.write_history(self.run_dir, self.history.history)
 

@@ -7,8 +7,9 @@ the ImageStreams. Every callback of the run works unchanged on the head: the ima
 loss and metrics, early stopping and learning-rate changes (the head shares the joined model's layers
 and optimizer).
 
-Checkpoints during the stage hold the head alone: a few kilobytes, where the whole backbone would
-take most of an epoch's time to write. The best epoch's head goes to best-head.keras beside them;
+Checkpoints during the stage hold the head alone, as arrays (checkpoints.save_arrays): a few
+kilobytes written in a millisecond, where the whole backbone would take most of an epoch's time to
+write. The best epoch's head goes to best-head.npz beside them;
 when the stage ends (the run's end, or fine-tuning), `JoinedModelFiles` writes last.keras and
 model.keras as whole models, backbone plus trained head, so evaluation, prediction, explanation and
 export need nothing else. A run resumed from a head checkpoint builds the model afresh and loads the
@@ -35,10 +36,9 @@ from core.events import Event, Message
 from core.modeling import features as head_features
 from core.runs import checkpoints, run_folder
 from core.runs.checkpoints import Checkpoint
-from core.tf_runtime import load_keras
 from core.training.callbacks import RunCallback
 
-BEST_HEAD_FILE = "best-head.keras"  # the best epoch's head while it trains on features
+BEST_HEAD_FILE = "best-head.npz"  # the best epoch's head while it trains on features, as arrays
 
 
 class JoinedModelFiles:
@@ -58,9 +58,8 @@ class JoinedModelFiles:
             if not os.path.exists(best):  # no epoch finished: the best there is, is what was trained
                 run_folder.save_model(joined, best)
             return
-        keras = load_keras()
         current = head.get_weights()
-        best_weights = keras.models.load_model(self.best_head_path, safe_mode=True).get_weights()
+        best_weights, _ = checkpoints.load_arrays(self.best_head_path)
         if all(np.array_equal(a, b) for a, b in zip(current, best_weights, strict=True)):
             files.copy_file(last, best)  # the last epoch is the best: one save of the backbone, not two
         else:
@@ -151,12 +150,12 @@ class FeatureStage(RunCallback):
         """Puts a head checkpoint's weights, optimizer state and dropout state into a freshly built
         model (under the strategy's scope: the optimizer's slots are made here)."""
         parts = head_features.split_model(model)
-        saved = checkpoints.load_model(run_dir, checkpoint)
-        parts.head.set_weights(saved.get_weights())
+        weights, optimizer_values = checkpoints.load_arrays(os.path.join(run_dir, checkpoint.model_file))
+        parts.head.set_weights(weights)
         optimizer = parts.joined.optimizer
         optimizer.build(parts.head.trainable_variables)
-        for target, source in zip(optimizer.variables, saved.optimizer.variables, strict=True):
-            target.assign(source)
+        for target, value in zip(optimizer.variables, optimizer_values, strict=True):
+            target.assign(value)
         checkpoints.restore_seed_states(parts.joined, checkpoint.seed_states)
 
     def _backbone(self, weights_path: str | None, width: int):

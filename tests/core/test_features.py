@@ -191,7 +191,7 @@ def test_the_saved_models_are_whole_models(weights, data, tmp_path):
     for name in (run_folder.BEST_MODEL_FILE, run_folder.LAST_MODEL_FILE):
         model = keras.models.load_model(os.path.join(result.run_dir, name), safe_mode=True)
         assert model.input_shape == (None, SIZE, SIZE, 3) and model.output_shape == (None, 2)
-    assert not os.path.exists(os.path.join(result.run_dir, "best-head.keras"))
+    assert not os.path.exists(os.path.join(result.run_dir, "best-head.npz"))
     from core.cli.cache_commands import print_info
 
     listing = io.StringIO()
@@ -285,14 +285,14 @@ def test_a_killed_feature_run_resumes_and_leaves_whole_models(weights, data, tmp
         process.kill()
     run_dir = os.path.join(out, os.listdir(out)[0])
     kept = checkpoints.read(run_dir).epoch + 1
-    assert kept >= 2 and os.path.exists(os.path.join(run_dir, "best-head.keras"))
+    assert kept >= 2 and os.path.exists(os.path.join(run_dir, "best-head.npz"))
     done = subprocess.run([*command[:3], "--resume", run_dir, "--epochs", str(kept + 2)], cwd=root,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     report = report_of(type("Result", (), {"run_dir": run_dir}))
     assert report["status"] == "completed" and report["epochs_completed"] == kept + 2
     assert report["features"]["reused"] == 8 and report["resumes"][0]["from_epoch"] == kept
-    assert not os.path.exists(os.path.join(run_dir, "best-head.keras"))
+    assert not os.path.exists(os.path.join(run_dir, "best-head.npz"))
     keras = load_keras()
     for name in (run_folder.BEST_MODEL_FILE, run_folder.LAST_MODEL_FILE):
         model = keras.models.load_model(os.path.join(run_dir, name), safe_mode=True)

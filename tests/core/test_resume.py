@@ -106,11 +106,11 @@ def test_a_failed_checkpoint_write_stops_cleanly_and_keeps_the_last_good_one(con
     real_write = checkpoints.write
     calls = []
 
-    def disk_full_on_second_epoch(run_dir, model, state, copies=()):
+    def disk_full_on_second_epoch(run_dir, model, state, copies=(), arrays=False):
         calls.append(state.epoch)
         if state.epoch == 1:
             raise OSError(28, "No space left on device")
-        return real_write(run_dir, model, state, copies)
+        return real_write(run_dir, model, state, copies, arrays)
 
     monkeypatch.setattr(checkpoints, "write", disk_full_on_second_epoch)
     result = train(config.replace(epochs=5))
