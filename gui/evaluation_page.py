@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 
 from core.paths import demo_val_dir
 from gui.confusion_heatmap import ConfusionHeatmap
-from gui.data_panel import FolderField
 from gui.evaluated_image import evaluated_image_item
+from gui.folder_field import FolderField
 from gui.gallery import Gallery, ThumbnailLoader
 from gui.heatmaps import WHY_TOOLTIP, HeatmapLoader, HeatmapViewer
 from gui.model_bar import stat_card

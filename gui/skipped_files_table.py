@@ -1,9 +1,19 @@
-"""A table of the files a job could not read as images: the file, and why (core.data's SkippedFile).
-Shared by the Evaluate and Predict tabs."""
+"""The files a job could not read as images, with the reason for each (core.data's SkippedFile): a
+table (in the Evaluate and Predict tabs) and a dialog around it (the Data panel's "skipped files")."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 
 class SkippedFilesTable(QTableWidget):
@@ -25,3 +35,25 @@ class SkippedFilesTable(QTableWidget):
             self.setItem(row, 0, QTableWidgetItem(item.path))
             self.setItem(row, 1, QTableWidgetItem(item.reason))
             self.item(row, 0).setToolTip(item.path)
+
+
+class SkippedDialog(QDialog):
+    """Lists the files the scans of `reports` (core.data.dataset.DatasetReport) could not read."""
+
+    def __init__(self, reports: list, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Skipped files")
+        self.resize(760, 360)
+        skipped = [file for report in reports for file in report.skipped]
+        self.table = SkippedFilesTable("Reason")
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.show_files(skipped)
+        self.table.setColumnWidth(0, 420)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"{len(skipped)} file(s) will not be used for training:"))
+        layout.addWidget(self.table)
+        layout.addWidget(buttons)
