@@ -30,7 +30,7 @@ from core.paths import demo_val_dir
 from gui.confusion_heatmap import ConfusionHeatmap
 from gui.evaluated_image import evaluated_image_item
 from gui.folder_field import FolderField
-from gui.gallery import Gallery, ThumbnailLoader
+from gui.gallery import Gallery
 from gui.heatmaps import WHY_TOOLTIP, HeatmapLoader, HeatmapViewer
 from gui.model_bar import stat_card
 from gui.model_page import ModelJobPage
@@ -38,6 +38,7 @@ from gui.model_worker import ModelInfo, ModelService
 from gui.per_class_table import PerClassTable
 from gui.skipped_files_table import SkippedFilesTable
 from gui.text import escape
+from gui.thumbnails import ThumbnailLoader
 
 
 def _class_folders(folder: str) -> set[str]:
