@@ -19,10 +19,7 @@ from PySide6.QtWidgets import QLabel, QPushButton, QWidget
 from core.config import PRETRAINED_MODELS, TrainingConfig
 from core.data.dataset import inspect
 from core.errors import ConfigError
-from core.events import (
-    RunResult,
-    RunStarted,
-)
+from core.events import RunResult, RunStarted
 from core.modeling.weights import weight_file_name
 from core.runs.run_info import RunInfo, read_run_info
 from gui import training_dialogs, training_layout, training_messages
