@@ -37,12 +37,12 @@ from core.data.video import VIDEO_EXTENSIONS
 from core.errors import FitStudioError
 from core.paths import demo_train_dir
 from gui.frame_capture import DEFAULT_RATE, FrameCapture
-from gui.gallery import pixmap_from_array
 from gui.heatmaps import WHY_TOOLTIP
 from gui.live_prediction import LiveAnswer, LivePredictor, RateMeter
 from gui.model_bar import MessageBanner, ModelBar
 from gui.model_worker import ModelService
 from gui.text import escape
+from gui.thumbnails import pixmap_from_array
 
 TOP_BARS = 3
 MAX_CLASS_KEYS = 9

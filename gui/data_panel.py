@@ -11,174 +11,31 @@ import functools
 import os
 import threading
 
-from PySide6.QtCore import QRect, Qt, QUrl, Signal
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QButtonGroup,
-    QComboBox,
-    QDialog,
-    QDialogButtonBox,
-    QFileDialog,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
     QRadioButton,
     QSpinBox,
-    QStyledItemDelegate,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from core.config import LIMITS
 from core.data.dataset import DatasetReport, class_mismatch, inspect
+from gui.class_counts_table import ClassCountsTable
+from gui.folder_field import FolderField, local_folder_from_urls
+from gui.skipped_files_table import SkippedDialog
 from gui.text import escape
 from gui.worker import run_in_thread
 
 TRAIN, VAL = "train", "val"
 VAL_FOLDER_NAMES = ("val", "validation", "valid")
-COUNT_ROLE = Qt.ItemDataRole.UserRole + 1
-
-
-def local_folder_from_urls(urls: list[QUrl]) -> str | None:
-    """The first local folder among dropped URLs, or None."""
-    for url in urls:
-        path = url.toLocalFile()
-        if path and os.path.isdir(path):
-            return path
-    return None
-
-
-def split_counts(count: int, fraction: float) -> tuple[int, int]:
-    """(train, validation) of one class as core.data.dataset.stratified_split will split it."""
-    n_val = min(max(round(count * fraction), 1), count - 1) if count >= 2 else 0
-    return count - n_val, n_val
-
-
-class FolderField(QWidget):
-    """An editable combo box of recent folders, a Browse button, and folder drag and drop."""
-
-    chosen = Signal(str)
-
-    def __init__(self, title: str, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.title = title
-        self.combo = QComboBox()
-        self.combo.setEditable(True)
-        self.combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.combo.setMinimumContentsLength(16)
-        self.combo.lineEdit().setPlaceholderText("Folder with one subfolder per class")
-        self.combo.lineEdit().editingFinished.connect(self._edited)
-        self.combo.activated.connect(lambda index: self._emit(self.combo.itemText(index)))
-        self.browse = QPushButton("Browse…")
-        self.browse.clicked.connect(self._browse)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.combo, 1)
-        layout.addWidget(self.browse)
-        self.setAcceptDrops(True)
-        self._last = ""
-
-    def path(self) -> str:
-        return self.combo.currentText().strip()
-
-    def set_path(self, path: str, emit: bool = True) -> None:
-        self.combo.setEditText(path)
-        self.combo.setToolTip(path)
-        if emit:
-            self._emit(path)
-        else:
-            self._last = path
-
-    def set_recent(self, folders: list[str]) -> None:
-        text = self.combo.currentText()
-        self.combo.blockSignals(True)
-        self.combo.clear()
-        self.combo.addItems(folders)
-        self.combo.setEditText(text)
-        self.combo.blockSignals(False)
-
-    def choose_folder(self) -> str:
-        """The folder dialog; a method so tests can replace it."""
-        start = self.path() if os.path.isdir(self.path()) else os.path.expanduser("~")
-        return QFileDialog.getExistingDirectory(self, self.title, start)
-
-    def _browse(self) -> None:
-        folder = self.choose_folder()
-        if folder:
-            self.set_path(folder)
-
-    def _edited(self) -> None:
-        if self.path() != self._last:
-            self._emit(self.path())
-
-    def _emit(self, path: str) -> None:
-        path = path.strip()
-        self._last = path
-        self.combo.setToolTip(path)
-        self.chosen.emit(path)
-
-    def dragEnterEvent(self, event) -> None:
-        if local_folder_from_urls(event.mimeData().urls()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:
-        folder = local_folder_from_urls(event.mimeData().urls())
-        if folder:
-            self.set_path(folder)
-            event.acceptProposedAction()
-
-
-class CountBarDelegate(QStyledItemDelegate):
-    """Draws a count cell as a bar proportional to the largest count, with the number on it."""
-
-    def paint(self, painter: QPainter, option, index) -> None:
-        fraction = index.data(COUNT_ROLE)
-        if isinstance(fraction, float) and fraction > 0:
-            rect = option.rect.adjusted(3, 4, -3, -4)
-            bar = QRect(rect.left(), rect.top(), max(2, int(rect.width() * fraction)), rect.height())
-            painter.save()
-            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(index.data(Qt.ItemDataRole.UserRole) or "#9ec5fe"))
-            painter.drawRoundedRect(bar, 3, 3)
-            painter.restore()
-        super().paint(painter, option, index)
-
-
-class SkippedDialog(QDialog):
-    """Lists the files a scan could not read, with the reason for each."""
-
-    def __init__(self, reports: list[DatasetReport], parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWindowTitle("Skipped files")
-        self.resize(760, 360)
-        rows = [(s.path, s.reason) for report in reports for s in report.skipped]
-        self.table = QTableWidget(len(rows), 2)
-        self.table.setHorizontalHeaderLabels(["File", "Reason"])
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        for row, (path, reason) in enumerate(rows):
-            item = QTableWidgetItem(path)
-            item.setToolTip(path)
-            self.table.setItem(row, 0, item)
-            self.table.setItem(row, 1, QTableWidgetItem(reason))
-        self.table.setColumnWidth(0, 420)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.close)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"{len(rows)} file(s) will not be used for training:"))
-        layout.addWidget(self.table)
-        layout.addWidget(buttons)
 
 
 class DataPanel(QGroupBox):
@@ -222,22 +79,7 @@ class DataPanel(QGroupBox):
         self.scan_progress.setMaximumHeight(6)
         self.scan_progress.setTextVisible(False)
         self.scan_progress.hide()
-        self.table = QTableWidget(0, 3)
-        self.table.setObjectName("classTable")
-        self.table.setHorizontalHeaderLabels(["Class", "Training", "Validation"])
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setShowGrid(False)
-        self.table.setAlternatingRowColors(True)
-        self.table.setMinimumHeight(90)
-        self.table.setMaximumHeight(160)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in (1, 2):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Fixed)
-            self.table.setColumnWidth(column, 96)
-            self.table.setItemDelegateForColumn(column, CountBarDelegate(self.table))
+        self.table = ClassCountsTable()
         self.summary = QLabel()
         self.summary.setObjectName("dataSummary")
         self.summary.setWordWrap(True)
@@ -435,33 +277,9 @@ class DataPanel(QGroupBox):
         self.changed.emit()
 
     def _fill_table(self) -> None:
-        train, val = self.reports[TRAIN], self.reports[VAL]
         use_folder = self.use_val_folder.isChecked()
-        val_header = "Validation" if use_folder else "Val (split)"
-        self.table.setHorizontalHeaderLabels(["Class", "Training", val_header])
-        rows = self._count_rows(train, val if use_folder else None, None if use_folder else self.val_split())
-        largest = max([max(t or 0, v or 0) for _, t, v in rows] or [1]) or 1
-        self.table.setRowCount(len(rows))
-        for row, (name, n_train, n_val) in enumerate(rows):
-            self.table.setItem(row, 0, QTableWidgetItem(name))
-            self.table.setItem(row, 1, _count_item(n_train, largest, "#9ec5fe"))
-            self.table.setItem(row, 2, _count_item(n_val, largest, "#a3d9b1"))
-
-    @staticmethod
-    def _count_rows(train, val, split):
-        if train is None or not train.class_names:
-            return []
-        names = list(train.class_names)
-        if val is not None:
-            names += [n for n in val.class_names if n not in names]
-        rows = []
-        for name in names:
-            n_train = train.counts.get(name)
-            if split is not None and n_train is not None:
-                rows.append((name, *split_counts(n_train, split)))
-            else:
-                rows.append((name, n_train, val.counts.get(name) if val else None))
-        return rows
+        self.table.show_counts(self.reports[TRAIN], self.reports[VAL] if use_folder else None,
+                               None if use_folder else self.val_split())
 
     def _show_summary(self) -> None:
         train, val = self.reports[TRAIN], self.reports[VAL]
@@ -532,13 +350,3 @@ class DataPanel(QGroupBox):
         if folder:
             self.drop_folder(folder)
             event.acceptProposedAction()
-
-
-def _count_item(count: int | None, largest: int, colour: str) -> QTableWidgetItem:
-    item = QTableWidgetItem("-" if count is None else str(count))
-    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-    if count is not None:
-        item.setData(COUNT_ROLE, count / largest)
-        item.setData(Qt.ItemDataRole.UserRole, colour)
-    return item
-

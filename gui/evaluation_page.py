@@ -12,19 +12,15 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QDesktopServices, QFont
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMessageBox,
     QPushButton,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -32,15 +28,17 @@ from PySide6.QtWidgets import (
 
 from core.paths import demo_val_dir
 from gui.confusion_heatmap import ConfusionHeatmap
-from gui.data_panel import FolderField
-from gui.gallery import GREEN, GREY, RED, Bar, Gallery, GalleryItem, ThumbnailLoader
+from gui.evaluated_image import evaluated_image_item
+from gui.folder_field import FolderField
+from gui.gallery import Gallery
 from gui.heatmaps import WHY_TOOLTIP, HeatmapLoader, HeatmapViewer
 from gui.model_bar import stat_card
 from gui.model_page import ModelJobPage
 from gui.model_worker import ModelInfo, ModelService
+from gui.per_class_table import PerClassTable
+from gui.skipped_files_table import SkippedFilesTable
 from gui.text import escape
-
-PER_CLASS_COLUMNS = ("Class", "Precision", "Recall", "F1", "Support")
+from gui.thumbnails import ThumbnailLoader
 
 
 def _class_folders(folder: str) -> set[str]:
@@ -88,7 +86,7 @@ class EvaluationPage(ModelJobPage):
         self.csv_button = QPushButton("Export results to CSV…")
         self.csv_button.setToolTip("One row per image: path, true and predicted class, every probability")
         self.csv_button.clicked.connect(lambda: self.export_csv())
-        self.table = QTableWidget(0, len(PER_CLASS_COLUMNS))
+        self.table = PerClassTable()
         self.heatmap = ConfusionHeatmap()
         self.heatmap.cell_clicked.connect(self.show_cell)
         loader = ThumbnailLoader(parent=self)
@@ -103,7 +101,7 @@ class EvaluationPage(ModelJobPage):
         )
         self.cell_title = QLabel("")
         self.cell_title.setObjectName("sectionHint")
-        self.skipped_table = QTableWidget(0, 2)
+        self.skipped_table = SkippedFilesTable("Why it was skipped")
         self.explanations = HeatmapLoader(service, parent=self)
         self.explanations.problem.connect(
             lambda message: self.banner.show_message(f"No heatmaps: {escape(message)}")
@@ -162,17 +160,6 @@ class EvaluationPage(ModelJobPage):
         self.notes.setWordWrap(True)
         self.notes.hide()
 
-        self.table.setObjectName("classTable")
-        self.table.setHorizontalHeaderLabels(list(PER_CLASS_COLUMNS))
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.table.setShowGrid(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in range(1, len(PER_CLASS_COLUMNS)):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         table_box = QGroupBox("Per class")
         table_layout = QVBoxLayout(table_box)
         table_layout.addWidget(self.table)
@@ -192,13 +179,6 @@ class EvaluationPage(ModelJobPage):
         left_layout.addWidget(table_box)
         left_layout.addWidget(heatmap_box, 1)
 
-        self.skipped_table.setObjectName("resultTable")
-        self.skipped_table.setHorizontalHeaderLabels(["File", "Why it was skipped"])
-        self.skipped_table.verticalHeader().hide()
-        self.skipped_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.skipped_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.skipped_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.skipped_table.setWordWrap(False)
         cell_page = QWidget()
         cell_layout = QVBoxLayout(cell_page)
         cell_layout.setContentsMargins(0, 6, 0, 0)
@@ -343,8 +323,7 @@ class EvaluationPage(ModelJobPage):
         self.result = None
         for value in self.stat_values.values():
             value.setText("\u2014")
-        self.table.setRowCount(0)
-        self._fit_table_height()
+        self.table.clear_rows()
         self.heatmap.clear()
         self.mistakes.clear()
         self.cell_gallery.clear()
@@ -375,95 +354,21 @@ class EvaluationPage(ModelJobPage):
             self.notes.show()
         else:
             self.notes.hide()
-        self._fill_table(result, macro)
-        self._fit_table_height()
+        self.table.show_result(result)
         self.heatmap.set_matrix(result.confusion_matrix, result.class_names)
-        self.mistakes.set_items([self._item(image, result.class_names) for image in mistakes])
+        self.mistakes.set_items([evaluated_image_item(image, result.class_names) for image in mistakes])
         self.mistakes.set_placeholder("No mistakes: every image was classified correctly.")
         self.cell_gallery.clear()
         self.cell_title.setText("")
-        self.skipped_table.setRowCount(skipped)
-        for row, item in enumerate(result.skipped):
-            self.skipped_table.setItem(row, 0, QTableWidgetItem(item.path))
-            self.skipped_table.setItem(row, 1, QTableWidgetItem(item.reason))
-            self.skipped_table.item(row, 0).setToolTip(item.path)
+        self.skipped_table.show_files(result.skipped)
         self._set_tab_titles(len(mistakes), None, skipped)
         self.image_tabs.setCurrentWidget(self.mistakes)
         self._update_buttons()
-
-    def _fit_table_height(self, max_rows: int = 9) -> None:
-        """All rows in view up to max_rows (then it scrolls), so the heatmap gets the rest."""
-        rows = max(self.table.rowCount(), 3)
-        row_height = self.table.verticalHeader().defaultSectionSize()
-        height = self.table.horizontalHeader().sizeHint().height() + min(rows, max_rows) * row_height
-        self.table.setFixedHeight(height + 2 * self.table.frameWidth() + 2)
-
-    def _fill_table(self, result, macro: dict[str, float]) -> None:
-        names = list(result.class_names)
-        self.table.setRowCount(len(names) + 1)
-        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        for row, name in enumerate([*names, "Macro average"]):
-            values = result.per_class.get(name) if row < len(names) else {**macro, "support": result.total}
-            cells = [
-                name,
-                f"{values['precision']:.1%}",
-                f"{values['recall']:.1%}",
-                f"{values['f1']:.1%}",
-                f"{int(values['support']):,}",
-            ]
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if column:
-                    item.setTextAlignment(right)
-                if row == len(names):
-                    font = QFont(item.font())
-                    font.setBold(True)
-                    item.setFont(font)
-                elif column in (1, 2, 3) and values[PER_CLASS_COLUMNS[column].lower()] < 0.5:
-                    item.setForeground(Qt.GlobalColor.darkRed)
-                self.table.setItem(row, column, item)
 
     def _set_tab_titles(self, mistakes: int | None, cell: int | None, skipped: int) -> None:
         self.image_tabs.setTabText(0, "Mistakes" if mistakes is None else f"Mistakes ({mistakes})")
         self.image_tabs.setTabText(1, "Selected cell" if cell is None else f"Selected cell ({cell})")
         self.image_tabs.setTabText(2, f"Skipped ({skipped})" if skipped else "Skipped")
-
-    @staticmethod
-    def _item(image, class_names: list[str]) -> GalleryItem:
-        true_name, predicted_name = class_names[image.true_label], class_names[image.predicted_label]
-        probabilities = "<br>".join(
-            f"{name}: {float(p):.1%}"
-            for name, p in sorted(
-                zip(class_names, image.probabilities, strict=True), key=lambda pair: -float(pair[1])
-            )
-        )
-        tooltip = (
-            f"<b>{escape(os.path.basename(image.path))}</b><br>true class {escape(true_name)}, "
-            f"predicted {escape(predicted_name)}<br>{probabilities}<br>"
-            f"<span style='color:#667085'>{escape(image.path)}</span>"
-        )
-        explain, explain_labels = (image.predicted_label,), (f"why {predicted_name}",)
-        if image.correct:
-            bars = (Bar(predicted_name, image.confidence, GREEN),)
-            second = max(
-                (i for i in range(len(class_names)) if i != image.predicted_label),
-                key=lambda i: float(image.probabilities[i]),
-                default=None,
-            )
-            if second is not None:
-                bars += (Bar(class_names[second], float(image.probabilities[second]), GREY),)
-            title = f"{true_name} ✓"
-        else:
-            bars = (
-                Bar(f"→ {predicted_name}", image.confidence, RED),
-                Bar(true_name, image.true_probability, GREEN),
-            )
-            title = f"{true_name} → {predicted_name}"
-            explain += (image.true_label,)
-            explain_labels = (f"why {predicted_name} (chosen)", f"why {true_name} (true)")
-        return GalleryItem(
-            image.path, title, bars, tooltip, data=image, explain=explain, explain_labels=explain_labels
-        )
 
     def show_cell(self, true_label: int, predicted_label: int) -> None:
         if self.result is None:
@@ -471,7 +376,7 @@ class EvaluationPage(ModelJobPage):
         names = self.result.class_names
         images = self.result.images_in_cell(true_label, predicted_label)
         self.heatmap.select(true_label, predicted_label)
-        self.cell_gallery.set_items([self._item(image, names) for image in images])
+        self.cell_gallery.set_items([evaluated_image_item(image, names) for image in images])
         count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
         if true_label == predicted_label:
             self.cell_title.setText(

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from core.formatting import format_size
 from core.runs.run_folder import LABELS_FILE
-from gui.data_panel import FolderField
+from gui.folder_field import FolderField
 from gui.model_page import ModelJobPage
 from gui.model_worker import ModelInfo, ModelService
 from gui.text import escape

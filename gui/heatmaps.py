@@ -1,6 +1,6 @@
 """Heatmaps in the window: the "Why?" overlays of the Predict and Evaluate galleries, and a viewer.
 
-`HeatmapLoader` asks for them the way gui.gallery's ThumbnailLoader asks for thumbnails: only for the
+`HeatmapLoader` asks for them the way gui.thumbnails.ThumbnailLoader asks for thumbnails: only for the
 cards being painted, a small batch at a time. Each batch is a job on the model thread
 (gui.model_worker.ModelService) running core.modeling.explain.explain_images; plain uint8 arrays come
 back and become pixmaps here, kept in a bounded cache keyed by (path, classes). A new model empties it.
@@ -18,9 +18,9 @@ from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QPixmap
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from gui.gallery import THUMBNAIL_SIZE, pixmap_from_array
 from gui.model_worker import JobHandle, ModelService
 from gui.text import escape
+from gui.thumbnails import THUMBNAIL_SIZE, pixmap_from_array
 
 CARD_SIDE = 2 * THUMBNAIL_SIZE  # sharp on a high-density screen
 VIEWER_SIDE = 720

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.modeling.label_ranking import DEFAULT_STRATEGY, STRATEGIES, Suggestion
-from gui.data_panel import FolderField
+from gui.folder_field import FolderField
 from gui.gallery import BLUE, GREY, Bar, Gallery, GalleryItem
 from gui.label_session import DEFAULT_RETRAIN_EVERY, LabelSession
 

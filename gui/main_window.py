@@ -19,9 +19,9 @@ from core.data.dataset import inspect
 from core.paths import resource_path
 from core.training.device import list_gpus
 from gui.camera_page import CameraPage
-from gui.data_panel import local_folder_from_urls
 from gui.evaluation_page import EvaluationPage
 from gui.export_page import ExportPage
+from gui.folder_field import local_folder_from_urls
 from gui.label_page import LabelPage
 from gui.model_worker import ModelService
 from gui.predict_page import PredictPage, local_paths_from_urls

@@ -13,16 +13,12 @@ import os
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -31,6 +27,7 @@ from gui.gallery import BLUE, GREY, Bar, Gallery, GalleryItem
 from gui.heatmaps import WHY_TOOLTIP, HeatmapLoader, HeatmapViewer
 from gui.model_page import ModelJobPage
 from gui.model_worker import ModelInfo, ModelService
+from gui.skipped_files_table import SkippedFilesTable
 from gui.text import escape
 
 TOP_K = 3
@@ -79,7 +76,7 @@ class PredictPage(ModelJobPage):
         self.why_button.setToolTip(WHY_TOOLTIP)
         self.why_button.toggled.connect(self.gallery.show_heatmaps)
         self.viewer = HeatmapViewer(service, self)
-        self.skipped_table = QTableWidget(0, 2)
+        self.skipped_table = SkippedFilesTable("Why it could not be read")
         self._build_layout()
         self._update_summary()
         self._update_buttons()
@@ -103,14 +100,6 @@ class PredictPage(ModelJobPage):
         hint.setObjectName("sectionHint")
         results_layout.addWidget(hint)
         results_layout.addWidget(self.gallery, 1)
-        self.skipped_table.setObjectName("resultTable")
-        self.skipped_table.setHorizontalHeaderLabels(["File", "Why it could not be read"])
-        self.skipped_table.verticalHeader().hide()
-        self.skipped_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.skipped_table.setWordWrap(False)
-        header = self.skipped_table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.skipped_box = QGroupBox("Not classified")
         skipped_layout = QVBoxLayout(self.skipped_box)
         skipped_layout.addWidget(self.skipped_table)
@@ -269,11 +258,7 @@ class PredictPage(ModelJobPage):
 
     def _show(self) -> None:
         self.gallery.set_items([self._item(p) for p in self.predictions])
-        self.skipped_table.setRowCount(len(self.skipped))
-        for row, item in enumerate(self.skipped):
-            self.skipped_table.setItem(row, 0, QTableWidgetItem(item.path))
-            self.skipped_table.setItem(row, 1, QTableWidgetItem(item.reason))
-            self.skipped_table.item(row, 0).setToolTip(item.path)
+        self.skipped_table.show_files(self.skipped)
         self.skipped_box.setTitle(f"Not classified ({len(self.skipped)})")
         self.skipped_box.setVisible(bool(self.skipped))
         self._update_summary()

@@ -1,4 +1,5 @@
-"""Small widgets about the current run: the progress strip for the status bar and the end-of-run summary."""
+"""Small widgets about the current run: the progress strip for the status bar, its data-wait and
+workers meters, and the end-of-run summary."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ import os
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from core.events import RunResult
+from core.events import RunResult, WorkerProgress
 from core.formatting import format_duration, format_size
 from core.runs.run_folder import BEST_MODEL_FILE
+
+DATA_WAIT_HIGH = 0.3  # from here on the data-wait meter is shown as a warning
+DATA_WAIT_TOOLTIP = (
+    "Share of the last epoch the model waited for images; high values mean decoding is the "
+    "bottleneck (more decode threads, the image cache or a smaller image size help)."
+)
 
 
 class RunStatus(QWidget):
@@ -138,4 +145,47 @@ class RunSummary(QFrame):
         self.evaluate_button.setToolTip(
             "Open this run's model in the Evaluate tab and evaluate it on its validation folder" if has_model
             else "This run saved no model to evaluate")
+        self.show()
+
+
+class DataWaitMeter(QLabel):
+    """"data wait 42%": the share of the last epoch the model waited for images; a warning colour
+    from DATA_WAIT_HIGH on. Placed in the status strip by gui.training_layout."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("dataWaitLabel")
+        self.setToolTip(DATA_WAIT_TOOLTIP)
+        self.hide()
+
+    def show_fraction(self, fraction: float) -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        self.setText(f"data wait {fraction:.0%}")
+        # A style sheet on the label itself: the application's sheet knows nothing of this meter.
+        colour = "#b54708" if fraction >= DATA_WAIT_HIGH else "#475467"
+        self.setStyleSheet(f"color: {colour};")
+        self.show()
+
+
+class WorkersMeter(QLabel):
+    """A distributed run's workers, each at its batch ("workers 0: 4/4  1: 3/4"), so a slow or stuck
+    machine stands out; the tooltip names each worker's host, epoch and speed."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("workersLabel")
+        self._latest: dict[int, WorkerProgress] = {}  # rank -> its newest progress
+        self.hide()
+
+    def reset(self) -> None:
+        self._latest.clear()
+        self.hide()
+
+    def show_progress(self, event: WorkerProgress) -> None:
+        self._latest[event.rank] = event
+        shown = [self._latest[rank] for rank in sorted(self._latest)]
+        self.setText("workers " + "  ".join(f"{p.rank}: {p.step + 1}/{p.steps}" for p in shown))
+        self.setToolTip("\n".join(
+            f"worker {p.rank} on {p.host}: epoch {p.epoch + 1}, batch {p.step + 1} of {p.steps}, "
+            f"{p.images_per_second:,.0f} images/s" for p in shown))
         self.show()

@@ -1,11 +1,11 @@
 """The Runs tab: every training kept under the output folders, compared side by side.
 
-A sortable, filterable table of the runs (core.runs.index, read on a worker thread) with the settings
-that differ between them as extra columns. Selecting runs overlays their curves and shows what differs
-(gui.run_overlay); each selected run keeps one colour, shown as a swatch in the table, in the plots
-and in the differences' column headers. Actions on a run: open it in Train (resume or extend), train
-again like it, evaluate, export, open its folder, and move it to the system trash, undoable until the
-window closes (gui.trash; nothing is ever deleted).
+A sortable, filterable table of the runs (gui.runs_table; listed by core.runs.index on a worker
+thread) with the settings that differ between them as extra columns. Selecting runs overlays their
+curves and shows what differs (gui.run_overlay); each selected run keeps one colour, shown as a swatch
+in the table, in the plots and in the differences' column headers. Actions on a run: open it in Train
+(resume or extend), train again like it, evaluate, export, open its folder, and move it to the system
+trash, undoable until the window closes (gui.trash; nothing is ever deleted).
 
 The list is read again when the page is shown, when the window says a run started or ended, and, while
 a run trains, every few seconds: a running run's curves then grow live.
@@ -15,39 +15,29 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
 
-from PySide6.QtCore import QSettings, QSortFilterProxyModel, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import (
-    QAction,
-    QDesktopServices,
-    QKeySequence,
-    QStandardItem,
-    QStandardItemModel,
-)
+from PySide6.QtCore import QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMenu,
     QMessageBox,
     QPushButton,
     QSplitter,
-    QTableView,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from core.formatting import format_duration
 from core.runs import run_folder
-from core.runs.index import RunsIndex, differing_settings, fingerprint_label, flat_settings
+from core.runs.index import RunsIndex, differing_settings
 from core.runs.run_info import RunInfo, read_run_info
-from gui.run_overlay import RunCurves, RunDifferences, RunOverlay, swatch
+from gui.run_overlay import RunCurves, RunDifferences, RunOverlay
+from gui.runs_table import RunsTable
 from gui.sweep_group import SweepGroup
 from gui.trash import TrashError, move_to_trash, restore_batch
 from gui.worker import run_in_thread
@@ -55,15 +45,8 @@ from gui.worker import run_in_thread
 POLL_MS = 3000  # while a run trains: how often its curves and the list are read again
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777",
            "#4b5563", "#65a30d")
-BASE_COLUMNS = ("Started", "Run", "Model", "Status", "Epochs", "Best val acc", "Best val loss", "Duration",
-                "Dataset")
-RUN_COLUMN = 1
-RUN_DIR_ROLE = Qt.ItemDataRole.UserRole + 1
-SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 FOLDERS_KEY = "runs/folders"
 NOT_SETTING_COLUMNS = {"train_dir", "val_dir", "model", "epochs"}  # columns of their own already
-# short words for the Status column
-STATUS_WORDS = {"cancelled": "stopped", "running": "training", "stopped": "stopped by sweep"}
 
 
 def read_histories(run_dirs: list[str]) -> dict[str, list[dict[str, float]]]:
@@ -88,8 +71,6 @@ class RunsPage(QWidget):
         self.runs: dict[str, RunInfo] = {}
         self.histories: dict[str, list[dict[str, float]]] = {}
         self.colours: dict[str, str] = {}  # of the selected runs
-        self._differing: list[str] = []  # the settings columns shown
-        self._row_of: dict[str, int] = {}  # run_dir -> row of the model
         self.trashed: list[list[tuple[str, str]]] = []  # undo stack: batches of (folder, where in the trash)
         self._listing = self._list_again = False
         self._reading_curves = self._curves_again = False
@@ -119,7 +100,8 @@ class RunsPage(QWidget):
         top.addWidget(self.count_label)
         top.addWidget(self.folders_button)
         top.addWidget(self.refresh_button)
-        self._build_table()
+        self.table = RunsTable()  # gui.runs_table: the rows, their sort keys, the colour swatches
+        self.proxy = self.table.proxy
         self._build_actions()
         buttons = QHBoxLayout()
         for action in self.actions_in_bar:
@@ -147,30 +129,6 @@ class RunsPage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.splitter)
-
-    def _build_table(self) -> None:
-        self.model = QStandardItemModel(0, len(BASE_COLUMNS), self)
-        self.model.setHorizontalHeaderLabels(list(BASE_COLUMNS))
-        self.proxy = QSortFilterProxyModel(self)
-        self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(SORT_ROLE)
-        self.proxy.setFilterKeyColumn(-1)
-        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.table = QTableView()
-        self.table.setObjectName("runsTable")
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.verticalHeader().hide()
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setResizeContentsPrecision(100)  # fit columns to the first rows, not to a thousand
-        header.setStretchLastSection(True)
-        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
 
     def _build_actions(self) -> None:
         self.open_in_train_action = QAction("Open in Train", self)
@@ -284,13 +242,14 @@ class RunsPage(QWidget):
         self.sweeps.list_sweeps(self.folders())
         previous, self.runs = self.runs, {info.run_dir: info for info in infos}
         differing = [name for name in differing_settings(infos) if name not in NOT_SETTING_COLUMNS]
-        if self._row_of.keys() == self.runs.keys() and differing == self._differing:
+        if self.table.shows(self.runs.keys(), differing):
             # The same rows (a poll while a run trains): only the runs that changed are redrawn.
             for info in infos:
                 if previous.get(info.run_dir) != info:
-                    self._set_row(self._row_of[info.run_dir], info)
+                    self.table.update_row(info)
         else:
-            self._fill_table(infos, differing)
+            self.table.fill(infos, differing)
+            self._count()
         running = any(info.status == "running" for info in infos)
         if (running or self._watching) and self.isVisible():
             self.poll.start()
@@ -299,61 +258,23 @@ class RunsPage(QWidget):
         self._selection_changed()
         self.runs_listed.emit(len(infos))
 
-    def _fill_table(self, infos: list[RunInfo], differing: list[str]) -> None:
-        """A new model, filled before the proxy sees it (so it sorts once, not once per row); the
-        selection is kept."""
-        selected = self.selected_run_dirs()
-        model = QStandardItemModel(0, len(BASE_COLUMNS) + len(differing), self)
-        model.setHorizontalHeaderLabels([*BASE_COLUMNS, *differing])
-        for info in infos:
-            model.appendRow(_row(info, differing))
-        self._differing = differing
-        self._row_of = {info.run_dir: row for row, info in enumerate(infos)}
-        selection = self.table.selectionModel()
-        blocked = selection.blockSignals(True)  # the rows go and come back: one change, not two
-        old, self.model = self.model, model
-        self.proxy.setSourceModel(model)
-        old.deleteLater()
-        self._select(selected)
-        selection.blockSignals(blocked)
-        self.table.resizeColumnsToContents()
-        self._count()
-
-    def _set_row(self, row: int, info: RunInfo) -> None:
-        for column, item in enumerate(_row(info, self._differing)):
-            self.model.setItem(row, column, item)
-
     def _filter(self, text: str) -> None:
-        self.proxy.setFilterFixedString(text)
+        self.table.filter(text)
         self._count()
 
     def _count(self) -> None:
-        shown, listed = self.proxy.rowCount(), self.model.rowCount()
-        self.count_label.setText(f"{listed} runs" if shown == listed else f"{shown} of {listed} runs")
+        self.count_label.setText(self.table.count_text())
 
     # --- selection ----------------------------------------------------------------------------------
 
     def selected_run_dirs(self) -> list[str]:
         """The selected runs, in table order."""
-        rows = sorted(index.row() for index in self.table.selectionModel().selectedRows(RUN_COLUMN))
-        return [self.proxy.index(row, RUN_COLUMN).data(RUN_DIR_ROLE) for row in rows]
+        return self.table.selected_run_dirs()
 
     def select_runs(self, run_dirs: list[str]) -> None:
         """Selects exactly these runs (those listed)."""
-        self._select(run_dirs)
+        self.table.select(run_dirs)
         self._selection_changed()
-
-    def _select(self, run_dirs: list[str]) -> None:
-        selection = self.table.selectionModel()
-        blocked = selection.blockSignals(True)
-        selection.clearSelection()
-        flags = (selection.SelectionFlag.Select | selection.SelectionFlag.Rows)
-        for row in range(self.proxy.rowCount()):
-            index = self.proxy.index(row, RUN_COLUMN)
-            if index.data(RUN_DIR_ROLE) in run_dirs:
-                selection.select(index, flags)
-        selection.blockSignals(blocked)
-        self.table.viewport().update()
 
     def _selection_changed(self) -> None:
         selected = self.selected_run_dirs()
@@ -362,25 +283,14 @@ class RunsPage(QWidget):
             if run_dir not in self.colours:
                 free = [colour for colour in PALETTE if colour not in self.colours.values()]
                 self.colours[run_dir] = free[0] if free else PALETTE[len(self.colours) % len(PALETTE)]
-        self._paint_swatches()
+        self.table.paint_swatches(self.colours)
         self._update_actions()
         self.differences.show_runs([(self.runs[run_dir], self.colours[run_dir]) for run_dir in selected])
         self._read_curves()
 
-    def _paint_swatches(self) -> None:
-        for row in range(self.model.rowCount()):
-            item = self.model.item(row, RUN_COLUMN)
-            colour = self.colours.get(item.data(RUN_DIR_ROLE))
-            item.setData(swatch(colour) if colour else None, Qt.ItemDataRole.DecorationRole)
-
     def colour_in_table(self, run_dir: str) -> str | None:
         """The swatch colour the table shows beside a run (for tests)."""
-        for row in range(self.model.rowCount()):
-            item = self.model.item(row, RUN_COLUMN)
-            if item.data(RUN_DIR_ROLE) == run_dir:
-                icon = item.data(Qt.ItemDataRole.DecorationRole)
-                return None if icon is None else icon.pixmap(12, 12).toImage().pixelColor(6, 6).name()
-        return None
+        return self.table.swatch_colour(run_dir)
 
     # --- curves ---------------------------------------------------------------------------------------
 
@@ -511,7 +421,7 @@ class RunsPage(QWidget):
         for run_dir in run_dirs:
             self.histories.pop(run_dir, None)
             self.runs.pop(run_dir, None)
-        self._select([run_dir for run_dir in self.selected_run_dirs() if run_dir not in run_dirs])
+        self.table.select([run_dir for run_dir in self.selected_run_dirs() if run_dir not in run_dirs])
         self._selection_changed()
 
     # --- things a test replaces ---------------------------------------------------------------------
@@ -527,67 +437,6 @@ class RunsPage(QWidget):
 
     def open_folder(self, path: str) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.abspath(path)))
-
-
-def _row(info: RunInfo, differing: list[str]) -> list[QStandardItem]:
-    readable = info.status != "unreadable"
-    best = info.best
-    settings = flat_settings(info.config)
-    cells: list[tuple[str, Any]] = [
-        (info.started_at[:16].replace("T", " "), info.started_at),
-        (info.name, info.name.lower()),
-        (info.model if readable else "", info.model.lower() if readable else ""),
-        (info.status, info.status),
-        (f"{info.done}/{info.total}" if readable else "", info.done),
-        _number(best.get("val_accuracy"), "{:.3f}"),
-        _number(best.get("val_loss"), "{:.4f}"),
-        (format_duration(info.duration_seconds) if info.duration_seconds is not None else "",
-         info.duration_seconds if info.duration_seconds is not None else -1.0),
-        (_dataset(info), _dataset(info).lower()),
-        *((_setting(settings.get(name)), _sort_key(settings.get(name))) for name in differing),
-    ]
-    items = []
-    for text, key in cells:
-        item = QStandardItem(text)
-        item.setData(key, SORT_ROLE)
-        items.append(item)
-    items[RUN_COLUMN].setData(info.run_dir, RUN_DIR_ROLE)
-    items[RUN_COLUMN].setToolTip(info.run_dir if readable else f"{info.run_dir}\n{info.problem}")
-    items[3].setToolTip(info.describe() if readable else info.problem)
-    items[3].setText(STATUS_WORDS.get(info.status, info.status))
-    items[8].setToolTip(_fingerprint_tip(info))
-    return items
-
-
-def _number(value: Any, pattern: str) -> tuple[str, float]:
-    if isinstance(value, int | float):
-        return pattern.format(value), float(value)
-    return "", float("-inf")
-
-
-def _dataset(info: RunInfo) -> str:
-    train_dir = info.config.get("train_dir")
-    name = os.path.basename(os.path.normpath(train_dir)) if isinstance(train_dir, str) and train_dir else ""
-    label = fingerprint_label(info.dataset_fingerprint)
-    return f"{name} · {label}" if name and label else name or label
-
-
-def _fingerprint_tip(info: RunInfo) -> str:
-    lines = [f"Training folder: {info.config.get('train_dir', '-')}",
-             f"Validation folder: {info.config.get('val_dir') or 'split from the training folder'}"]
-    for split, title in (("train", "Training"), ("val", "Validation")):
-        part = info.dataset_fingerprint.get(split)
-        if isinstance(part, dict):
-            lines.append(f"{title}: {part.get('files')} files, fingerprint {str(part.get('hash', ''))[:16]}")
-    return "\n".join(lines)
-
-
-def _setting(value: Any) -> str:
-    return "-" if value is None else str(value)
-
-
-def _sort_key(value: Any) -> Any:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else _setting(value)
 
 
 def _names(batch: list[tuple[str, str]]) -> str:

@@ -3,16 +3,13 @@
 Each widget's range comes from core.config.LIMITS, so a value the engine would reject cannot be
 entered. The settings most runs change stay in view; the rest (resize mode, learning-rate plateau,
 seed, decode threads, cache, output folder) fold under "Advanced", whose header says how many of
-them differ from the defaults while it is folded.
+them differ from the defaults while it is folded. The tooltips and other words are in
+gui.settings_text, the spin boxes in gui.spin_boxes.
 """
 
 from __future__ import annotations
 
-import math
-import re
-
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,84 +29,19 @@ from PySide6.QtWidgets import (
 )
 
 from core.config import LIMITS, MODEL_NAMES, PRETRAINED_MODELS, Augmentation, TrainingConfig
-from core.data.feature_cache import rough_feature_seconds
-from core.formatting import format_duration
 from gui.placement_panel import PlacementPanel
+from gui.settings_text import (
+    ADVANCED_TOOLTIP,
+    MODEL_HINTS,
+    MODEL_TOOLTIP,
+    SETTING_TOOLTIPS,
+    feature_cost_text,
+)
+from gui.spin_boxes import ScientificSpinBox, limited_spin_box
 
-MODEL_HINTS = {
-    "small-cnn": "small CNN trained from scratch: fast, good for simple images",
-    "mobilenetv2": "MobileNetV2 transfer learning: light, pretrained on ImageNet when cached",
-    "efficientnetb0": "EfficientNetB0 transfer learning: most accurate, slowest",
-}
 RESIZE_LABELS = {"stretch": "Stretch to square", "crop": "Centre crop to square"}
-_ONE_TWO_FIVE = (1.0, 2.0, 5.0)
 CACHE_MEMORY_MAX_MB = 1024 * 1024  # 1 TB: the engine has no upper limit; a spin box needs one
 CACHE_DISK_MAX_MB = 16 * 1024 * 1024
-
-
-class ScientificSpinBox(QDoubleSpinBox):
-    """A spin box for values spanning decades (learning rates): shows 0.001 or 1e-05, steps 1-2-5."""
-
-    def __init__(self, low: float, high: float, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setDecimals(12)  # keeps tiny values exact; the text shows only significant digits
-        self.setRange(low, high)
-
-    def textFromValue(self, value: float) -> str:
-        return f"{value:.3g}"
-
-    def valueFromText(self, text: str) -> float:
-        try:
-            return float(text.strip())
-        except ValueError:
-            return self.value()
-
-    def validate(self, text: str, pos: int):
-        stripped = text.strip()
-        if not re.fullmatch(r"[0-9.eE+-]*", stripped):
-            return QValidator.State.Invalid, text, pos
-        try:
-            value = float(stripped)
-        except ValueError:
-            return QValidator.State.Intermediate, text, pos
-        if self.minimum() <= value <= self.maximum():
-            return QValidator.State.Acceptable, text, pos
-        return QValidator.State.Intermediate, text, pos
-
-    def stepBy(self, steps: int) -> None:
-        grid = _one_two_five_grid(self.minimum(), self.maximum())
-        current = self.value()
-        if steps > 0:
-            above = [v for v in grid if v > current * (1 + 1e-9)]
-            target = above[min(steps, len(above)) - 1] if above else self.maximum()
-        else:
-            below = [v for v in grid if v < current * (1 - 1e-9)]
-            target = below[-min(-steps, len(below))] if below else self.minimum()
-        self.setValue(target)
-
-
-def _one_two_five_grid(low: float, high: float) -> list[float]:
-    values = []
-    for exponent in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
-        for mantissa in _ONE_TWO_FIVE:
-            value = float(f"{mantissa}e{exponent}")
-            if low <= value <= high:
-                values.append(value)
-    return values
-
-
-def _rough(seconds: float) -> str:
-    return f"{max(seconds, 1):.0f} s" if seconds < 90 else format_duration(seconds)
-
-
-def _int_spin(name: str, suffix: str = "", step: int = 1) -> QSpinBox:
-    box = QSpinBox()
-    low, high = LIMITS[name]
-    box.setRange(int(low), int(high))
-    box.setSingleStep(step)
-    box.setSuffix(suffix)
-    box.setAccelerated(True)
-    return box
 
 
 # The folded settings: TrainingConfig field -> label of its row.
@@ -142,9 +74,9 @@ class SettingsPanel(QGroupBox):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Model and training", parent)
-        self.epochs = _int_spin("epochs")
-        self.batch_size = _int_spin("batch_size")
-        self.image_size = _int_spin("image_size", " px", step=16)
+        self.epochs = limited_spin_box("epochs")
+        self.batch_size = limited_spin_box("batch_size")
+        self.image_size = limited_spin_box("image_size", " px", step=16)
         self.model = QComboBox()
         for name in MODEL_NAMES:
             self.model.addItem(name, name)
@@ -156,29 +88,29 @@ class SettingsPanel(QGroupBox):
         self.resize_mode = QComboBox()
         for mode, label in RESIZE_LABELS.items():
             self.resize_mode.addItem(label, mode)
-        self.seed = _int_spin("seed")
+        self.seed = limited_spin_box("seed")
         self.decode_threads = QSpinBox()
         self.decode_threads.setRange(0, 64)
         self.decode_threads.setSpecialValueText("Automatic (one per core)")
-        self.early_stopping_patience = _int_spin("early_stopping_patience", " epochs")
+        self.early_stopping_patience = limited_spin_box("early_stopping_patience", " epochs")
         self.early_stopping_patience.setSpecialValueText("Off")
-        self.reduce_lr_patience = _int_spin("reduce_lr_patience", " epochs")
+        self.reduce_lr_patience = limited_spin_box("reduce_lr_patience", " epochs")
         self.reduce_lr_patience.setSpecialValueText("Off")
         self.reduce_lr_factor = QDoubleSpinBox()
         self.reduce_lr_factor.setRange(*LIMITS["reduce_lr_factor"])
         self.reduce_lr_factor.setDecimals(2)
         self.reduce_lr_factor.setSingleStep(0.05)
         self.reduce_lr_factor.setPrefix("\u00d7 ")
-        self.fine_tune_after = _int_spin("fine_tune_after", " epochs")
+        self.fine_tune_after = limited_spin_box("fine_tune_after", " epochs")
         self.fine_tune_after.setPrefix("after ")
         self.fine_tune_after.setSpecialValueText("Off")
-        self.fine_tune_layers = _int_spin("fine_tune_layers", " layers")
+        self.fine_tune_layers = limited_spin_box("fine_tune_layers", " layers")
         self.fine_tune_layers.setPrefix("top ")
         self.fine_tune_learning_rate = ScientificSpinBox(*LIMITS["fine_tune_learning_rate"])
         self.balance_classes = QCheckBox("Balance classes")
         self.fast_training = QCheckBox("Fast training (cached features)")
         self.fast_training.setChecked(True)
-        self.feature_copies = _int_spin("feature_copies")
+        self.feature_copies = limited_spin_box("feature_copies")
         self.feature_copies.setPrefix("augmented copies: ")
         self.feature_copies.setSpecialValueText("no augmented copies")
         self.feature_cost = QLabel()
@@ -308,66 +240,15 @@ class SettingsPanel(QGroupBox):
         changed = self.changed_advanced_settings()
         folded_note = f" ({len(changed)} changed)" if changed and not self.advanced_visible() else ""
         self.advanced_toggle.setText(f"Advanced{folded_note}")
-        tip = ("Resize mode, class weights, learning-rate plateau, fine-tuning, seed, decode threads, image "
-               "cache, output folder, and where the run trains (device, Ray cluster, precision)")
+        tip = ADVANCED_TOOLTIP
         if changed:
             tip += "\nChanged from the defaults: " + ", ".join(changed)
         self.advanced_toggle.setToolTip(tip)
 
     def _add_tooltips(self) -> None:
-        self.model.setToolTip("\n".join(f"{k}: {v}" for k, v in MODEL_HINTS.items()))
-        self.epochs.setToolTip("Passes over the training images")
-        self.batch_size.setToolTip("Images per training step; lower it if memory runs out")
-        self.image_size.setToolTip("Side of the square model input; transfer models work best at 224")
-        self.learning_rate.setToolTip("Step size of the Adam optimizer (arrow keys step 1-2-5 per decade)")
-        self.seed.setToolTip("Same seed, same data and settings: same shuffling and initial weights")
-        self.decode_threads.setToolTip("Threads that decode images while the model trains")
-        self.import_weights_button.setToolTip(
-            "Give FitStudio the ImageNet weight file of this model (for computers without internet): "
-            "it is checked, then copied into the Keras cache"
-        )
-        self.weights_url.setToolTip(
-            "A mirror of Keras's weight files (a web folder holding them); the file name is appended. "
-            "Empty: $FITSTUDIO_WEIGHTS_URL, else Keras's own servers"
-        )
-        self.early_stopping_patience.setToolTip(
-            "Stop when the validation loss has not improved for this many epochs "
-            "(the best epoch is kept as model.keras). Off: always train every epoch."
-        )
-        self.reduce_lr_patience.setToolTip(
-            "Reduce the learning rate on a plateau: multiply it by the factor when the validation loss "
-            "has not improved for this many epochs. Off: keep the learning rate."
-        )
-        self.reduce_lr_factor.setToolTip("What the learning rate is multiplied by on a plateau")
-        self.fine_tune_after.setToolTip(
-            "Fine-tuning, for the pretrained models: after this many epochs with the pretrained base "
-            "frozen, unfreeze its top layers and go on with a lower learning rate. Off: keep it frozen."
-        )
-        self.fine_tune_layers.setToolTip(
-            "How many of the base's top layers fine-tuning unfreezes (BatchNormalization layers stay "
-            "frozen, as Keras's guide advises)"
-        )
-        self.fine_tune_learning_rate.setToolTip(
-            "Learning rate while fine-tuning: small (1e-5), so the pretrained features are adjusted, "
-            "not overwritten"
-        )
-        self.cache.setToolTip(
-            "Decode every image once and keep the pixels for the following epochs (in memory while "
-            "the budget lasts, else in a temporary file on disk) and, within the disk cache, for later runs"
-        )
-        self.cache_memory_mb.setToolTip(
-            "Memory the decoded-image cache may use; what does not fit goes to a disk file. "
-            "Automatic: a quarter of this computer's memory"
-        )
-        self.cache_disk_mb.setToolTip(
-            "Disk space for decoded images kept between runs, so the next run on the same folder, size "
-            "and resize mode starts without decoding; the least recently used datasets are removed first"
-        )
-        self.balance_classes.setToolTip(
-            "Weight each class's loss by n_images / (n_classes x n_class), so that a small class counts "
-            "as much as a large one (Data health shows the weights)"
-        )
-        self.out_dir.setToolTip("Each run creates a new folder here with the model, history and report")
+        self.model.setToolTip(MODEL_TOOLTIP)
+        for name, tip in SETTING_TOOLTIPS.items():
+            getattr(self, name).setToolTip(tip)
 
     def _connect_changes(self) -> None:
         for box in (self.epochs, self.batch_size, self.image_size, self.seed, self.decode_threads,
@@ -429,14 +310,7 @@ class SettingsPanel(QGroupBox):
             return
         # Training images are seen through their copies (or plainly without), so: one pass per view.
         views = max(1, self.feature_copies.value() if self.feature_copies.isEnabled() else 0)
-        size = self.image_size.value()
-        per_hundred = rough_feature_seconds(model, size, 100) * views
-        text = (f"The backbone runs once per image (about {_rough(per_hundred)} per 100 images at "
-                f"{size} px on a laptop CPU"
-                + (f": about {_rough(per_hundred * self._image_count / 100)} for these "
-                   f"{self._image_count:,}" if self._image_count else "")
-                + "); then only the head trains, and later runs on the same images reuse the features.")
-        self.feature_cost.setText(text)
+        self.feature_cost.setText(feature_cost_text(model, self.image_size.value(), views, self._image_count))
 
     def _browse_out_dir(self) -> None:
         folder = self.choose_folder("Output folder for runs", self.out_dir.text() or ".")

@@ -6,11 +6,6 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
-DATA_WAIT_TOOLTIP = (
-    "Share of the last epoch the model waited for images; high values mean decoding is the "
-    "bottleneck (more decode threads, the image cache or a smaller image size help)."
-)
-
 
 def lay_out(page) -> None:
     """Styles the page's widgets and places them: panels left, summary, plots and log right."""
@@ -96,7 +91,7 @@ def lay_out(page) -> None:
 
 
 def _attach_to_run_widgets(page) -> None:
-    """The summary banner offers Resume, and the status strip shows the data-wait meter.
+    """The summary banner offers Resume, and the status strip shows the data-wait and workers meters.
 
     Both widgets belong to the page and are only placed into the banner's and strip's layouts,
     so run_widgets.py stays free of training logic.
@@ -105,13 +100,8 @@ def _attach_to_run_widgets(page) -> None:
     summary_layout = page.summary.layout()
     if summary_layout is not None:
         summary_layout.addWidget(page.summary_resume_button)
-    page.data_wait_label.setObjectName("dataWaitLabel")
-    page.data_wait_label.setToolTip(DATA_WAIT_TOOLTIP)
-    page.data_wait_label.hide()
     status_layout = page.run_status.layout()
     if status_layout is not None:
         index = status_layout.indexOf(page.run_status.speed_label)
         status_layout.insertWidget(index + 1 if index >= 0 else -1, page.data_wait_label)
         status_layout.insertWidget(status_layout.indexOf(page.data_wait_label) + 1, page.workers_label)
-    page.workers_label.setObjectName("workersLabel")
-    page.workers_label.hide()

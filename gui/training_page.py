@@ -3,7 +3,8 @@
 It only shows. The run's lifecycle, the resume policy and the times belong to a TrainingController
 (gui/training_controller.py, no widgets); this page builds the TrainingConfig from its panels, asks
 the controller to train, resume or stop, and turns the controller's signals into plots, progress
-and messages. The dialogs are in gui/training_dialogs.py.
+and messages. The dialogs are in gui/training_dialogs.py; the run's live progress (plots, status strip,
+log) is fed by gui/run_progress_view.py, and the log's words come from gui/training_messages.py.
 """
 
 from __future__ import annotations
@@ -11,31 +12,22 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from PySide6.QtCore import QTimer, QUrl, Signal
+from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtWidgets import QLabel, QPushButton, QWidget
 
 from core.config import PRETRAINED_MODELS, TrainingConfig
 from core.data.dataset import inspect
 from core.errors import ConfigError
-from core.events import (
-    BatchEnd,
-    DownloadProgress,
-    EpochEnd,
-    FeatureProgress,
-    FineTuneStarted,
-    RunResult,
-    RunStarted,
-    WorkerProgress,
-)
-from core.formatting import format_size
+from core.events import RunResult, RunStarted
 from core.modeling.weights import weight_file_name
 from core.runs.run_info import RunInfo, read_run_info
-from gui import training_dialogs, training_layout
+from gui import training_dialogs, training_layout, training_messages
 from gui.data_panel import TRAIN, DataPanel
 from gui.log_panel import LogPanel
 from gui.plots import LivePlots
-from gui.run_widgets import RunStatus, RunSummary
+from gui.run_progress_view import RunProgressView
+from gui.run_widgets import DataWaitMeter, RunStatus, RunSummary, WorkersMeter
 from gui.settings_panel import SettingsPanel
 from gui.settings_store import SettingsStore
 from gui.training_controller import (
@@ -48,8 +40,6 @@ from gui.training_controller import (
 )
 from gui.warmup import WarmUp, WarmUpTarget
 from gui.weights_import import WeightsImport
-
-DATA_WAIT_HIGH = 0.3  # from here on the meter is shown as a warning
 
 
 class TrainingPage(QWidget):
@@ -82,14 +72,11 @@ class TrainingPage(QWidget):
         # The window's Run menu can list these; their enabled state is kept here.
         self.resume_action = QAction("&Resume last run", self)
         self.resume_run_action = QAction("Resume run &folder…", self)
-        self.data_wait_label = QLabel()
-        self.workers_label = QLabel()  # a distributed run's workers, each at its batch
-        self._worker_steps: dict[int, WorkerProgress] = {}
-        self._shown_epoch: int | None = None  # the epoch the status strip shows
+        self.data_wait_label = DataWaitMeter()
+        self.workers_label = WorkersMeter()  # a distributed run's workers, each at its batch
         self.train_hint = QLabel()
-        self._clock = QTimer(self)
-        self._clock.setInterval(1000)
-        self._clock.timeout.connect(self._tick)
+        self.progress_view = RunProgressView(self.controller, self.plots, self.run_status, self.log,
+                                             self.data_wait_label, self.workers_label, parent=self)
         training_layout.lay_out(self)
         self._connect()
         self._connect_controller()
@@ -157,18 +144,13 @@ class TrainingPage(QWidget):
     def _connect_controller(self) -> None:
         run = self.controller
         run.message.connect(self.log.log)
-        run.download_progress.connect(self._on_download_progress)
-        run.feature_progress.connect(self._on_feature_progress)
-        run.fine_tune_started.connect(self._on_fine_tune_started)
         run.run_started.connect(self._on_run_started)
-        run.batches_end.connect(self._on_batches_end)
-        run.worker_progress.connect(self._on_worker_progress)
-        run.epoch_end.connect(self._on_epoch_end)
         run.run_finished.connect(self._on_run_finished)
         run.run_failed.connect(self._on_run_failed)
         run.start_failed.connect(self._on_start_failed)
         run.running_changed.connect(self._on_running_changed)
         run.idle.connect(self.idle)
+        self.progress_view.status_message.connect(self.status_message)
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -240,8 +222,7 @@ class TrainingPage(QWidget):
             return False
         self.save_settings()
         self._show_new_run(config.epochs)
-        self.log.log(f"Starting {config.model}: {config.epochs} epochs, batch size {config.batch_size}, "
-                     f"{config.image_size} px images.")
+        self.log.log(training_messages.start_line(config))
         self.warm_up.stop()  # at once: the run reads the same disk cache and takes over from here
         return self.controller.start(config)
 
@@ -308,19 +289,13 @@ class TrainingPage(QWidget):
         # The earlier epochs are known already: show them while TensorFlow loads.
         self.plots.load_history(info.history)
         self.plots.mark_resume(info.done)
-        self.log.log(f"Resuming {os.path.basename(os.path.normpath(run_dir))} after epoch {info.done}: "
-                     f"training up to epoch {total}"
-                     + (f" with batches of {batch_size}." if batch_size else "."))
+        self.log.log(training_messages.resume_line(run_dir, info.done, total, batch_size))
         self.warm_up.stop()
         return self.controller.start_resume(run_dir, epochs, total, info.done, batch_size)
 
     def _show_new_run(self, epochs: int) -> None:
         self.summary.hide()
-        self.plots.reset(epochs)
-        self.data_wait_label.hide()
-        self.workers_label.hide()
-        self._worker_steps.clear()
-        self._shown_epoch = None
+        self.progress_view.new_run(epochs)
 
     def stop_training(self) -> None:
         """Asks the run to stop within one batch; the partial run folder is kept."""
@@ -333,119 +308,28 @@ class TrainingPage(QWidget):
     def _on_running_changed(self, running: bool) -> None:
         self.data.setEnabled(not running)
         self.settings.setEnabled(not running)
+        self.progress_view.running_changed(running)
         if running:
-            self.run_status.preparing()
-            self._clock.start()
             # While TensorFlow still loads, the window says so instead.
             self.status_message.emit("Reading the images and building the model…")
         else:
-            self._clock.stop()
-            self.run_status.progress.hide()
             self._warm_up_current()
-        self._tick()
         self._update_buttons()
         self.running_changed.emit(running)
 
-    # --- engine events (GUI thread) -------------------------------------------------------------
-
-    def _on_download_progress(self, event: DownloadProgress) -> None:
-        if event.done:
-            self.run_status.preparing()
-            return
-        if event.received_bytes == 0:
-            size = format_size(event.total_bytes) if event.total_bytes else "size unknown"
-            self.log.log(f"Downloading {event.file_name} ({size}) from {event.url}…")
-            self.status_message.emit("Downloading pretrained weights… (Stop cancels)")
-        self.run_status.show_download(event.received_bytes, event.total_bytes)
-
-    def _on_feature_progress(self, event: FeatureProgress) -> None:
-        self.run_status.show_features(event.done, event.total, event.images_per_second)
-        if event.done == event.total:
-            self.log.log(event.describe())
-            self.run_status.preparing()
-        else:
-            self.status_message.emit(f"{event.describe()} (once: later runs reuse them; Stop cancels)")
+    # --- a run's start and end (GUI thread; its progress: gui.run_progress_view) --------------------
 
     def _on_run_started(self, event: RunStarted) -> None:
         self.run_folder_opened.emit(event.run_dir)
-        self.plots.reset(event.epochs)
-        if event.fine_tune is not None:  # first: its marker replaces the lr marker of the same epoch
-            self._on_fine_tune_started(event.fine_tune)
-        if event.history:
-            self.plots.load_history(event.history)
-            self.plots.mark_resume(event.initial_epoch)
-        self.run_status.show_epoch(event.initial_epoch, event.epochs, event.steps_per_epoch)
-        train_total, val_total = sum(event.train_counts.values()), sum(event.val_counts.values())
-        self.log.log(
-            f"Training on {event.device}: {len(event.class_names)} classes, {train_total} training and "
-            f"{val_total} validation images, {event.steps_per_epoch} batches per epoch."
-        )
-        spread = event.distribution
-        if spread.get("replicas", 1) > 1:
-            self.log.log(
-                f"{spread['strategy']}: {spread['workers']} worker(s), {spread['replicas']} replicas; "
-                f"each step of {spread['global_batch']} images gives {spread['per_replica_batch']} to "
-                "each replica."
-            )
+        self.progress_view.run_started(event)
         self.device_seen.emit(event.device)
         self.status_message.emit("Training…")
 
-    def _on_fine_tune_started(self, event: FineTuneStarted) -> None:
-        self.plots.mark_fine_tune(event.epoch, event.learning_rate)
-
-    def _on_batches_end(self, batches: tuple[BatchEnd, ...]) -> None:
-        """Every batch since the last call: all go to the plots, the status shows the newest."""
-        self.plots.add_batches(batches)
-        newest = batches[-1]
-        if newest.epoch != self._shown_epoch:
-            self.run_status.show_epoch(newest.epoch, self.controller.epochs, newest.steps)
-            self._shown_epoch = newest.epoch
-        self.run_status.show_batch(newest.step, newest.images_per_second)
-
-    def _on_worker_progress(self, event: WorkerProgress) -> None:
-        """The status strip shows every worker's batch: a slow or stuck machine stands out."""
-        self._worker_steps[event.rank] = event
-        shown = [self._worker_steps[rank] for rank in sorted(self._worker_steps)]
-        self.workers_label.setText("workers " + "  ".join(
-            f"{p.rank}: {p.step + 1}/{p.steps}" for p in shown))
-        self.workers_label.setToolTip("\n".join(
-            f"worker {p.rank} on {p.host}: epoch {p.epoch + 1}, batch {p.step + 1} of {p.steps}, "
-            f"{p.images_per_second:,.0f} images/s" for p in shown))
-        self.workers_label.show()
-
-    def _on_epoch_end(self, event: EpochEnd) -> None:
-        self.plots.add_epoch(event.epoch, event.logs, event.best_epoch)
-        if event.learning_rate_change is not None:
-            self.plots.mark_lr_change(event.epoch, *event.learning_rate_change)
-        if event.stopped_early:
-            self.plots.mark_early_stop(event.epoch)
-        self._show_data_wait(event.data_wait)
-        logs = event.logs
-        keys = ("loss", "accuracy", "val_loss", "val_accuracy")
-        metrics = "  ".join(f"{key} {logs[key]:.4f}" for key in keys if key in logs)
-        self.log.log(f"Epoch {event.epoch + 1}/{event.epochs}: {metrics}  ({event.seconds:.1f} s, "
-                     f"{event.images_per_second:,.0f} images/s, waited for data {event.data_wait:.0%})")
-
-    def _show_data_wait(self, fraction: float) -> None:
-        fraction = min(max(float(fraction), 0.0), 1.0)
-        self.data_wait_label.setText(f"data wait {fraction:.0%}")
-        # A style sheet on the label itself: the application's sheet knows nothing of this meter.
-        colour = "#b54708" if fraction >= DATA_WAIT_HIGH else "#475467"
-        self.data_wait_label.setStyleSheet(f"color: {colour};")
-        self.data_wait_label.show()
-
     def _on_run_finished(self, result: RunResult) -> None:
         self._show_result(result)
-        if result.status == "cancelled" and not result.run_dir:  # stopped before a run folder was made
-            self.log.log(result.message or "Stopped.", "warning")
-            self.status_message.emit("Training stopped.")
-        elif result.status == "cancelled":
-            self.log.log(f"Stopped. The partial run is saved in {os.path.abspath(result.run_dir)}", "warning")
-            self.status_message.emit("Training stopped.")
-        else:
-            self.log.log(f"Finished. The run is saved in {os.path.abspath(result.run_dir)}", "success")
-            early = self.plots.early_stop_x is not None
-            self.status_message.emit("Training stopped early." if early else "Training finished.")
+        line, level, status = training_messages.finished_words(result, self.plots.early_stop_x is not None)
+        self.log.log(line, level)
+        self.status_message.emit(status)
 
     def _on_run_failed(self, message: str, details: str, result: RunResult) -> None:
         self._show_result(result)
@@ -462,11 +346,6 @@ class TrainingPage(QWidget):
     def _show_result(self, result: RunResult) -> None:
         self.plots.set_best_epoch(result.best_epoch)
         self.summary.show_result(result)
-
-    def _tick(self) -> None:
-        times = self.controller.times()
-        if times is not None:
-            self.run_status.show_times(*times)
 
     # --- importing pretrained weights -------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import threading
 from PIL import Image
 from PySide6.QtGui import QColor
 
-from gui.gallery import ThumbnailLoader, load_thumbnails
+from gui.thumbnails import ThumbnailLoader, load_thumbnails
 
 
 def test_thumbnails_of_a_transparent_png_and_a_16_bit_scan_match_the_model(qtbot, tmp_path):

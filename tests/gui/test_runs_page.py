@@ -12,7 +12,8 @@ from run_folders import add_epoch, history, make_run
 
 from core.config import TrainingConfig
 from core.runs import run_folder
-from gui.runs_page import BASE_COLUMNS, RunsPage
+from gui.runs_page import RunsPage
+from gui.runs_table import BASE_COLUMNS
 
 
 @pytest.fixture

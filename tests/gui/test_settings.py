@@ -6,8 +6,9 @@ from PySide6.QtCore import QPoint, QRect, QSettings, Qt
 from PySide6.QtWidgets import QScrollArea
 
 from core.config import LIMITS, Augmentation, TrainingConfig
-from gui.settings_panel import ScientificSpinBox, SettingsPanel
+from gui.settings_panel import SettingsPanel
 from gui.settings_store import SettingsStore
+from gui.spin_boxes import ScientificSpinBox
 
 
 def test_spin_boxes_use_the_engine_limits(qtbot):
