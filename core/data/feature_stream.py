@@ -5,6 +5,12 @@ that an ImageStream of the same files, batch size, seed and shuffling would deco
 `BatchOrder`), so training a head on features sees the data exactly as training end to end would.
 With several views (augmented copies), each epoch takes one view of each image, chosen by a
 permutation seeded by (seed, epoch) alone: a resumed run sees the same views as an uninterrupted one.
+
+`fit` gets the same batches from `keras_input`, a tf.data pipeline: Python computes each epoch's
+order once, and each batch is gathered in the graph. A head's
+step takes about a millisecond, so Keras's own way with a PyDataset (a new generator-fed iterator
+every epoch, for training and validation, and a Python call per batch) would cost more than the
+training itself.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import numpy as np
 
 from core.data.dataset import FileSet
 from core.data.pipeline import BatchOrder
-from core.tf_runtime import load_keras
+from core.tf_runtime import load_keras, load_tensorflow
 
 keras = load_keras()
 
@@ -58,11 +64,56 @@ class FeatureStream(keras.utils.PyDataset):
         return int(self._choice[index])
 
     def __getitem__(self, batch: int):
-        indices = self.order.indices(self._epoch, batch)
+        indices = self._present_indices(self._epoch, batch)
+        return self.views[self._choice[indices], indices], self.files.labels[indices]
+
+    def keras_input(self):
+        """What `fit` reads: the batches of this epoch and every later one, as __getitem__ gives them.
+        Where they change by epoch (shuffled, or several views), endless, so Keras (told the steps
+        per epoch) makes its iterator once per `fit`; else one epoch's, which Keras runs again (its
+        validation makes a new iterator each time, cheap over constant rows)."""
+        tf = load_tensorflow()
+        count, width = self.views.shape[1], self.views.shape[2]
+        table = tf.constant(self.views.reshape(-1, width))  # row = view * count + file
+        labels = tf.constant(self.files.labels.astype(np.int32))
+
+        def batches(rows, bounds):
+            def gather(bound):
+                picked = rows[bound[0]:bound[1]]
+                return tf.gather(table, picked), tf.gather(labels, picked % count)
+
+            return tf.data.Dataset.from_tensor_slices(bounds).map(gather)
+
+        if not self.order.shuffle and self.views.shape[0] == 1:
+            return batches(*(tf.constant(part) for part in self._epoch_rows(self._epoch))).prefetch(2)
+        first_epoch = self._epoch
+
+        def epochs():
+            epoch = first_epoch
+            while True:
+                yield self._epoch_rows(epoch)
+                epoch += 1
+
+        signature = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None, 2), tf.int64))
+        orders = tf.data.Dataset.from_generator(epochs, output_signature=signature)
+        return orders.flat_map(batches).prefetch(2)
+
+    def _present_indices(self, epoch: int, batch: int) -> np.ndarray:
+        indices = self.order.indices(epoch, batch)
         indices = indices[self.present[indices]]
         if not len(indices):
             raise ValueError(f"every image of batch {batch} is unreadable")
-        return self.views[self._choice[indices], indices], self.files.labels[indices]
+        return indices
+
+    def _epoch_rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Epoch `epoch`'s rows of the (views x files) table, batch after batch, and each batch's
+        [start, end) among them."""
+        choice = self._views_of(epoch)
+        batches = [self._present_indices(epoch, batch) for batch in range(self.num_batches)]
+        ends = np.cumsum([len(indices) for indices in batches])
+        bounds = np.stack([ends - [len(indices) for indices in batches], ends], axis=1)
+        indices = np.concatenate(batches)
+        return choice[indices] * self.views.shape[1] + indices, bounds.astype(np.int64)
 
     def take_wait_seconds(self) -> float:
         return 0.0  # the features are in memory: training never waits for them

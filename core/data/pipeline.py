@@ -296,6 +296,10 @@ class ImageStream(keras.utils.PyDataset):
                 self._loaded[index] = True
                 self.first_loads["reused" if reused else "decoded"] += 1
 
+    def keras_input(self) -> ImageStream:
+        """What `fit` reads: the stream itself (Keras asks it for batch i of the current epoch)."""
+        return self
+
     def take_wait_seconds(self) -> float:
         waited, self.wait_seconds = self.wait_seconds, 0.0
         return waited

@@ -349,7 +349,8 @@ class Run:
     def _fit_part(self, model, train_stream, val_stream, start: int, end: int) -> bool:
         """Fits `model` (the model, or its head on features) from epoch `start` up to `end`; False when
         the run goes no further: stopped, stopped early, or a checkpoint failed."""
-        train_data, val_data = train_stream, val_stream
+        train_stream.set_epoch(start)  # before keras_input: a FeatureStream's pipeline starts there
+        train_data, val_data = train_stream.keras_input(), val_stream.keras_input()
         class_weight = self._class_weight_by_index()
         if self.placement.multi_worker:
             from core.training.distribution.inputs import distributed_dataset
@@ -359,7 +360,6 @@ class Run:
             train_data = distributed_dataset(train_stream, strategy, size, class_weights=weights)
             val_data = distributed_dataset(val_stream, strategy, size)
             class_weight = None  # in the training data itself, as sample weights
-        train_stream.set_epoch(start)
         model.fit(
             train_data,
             validation_data=val_data,

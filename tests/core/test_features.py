@@ -144,6 +144,31 @@ def test_a_feature_stream_gives_an_image_streams_batches_and_one_view_per_epoch(
     assert [stream.view_of(i) for i in range(count)] == chosen[2]  # by (seed, epoch) alone
 
 
+def test_what_fit_reads_from_a_feature_stream_is_its_batches_epoch_after_epoch():
+    count = 11
+    files_ = FileSet(["a", "b"], [f"{i}.png" for i in range(count)], np.arange(count, dtype=np.int32) % 2)
+    views = np.random.default_rng(3).normal(size=(2, count, 5)).astype(np.float32)
+    present = np.ones(count, dtype=bool)
+    present[[2, 7]] = False
+    stream = FeatureStream(files_, views, 4, shuffle=True, seed=9, present=present)
+    stream.set_epoch(1)  # a run resumed after its first epoch
+    batches = iter(stream.keras_input())
+    for epoch in (1, 2, 3):
+        stream.set_epoch(epoch)
+        for batch in range(len(stream)):
+            features, labels = next(batches)
+            expected_features, expected_labels = stream[batch]
+            np.testing.assert_array_equal(features.numpy(), expected_features)
+            np.testing.assert_array_equal(labels.numpy(), expected_labels)
+    validation = FeatureStream(files_, views[:1], 4, shuffle=False, present=present)
+    for _ in range(2):  # Keras reads the validation data anew every epoch
+        read = list(validation.keras_input())
+        assert len(read) == len(validation)
+        for (features, labels), batch in zip(read, range(len(validation)), strict=True):
+            np.testing.assert_array_equal(features.numpy(), validation[batch][0])
+            np.testing.assert_array_equal(labels.numpy(), validation[batch][1])
+
+
 def test_stop_while_computing_features_stops_within_one_batch(weights, data, tmp_path):
     cancel = threading.Event()
     events = []
