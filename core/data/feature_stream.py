@@ -70,33 +70,49 @@ class FeatureStream(keras.utils.PyDataset):
     def keras_input(self):
         """What `fit` reads: the batches of this epoch and every later one, as __getitem__ gives them.
         Where they change by epoch (shuffled, or several views), endless, so Keras (told the steps
-        per epoch) makes its iterator once per `fit`; else one epoch's, which Keras runs again (its
-        validation makes a new iterator each time, cheap over constant rows)."""
+        per epoch) makes its iterator once per `fit`; else one epoch's, which Keras reads again (its
+        validation makes a new iterator every epoch, so that one is made cheap)."""
         tf = load_tensorflow()
-        count, width = self.views.shape[1], self.views.shape[2]
-        table = tf.constant(self.views.reshape(-1, width))  # row = view * count + file
-        labels = tf.constant(self.files.labels.astype(np.int32))
+        rows, bounds = self._epoch_rows(self._epoch)
+        sizes = bounds[:, 1] - bounds[:, 0]
+        labels = self.files.labels.astype(np.int32)
+        if self.order.shuffle or self.views.shape[0] > 1:
+            return self._every_epoch(tf, tf.constant(self._table()), tf.constant(labels))
+        if (sizes[:-1] == self.order.batch_size).all():  # plain batching makes the same batches
+            in_order = (self._table()[rows], labels[rows % len(self.files)])
+            return tf.data.Dataset.from_tensor_slices(in_order).batch(int(sizes[0]))
+        return self._gathered(tf, tf.constant(self._table()), tf.constant(labels), tf.constant(rows),
+                              tf.constant(bounds)).prefetch(2)
 
-        def batches(rows, bounds):
-            def gather(bound):
-                picked = rows[bound[0]:bound[1]]
-                return tf.gather(table, picked), tf.gather(labels, picked % count)
-
-            return tf.data.Dataset.from_tensor_slices(bounds).map(gather)
-
-        if not self.order.shuffle and self.views.shape[0] == 1:
-            return batches(*(tf.constant(part) for part in self._epoch_rows(self._epoch))).prefetch(2)
+    def _every_epoch(self, tf, table, labels):
         first_epoch = self._epoch
 
-        def epochs():
+        def orders():
             epoch = first_epoch
             while True:
                 yield self._epoch_rows(epoch)
                 epoch += 1
 
         signature = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None, 2), tf.int64))
-        orders = tf.data.Dataset.from_generator(epochs, output_signature=signature)
-        return orders.flat_map(batches).prefetch(2)
+        epochs = tf.data.Dataset.from_generator(orders, output_signature=signature)
+        batches = epochs.flat_map(lambda rows, bounds: self._gathered(tf, table, labels, rows, bounds))
+        return batches.prefetch(2)
+
+    def _gathered(self, tf, table, labels, rows, bounds):
+        """The batches [start, end) of `bounds` over `rows` of `table` (and their `labels`), gathered
+        in the graph. `table` and `labels` are made once, outside: a dataset's functions then
+        capture them, where a constant made inside would be copied into every function's graph."""
+        count = len(self.files)
+
+        def gather(bound):
+            picked = rows[bound[0]:bound[1]]
+            return tf.gather(table, picked), tf.gather(labels, picked % count)
+
+        return tf.data.Dataset.from_tensor_slices(bounds).map(gather)
+
+    def _table(self) -> np.ndarray:
+        """Every view's features, one row per (view, file): row = view * files + file."""
+        return self.views.reshape(-1, self.views.shape[2])
 
     def _present_indices(self, epoch: int, batch: int) -> np.ndarray:
         indices = self.order.indices(epoch, batch)

@@ -160,13 +160,14 @@ def test_what_fit_reads_from_a_feature_stream_is_its_batches_epoch_after_epoch()
             expected_features, expected_labels = stream[batch]
             np.testing.assert_array_equal(features.numpy(), expected_features)
             np.testing.assert_array_equal(labels.numpy(), expected_labels)
-    validation = FeatureStream(files_, views[:1], 4, shuffle=False, present=present)
-    for _ in range(2):  # Keras reads the validation data anew every epoch
-        read = list(validation.keras_input())
-        assert len(read) == len(validation)
-        for (features, labels), batch in zip(read, range(len(validation)), strict=True):
-            np.testing.assert_array_equal(features.numpy(), validation[batch][0])
-            np.testing.assert_array_equal(labels.numpy(), validation[batch][1])
+    for mask in (present, np.ones(count, dtype=bool)):  # batches of uneven and of even sizes
+        validation = FeatureStream(files_, views[:1], 4, shuffle=False, present=mask)
+        for _ in range(2):  # Keras reads the validation data anew every epoch
+            read = list(validation.keras_input())
+            assert len(read) == len(validation)
+            for (features, labels), batch in zip(read, range(len(validation)), strict=True):
+                np.testing.assert_array_equal(features.numpy(), validation[batch][0])
+                np.testing.assert_array_equal(labels.numpy(), validation[batch][1])
 
 
 def test_stop_while_computing_features_stops_within_one_batch(weights, data, tmp_path):
