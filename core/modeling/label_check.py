@@ -212,7 +212,13 @@ def cross_validated_probabilities(
     """Out-of-sample probabilities (n, classes) of logistic regression on standardised features,
     k-fold: each image's row comes from the model fitted on the other folds."""
     probabilities = np.zeros((len(labels), num_classes), dtype=np.float32)
-    for train_idx, held_out in fold_indices(labels, folds_for(labels, num_classes), seed):
+    if len(labels) < 2:
+        return probabilities
+    # Images the model could not read may leave a class empty or with one image: the folds then
+    # follow the smallest class present, and a single image sits in one fold, unknown to its model.
+    present = np.bincount(labels, minlength=num_classes)
+    folds = min(FOLDS, max(2, int(present[present > 0].min())))
+    for train_idx, held_out in fold_indices(labels, folds, seed):
         model = fit_logistic_regression(features[train_idx], labels[train_idx], C=LOGISTIC_C)
         probabilities[np.ix_(held_out, model.classes)] = model.probabilities(features[held_out])
     return probabilities
