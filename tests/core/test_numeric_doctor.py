@@ -219,9 +219,14 @@ def test_nearest_distances_are_scikit_learns_in_blocks(monkeypatch):
     points = rng.normal(size=(203, 12)).astype(np.float32)
     points[50] = points[51]  # a duplicate: distance 0 to another point
     expected = NearestNeighbors(n_neighbors=6).fit(points).kneighbors(points)[0][:, 1:]
-    np.testing.assert_allclose(nearest_distances(points, 5), expected, atol=1e-5)
-    monkeypatch.setattr(label_check, "NEIGHBOUR_BLOCK", 16)  # many blocks, a ragged last one
-    np.testing.assert_allclose(nearest_distances(points, 5), expected, atol=1e-5)
+    ours = nearest_distances(points, 5)
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+    assert ours[50, 0] == ours[51, 0] == 0.0  # exactly, despite float32 products
+    monkeypatch.setattr(label_check, "NEIGHBOUR_ROWS", 16)  # many blocks, a ragged last one
+    np.testing.assert_array_equal(nearest_distances(points, 5), ours)
+    monkeypatch.setattr(label_check, "NEIGHBOUR_BLOCK_VALUES", 1)  # one row at a time
+    np.testing.assert_array_equal(nearest_distances(points, 5), ours)
+    assert nearest_distances(points[:3], 5).shape == (3, 2)  # fewer points than neighbours
 
 
 def test_outliers_are_those_scikit_learns_neighbours_give():
