@@ -44,7 +44,7 @@ OUTLIER_NEIGHBOURS = 10
 # An image is an outlier when the mean distance to its nearest neighbours exceeds the median of
 # that distance by this many robust standard deviations (1.4826 x the median absolute deviation).
 OUTLIER_SPREAD = 6.0
-NEIGHBOUR_BLOCK_VALUES = 16 * 1024 * 1024  # distances per block of the neighbour search (64 MB)
+NEIGHBOUR_BLOCK_VALUES = 8 * 1024 * 1024  # distances per block of the neighbour search (32 MB)
 NEIGHBOUR_ROWS = 256  # at most this many points' candidates at once (21 MB of differences at 1,280)
 NEIGHBOUR_SPARE = 5  # candidates beyond the neighbours, should rounding misorder the farthest ones
 # The inverse L2 penalty of the logistic regression on a model's features (scikit-learn's C; the
@@ -260,7 +260,8 @@ def find_outliers(paths: list[str], features: np.ndarray) -> list[Outlier]:
     neighbours is far beyond what it is for a typical image."""
     if len(paths) <= OUTLIER_NEIGHBOURS + 1:
         return []
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    norms = np.sqrt(np.einsum("ij,ij->i", features, features))  # no squared copy of the features
+    unit = features / np.maximum(norms, 1e-12)[:, None]
     typical = nearest_distances(unit, OUTLIER_NEIGHBOURS).mean(axis=1)
     median = float(np.median(typical))
     spread = 1.4826 * float(np.median(np.abs(typical - median)))
@@ -274,7 +275,7 @@ def find_outliers(paths: list[str], features: np.ndarray) -> list[Outlier]:
 def nearest_distances(points: np.ndarray, neighbours: int) -> np.ndarray:
     """(n, neighbours) the Euclidean distances from each of `points` (n, d) to its `neighbours`
     nearest other points, nearest first. A float32 matrix product over a block of rows at a time
-    (at most NEIGHBOUR_BLOCK_VALUES distances, 64 MB, whatever n: 50,000 x 1,280 features fit)
+    (at most NEIGHBOUR_BLOCK_VALUES distances, 32 MB, whatever n: 50,000 x 1,280 features fit)
     picks a few more candidates than needed; their distances are then computed from the differences
     (|a|^2 + |b|^2 - 2 a.b cancels to noise of ~1e-3 for near-identical images; a - b keeps 7 digits)."""
     count = len(points)
@@ -286,7 +287,9 @@ def nearest_distances(points: np.ndarray, neighbours: int) -> np.ndarray:
     nearest = np.empty((count, keep))
     for start in range(0, count, rows_per_block):
         rows = slice(start, min(start + rows_per_block, count))
-        block = squared_norms[rows, None] - 2.0 * (approximate[rows] @ approximate.T)
+        block = approximate[rows] @ approximate.T  # then in place: one block in memory at a time
+        block *= -2.0
+        block += squared_norms[rows, None]
         block += squared_norms[None, :]
         closest = np.argpartition(block, candidates - 1, axis=1)[:, :candidates]
         differences = approximate[closest] - approximate[rows, None]
