@@ -1,6 +1,6 @@
 """The dataset doctor on a worker thread for the Data health view: CheckWorker runs one check,
 emits its progress, and always ends with `finished`; only plain data leaves its thread. The check's
-heavy libraries (TensorFlow, cleanlab, scikit-learn) load on that thread, on first use.
+heavy library (TensorFlow) loads on that thread, on first use.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Moves go through core.data.fixes: logged in the dataset folder, never deleting, 
 Moves list (gui.moves_panel). A move that fails says why in the status line. `dataset_changed` tells
 the data panel to scan its folders again. What the report says (the findings, the cards' figures,
 where an image lies) comes from core.modeling.findings; this module only shows it. Nothing heavy is
-imported with this module: the check imports TensorFlow, cleanlab and scikit-learn on its own thread.
+imported with this module: the check imports TensorFlow on its own thread.
 """
 
 from __future__ import annotations

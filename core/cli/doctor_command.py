@@ -6,7 +6,7 @@ Prints what core.modeling.doctor.check_dataset finds: unreadable files, class co
 weights, duplicates, train/validation leaks, likely label errors and outliers; with --json one
 object (keys in README.md). Exit codes and Ctrl-C as every command (core.cli.common): 0 the check ran
 (whatever it found), 2 an unusable folder or model (the message says what to fix), 130 stopped by
-Ctrl-C. TensorFlow, cleanlab and scikit-learn are imported when the check runs, not with this module.
+Ctrl-C. TensorFlow is imported when the check runs, not with this module.
 """
 
 from __future__ import annotations

@@ -8,11 +8,13 @@ memorised a wrong label would vouch for it. Two ways to get them:
 - without one, a quick model trained for the purpose (`quick_model_probabilities`): the small CNN on
   32 px copies of the images, trained once per fold on the other folds and asked about its fold.
 
-cleanlab's `find_label_issues` then ranks the images whose folder disagrees with the probabilities
-(`rank_label_issues`). Outliers (`find_outliers`) are images whose features lie far from those of
-their nearest neighbours, compared with how far that is for a typical image.
+Confident learning (core.modeling.confident_learning, as cleanlab's `find_label_issues`) then ranks
+the images whose folder disagrees with the probabilities (`rank_label_issues`). Outliers
+(`find_outliers`) are images whose features lie far from those of their nearest neighbours,
+compared with how far that is for a typical image.
 
-Keras (through core.tf_runtime), scikit-learn and cleanlab are loaded inside the functions.
+Keras (through core.tf_runtime) is loaded inside the functions; the folds, the logistic regression,
+the neighbours and confident learning are numpy.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import numpy as np
 
 from core.data.dataset import FileSet, SkippedFile
 from core.errors import FitStudioError
+from core.modeling.confident_learning import find_label_issues
+from core.modeling.logistic import fit_logistic_regression
 from core.tf_runtime import load_keras
 
 # The quick model: 3 folds of the small CNN at 32 px, about 10,000 images seen per fold (8 epochs
@@ -40,6 +44,16 @@ OUTLIER_NEIGHBOURS = 10
 # An image is an outlier when the mean distance to its nearest neighbours exceeds the median of
 # that distance by this many robust standard deviations (1.4826 x the median absolute deviation).
 OUTLIER_SPREAD = 6.0
+NEIGHBOUR_BLOCK_VALUES = 8 * 1024 * 1024  # distances per block of the neighbour search (32 MB)
+NEIGHBOUR_ROWS = 256  # at most this many points' candidates at once (21 MB of differences at 1,280)
+NEIGHBOUR_SPARE = 5  # candidates beyond the neighbours, should rounding misorder the farthest ones
+# The inverse L2 penalty of the logistic regression on a model's features (scikit-learn's C; the
+# doctor has always fitted with 0.1, ten times scikit-learn's default penalty).
+LOGISTIC_C = 0.1
+# Its stopping point: no gradient entry above this. scikit-learn stops at 1e-4, which on features like
+# a model's (ReLU of a projection of the digits, bench/doctor_numeric.py) leaves probabilities up to
+# 0.06 from the optimum; 1e-5 comes within 0.005 of it for twice the iterations (cheaper ones).
+LOGISTIC_TOLERANCE = 1e-5
 
 
 class CheckCancelled(FitStudioError):
@@ -79,10 +93,26 @@ def folds_for(labels: np.ndarray, num_classes: int) -> int:
 
 
 def fold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import StratifiedKFold
-
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(labels)), labels))
+    """(training indices, held-out indices) of each of `folds` folds, every class spread evenly over
+    them in a shuffled order: the very folds of scikit-learn's StratifiedKFold(n_splits=folds,
+    shuffle=True, random_state=seed), so results do not change with the library gone. A class with
+    fewer images than folds lands in as many folds as it has images."""
+    if folds < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, not {folds}")
+    random = np.random.RandomState(seed)  # the legacy generator: scikit-learn's shuffles, exactly
+    _, first_seen, encoded = np.unique(labels, return_index=True, return_inverse=True)
+    _, appearance = np.unique(first_seen, return_inverse=True)
+    encoded = appearance[encoded]  # classes numbered by first appearance, as scikit-learn does
+    classes = len(first_seen)
+    ordered = np.sort(encoded)  # fold i takes every folds-th image of the sorted labels from i on
+    per_fold = np.asarray([np.bincount(ordered[i::folds], minlength=classes) for i in range(folds)])
+    held_out_in = np.empty(len(labels), dtype=np.int64)
+    for k in range(classes):
+        assignment = np.arange(folds).repeat(per_fold[:, k])
+        random.shuffle(assignment)
+        held_out_in[encoded == k] = assignment
+    everything = np.arange(len(labels))
+    return [(everything[held_out_in != i], everything[held_out_in == i]) for i in range(folds)]
 
 
 def quick_model_probabilities(
@@ -187,30 +217,28 @@ def cross_validated_probabilities(
 ) -> np.ndarray:
     """Out-of-sample probabilities (n, classes) of logistic regression on standardised features,
     k-fold: each image's row comes from the model fitted on the other folds."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     probabilities = np.zeros((len(labels), num_classes), dtype=np.float32)
-    for train_idx, held_out in fold_indices(labels, folds_for(labels, num_classes), seed):
-        classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, C=0.1))
-        classifier.fit(features[train_idx], labels[train_idx])
-        probabilities[np.ix_(held_out, classifier.classes_)] = classifier.predict_proba(features[held_out])
+    if len(labels) < 2:
+        return probabilities
+    # Images the model could not read may leave a class empty or with one image: the folds then
+    # follow the smallest class present, and a single image sits in one fold, unknown to its model.
+    present = np.bincount(labels, minlength=num_classes)
+    folds = min(FOLDS, max(2, int(present[present > 0].min())))
+    for train_idx, held_out in fold_indices(labels, folds, seed):
+        model = fit_logistic_regression(
+            features[train_idx], labels[train_idx], C=LOGISTIC_C, tolerance=LOGISTIC_TOLERANCE
+        )
+        probabilities[np.ix_(held_out, model.classes)] = model.probabilities(features[held_out])
     return probabilities
 
 
 def rank_label_issues(
     paths: list[str], labels: np.ndarray, probabilities: np.ndarray, class_names: list[str]
 ) -> list[LabelIssue]:
-    """The images cleanlab finds likely mislabelled, most suspect first, with the suggested class."""
-    from cleanlab.filter import find_label_issues
-
-    # n_jobs=1: cleanlab would otherwise start a process pool, unwelcome inside a GUI's thread.
-    ranked = find_label_issues(
-        labels, probabilities, return_indices_ranked_by="self_confidence", n_jobs=1
-    )
+    """The images confident learning finds likely mislabelled (core.modeling.confident_learning),
+    most suspect first, with the suggested class."""
     issues = []
-    for index in ranked:
+    for index in find_label_issues(labels, probabilities):
         row, given = probabilities[index], int(labels[index])
         others = np.argsort(-row, kind="stable")
         suggested = int(others[0] if others[0] != given else others[1])
@@ -230,14 +258,11 @@ def rank_label_issues(
 def find_outliers(paths: list[str], features: np.ndarray) -> list[Outlier]:
     """Images unlike any other, most unusual first: the mean cosine distance to their nearest
     neighbours is far beyond what it is for a typical image."""
-    from sklearn.neighbors import NearestNeighbors
-
     if len(paths) <= OUTLIER_NEIGHBOURS + 1:
         return []
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    neighbours = NearestNeighbors(n_neighbors=OUTLIER_NEIGHBOURS + 1).fit(unit)
-    distances, _ = neighbours.kneighbors(unit)
-    typical = distances[:, 1:].mean(axis=1)  # column 0 is the image itself
+    norms = np.sqrt(np.einsum("ij,ij->i", features, features))  # no squared copy of the features
+    unit = features / np.maximum(norms, 1e-12)[:, None]
+    typical = nearest_distances(unit, OUTLIER_NEIGHBOURS).mean(axis=1)
     median = float(np.median(typical))
     spread = 1.4826 * float(np.median(np.abs(typical - median)))
     if spread <= 0:
@@ -245,6 +270,32 @@ def find_outliers(paths: list[str], features: np.ndarray) -> list[Outlier]:
     scores = (typical - median) / spread
     order = np.argsort(-scores, kind="stable")
     return [Outlier(paths[i], round(float(scores[i]), 2)) for i in order if scores[i] > OUTLIER_SPREAD]
+
+
+def nearest_distances(points: np.ndarray, neighbours: int) -> np.ndarray:
+    """(n, neighbours) the Euclidean distances from each of `points` (n, d) to its `neighbours`
+    nearest other points, nearest first. A float32 matrix product over a block of rows at a time
+    (at most NEIGHBOUR_BLOCK_VALUES distances, 32 MB, whatever n: 50,000 x 1,280 features fit)
+    picks a few more candidates than needed; their distances are then computed from the differences
+    (|a|^2 + |b|^2 - 2 a.b cancels to noise of ~1e-3 for near-identical images; a - b keeps 7 digits)."""
+    count = len(points)
+    keep = min(neighbours + 1, count)  # + 1: each point is its own nearest, at distance 0
+    candidates = min(keep + NEIGHBOUR_SPARE, count)
+    approximate = np.asarray(points, np.float32)
+    squared_norms = np.einsum("ij,ij->i", approximate, approximate)
+    rows_per_block = max(1, min(NEIGHBOUR_ROWS, NEIGHBOUR_BLOCK_VALUES // max(count, 1)))
+    nearest = np.empty((count, keep))
+    for start in range(0, count, rows_per_block):
+        rows = slice(start, min(start + rows_per_block, count))
+        block = approximate[rows] @ approximate.T  # then in place: one block in memory at a time
+        block *= -2.0
+        block += squared_norms[rows, None]
+        block += squared_norms[None, :]
+        closest = np.argpartition(block, candidates - 1, axis=1)[:, :candidates]
+        differences = approximate[closest] - approximate[rows, None]
+        distances = np.sqrt(np.sum(np.square(differences), axis=2))  # pairwise sums: ~1e-7 relative
+        nearest[rows] = np.sort(distances, axis=1)[:, :keep]
+    return nearest[:, 1:]
 
 
 def _quick_model(num_classes: int, seed: int):
