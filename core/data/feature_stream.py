@@ -95,8 +95,12 @@ class FeatureStream(keras.utils.PyDataset):
 
         signature = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None, 2), tf.int64))
         epochs = tf.data.Dataset.from_generator(orders, output_signature=signature)
-        batches = epochs.flat_map(lambda rows, bounds: self._gathered(tf, table, labels, rows, bounds))
-        return batches.prefetch(2)
+        # Plain graph code: autograph's conversion (it parses the source) would cost more than the tracing.
+        @tf.autograph.experimental.do_not_convert
+        def epoch_batches(rows, bounds):
+            return self._gathered(tf, table, labels, rows, bounds)
+
+        return epochs.flat_map(epoch_batches).prefetch(2)
 
     def _gathered(self, tf, table, labels, rows, bounds):
         """The batches [start, end) of `bounds` over `rows` of `table` (and their `labels`), gathered
@@ -104,6 +108,7 @@ class FeatureStream(keras.utils.PyDataset):
         capture them, where a constant made inside would be copied into every function's graph."""
         count = len(self.files)
 
+        @tf.autograph.experimental.do_not_convert
         def gather(bound):
             picked = rows[bound[0]:bound[1]]
             return tf.gather(table, picked), tf.gather(labels, picked % count)

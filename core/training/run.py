@@ -360,6 +360,10 @@ class Run:
             train_data = distributed_dataset(train_stream, strategy, size, class_weights=weights)
             val_data = distributed_dataset(val_stream, strategy, size)
             class_weight = None  # in the training data itself, as sample weights
+        else:
+            from core.modeling.models import build_training_state
+
+            build_training_state(model)
         model.fit(
             train_data,
             validation_data=val_data,
