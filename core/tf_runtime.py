@@ -14,6 +14,7 @@ Importing this module imports nothing heavy. Listeners (`add_listener`) hear "lo
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib
 import threading
@@ -28,9 +29,11 @@ Listener = Callable[[str], None]
 class Loader:
     """Imports `names` in order, once, under one lock; later calls return the cached modules."""
 
-    def __init__(self, names: tuple[str, ...], import_module: Callable[[str], ModuleType]):
+    def __init__(self, names: tuple[str, ...], import_module: Callable[[str], ModuleType],
+                 after: Callable[[dict[str, ModuleType]], None] | None = None):
         self._names = names
         self._import = import_module
+        self._after = after  # called with the modules once, before any caller gets them
         self._lock = threading.Lock()
         self._modules: dict[str, ModuleType] = {}
         self._loading = False
@@ -56,6 +59,8 @@ class Loader:
         gc.disable()
         try:
             modules = {name: self._import(name) for name in self._names}
+            if self._after is not None:
+                self._after(modules)
         except BaseException:
             self._loading = False
             self._tell(FAILED)
@@ -92,7 +97,20 @@ class Loader:
 # packaging/fitstudio.spec lists these as hidden imports.
 FRAMEWORK_MODULES = ("tensorflow", "keras")
 TF2ONNX_MODULES = ("tf2onnx", "tf2onnx.convert", "tf2onnx.tf_loader")
-_loader = Loader(FRAMEWORK_MODULES, importlib.import_module)
+
+
+def _repair_keras(modules: dict[str, ModuleType]) -> None:
+    """Keras 3.15's `saving_lib.get_attr_skipset` keeps its answer under "saving_attr_skipset_<type>"
+    but looks for it under "saving_attr_skiplist_<type>", so it never finds it: saving or loading a
+    model builds and lists a throwaway Layer for each of its layers, 0.1 s of the 0.3 s a MobileNetV2
+    save takes. The answer depends on the type alone, so a cache by type is what Keras meant."""
+    saving_lib = importlib.import_module("keras.src.saving.saving_lib")
+    skipset = getattr(saving_lib, "get_attr_skipset", None)
+    if skipset is not None and not hasattr(skipset, "cache_info"):
+        saving_lib.get_attr_skipset = functools.cache(skipset)
+
+
+_loader = Loader(FRAMEWORK_MODULES, importlib.import_module, after=_repair_keras)
 
 
 def load_tensorflow() -> ModuleType:

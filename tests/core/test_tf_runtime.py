@@ -68,6 +68,14 @@ def test_one_thread_imports_and_the_others_wait_for_the_same_modules():
     assert loader.load() is results[0] and len(slow.calls) == 2  # later calls import nothing
 
 
+def test_the_repair_after_the_import_runs_once_before_any_caller_gets_the_modules():
+    repaired: list[dict] = []
+    loader = Loader(("tensorflow", "keras"), SlowImport(), after=repaired.append)
+    results = load_from_threads(loader, 3)
+    assert len(repaired) == 1 and repaired[0] is results[0]
+    assert loader.load() is results[0] and len(repaired) == 1
+
+
 def test_a_failed_import_reaches_every_caller_and_the_next_call_tries_again():
     slow = SlowImport(fail=True)
     loader = Loader(("tensorflow",), slow)
@@ -152,3 +160,18 @@ def test_no_collection_during_the_import_and_its_objects_frozen_after():
         assert gc.isenabled()  # a failed import turns the collector back on too
     finally:
         gc.unfreeze()
+
+
+def test_keras_saving_finds_its_attribute_skipsets_again_and_models_still_round_trip(tmp_path):
+    keras = tf_runtime.load_keras()
+    from keras.src.saving import saving_lib
+
+    assert saving_lib.get_attr_skipset("Layer") is saving_lib.get_attr_skipset("Layer")
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="classes")(keras.layers.Dropout(0.1)(inputs)))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    for ours, theirs in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        assert (ours == theirs).all()
