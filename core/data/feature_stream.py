@@ -6,11 +6,10 @@ that an ImageStream of the same files, batch size, seed and shuffling would deco
 With several views (augmented copies), each epoch takes one view of each image, chosen by a
 permutation seeded by (seed, epoch) alone: a resumed run sees the same views as an uninterrupted one.
 
-`fit` gets the same batches from `keras_input`, a tf.data pipeline: Python computes each epoch's
-order once, and each batch is gathered in the graph. A head's
-step takes about a millisecond, so Keras's own way with a PyDataset (a new generator-fed iterator
-every epoch, for training and validation, and a Python call per batch) would cost more than the
-training itself.
+`fit` gets the same batches from `keras_input`, a tf.data pipeline: Python computes the epochs'
+orders once, and each batch is gathered in the graph. A head's step takes about a millisecond, so
+Keras's own way with a PyDataset (a new generator-fed iterator every epoch, for training and
+validation, and a Python call per batch) would cost more than the training itself.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ class FeatureStream(keras.utils.PyDataset):
         self.views = views
         self.present = np.ones(len(files), dtype=bool) if present is None else present
         self.order = BatchOrder(len(files), batch_size, shuffle, seed, num_batches)
+        self._edges = np.array([self.order.bounds(batch) for batch in range(self.order.num_batches)])
         self.seed = seed
         self.first_loads = {"reused": 0, "decoded": 0}  # the images were not read by this stream
         self.cache = None
@@ -67,48 +67,33 @@ class FeatureStream(keras.utils.PyDataset):
         indices = self._present_indices(self._epoch, batch)
         return self.views[self._choice[indices], indices], self.files.labels[indices]
 
-    def keras_input(self):
-        """What `fit` reads: the batches of this epoch and every later one, as __getitem__ gives them.
-        Where they change by epoch (shuffled, or several views), endless, so Keras (told the steps
-        per epoch) makes its iterator once per `fit`; else one epoch's, which Keras reads again (its
-        validation makes a new iterator every epoch, so that one is made cheap)."""
+    def keras_input(self, until_epoch: int | None = None):
+        """What `fit` reads: the batches of the current epoch up to `until_epoch` (excluded; the
+        current epoch alone without it), in order, as __getitem__ gives them. Python computes the
+        rows once; each batch is gathered in the graph. Keras, told the steps per epoch, reads one
+        iterator through all the epochs. Its validation reads one epoch anew every time: where plain
+        batching gives the same batches, the dataset just batches, with no function to set up."""
         tf = load_tensorflow()
-        rows, bounds = self._epoch_rows(self._epoch)
-        sizes = bounds[:, 1] - bounds[:, 0]
+        epochs = range(self._epoch, max(until_epoch or 0, self._epoch + 1))
+        orders = [self._epoch_rows(epoch) for epoch in epochs]
         labels = self.files.labels.astype(np.int32)
-        if self.order.shuffle or self.views.shape[0] > 1:
-            return self._every_epoch(tf, tf.constant(self._table()), tf.constant(labels))
-        if (sizes[:-1] == self.order.batch_size).all():  # plain batching makes the same batches
+        rows, bounds = orders[0]
+        sizes = bounds[:, 1] - bounds[:, 0]
+        if len(orders) == 1 and (sizes[:-1] == self.order.batch_size).all():
             in_order = (self._table()[rows], labels[rows % len(self.files)])
             return tf.data.Dataset.from_tensor_slices(in_order).batch(int(sizes[0]))
-        return self._gathered(tf, tf.constant(self._table()), tf.constant(labels), tf.constant(rows),
-                              tf.constant(bounds)).prefetch(2)
+        offsets = np.cumsum([0] + [len(rows) for rows, _ in orders[:-1]])
+        rows = np.concatenate([rows for rows, _ in orders])
+        shifted = [epoch_bounds + offset for (_, epoch_bounds), offset in zip(orders, offsets, strict=True)]
+        bounds = np.concatenate(shifted)
+        return self._gathered(tf, rows, bounds, labels).prefetch(2)
 
-    def _every_epoch(self, tf, table, labels):
-        first_epoch = self._epoch
-
-        def orders():
-            epoch = first_epoch
-            while True:
-                yield self._epoch_rows(epoch)
-                epoch += 1
-
-        signature = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None, 2), tf.int64))
-        epochs = tf.data.Dataset.from_generator(orders, output_signature=signature)
-        # Plain graph code: autograph's conversion (it parses the source) would cost more than the tracing.
-        @tf.autograph.experimental.do_not_convert
-        def epoch_batches(rows, bounds):
-            return self._gathered(tf, table, labels, rows, bounds)
-
-        return epochs.flat_map(epoch_batches).prefetch(2)
-
-    def _gathered(self, tf, table, labels, rows, bounds):
-        """The batches [start, end) of `bounds` over `rows` of `table` (and their `labels`), gathered
-        in the graph. `table` and `labels` are made once, outside: a dataset's functions then
-        capture them, where a constant made inside would be copied into every function's graph."""
+    def _gathered(self, tf, rows: np.ndarray, bounds: np.ndarray, labels: np.ndarray):
+        """The batches [start, end) of `bounds` over `rows` of the table, gathered in the graph."""
+        table, labels, rows = tf.constant(self._table()), tf.constant(labels), tf.constant(rows)
         count = len(self.files)
 
-        @tf.autograph.experimental.do_not_convert
+        @tf.autograph.experimental.do_not_convert  # plain graph code: autograph would only parse it
         def gather(bound):
             picked = rows[bound[0]:bound[1]]
             return tf.gather(table, picked), tf.gather(labels, picked % count)
@@ -127,14 +112,17 @@ class FeatureStream(keras.utils.PyDataset):
         return indices
 
     def _epoch_rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """Epoch `epoch`'s rows of the (views x files) table, batch after batch, and each batch's
-        [start, end) among them."""
-        choice = self._views_of(epoch)
-        batches = [self._present_indices(epoch, batch) for batch in range(self.num_batches)]
-        ends = np.cumsum([len(indices) for indices in batches])
-        bounds = np.stack([ends - [len(indices) for indices in batches], ends], axis=1)
-        indices = np.concatenate(batches)
-        return choice[indices] * self.views.shape[1] + indices, bounds.astype(np.int64)
+        """Epoch `epoch`'s rows of the table, batch after batch, and each batch's [start, end) among
+        them: __getitem__'s batches of that epoch, for every batch at once."""
+        order = self.order.permutation(epoch)
+        kept = self.present[order]
+        before = np.concatenate([[0], np.cumsum(kept)])  # readable files ahead of each position
+        bounds = before[self._edges]
+        empty = np.flatnonzero(bounds[:, 1] == bounds[:, 0])
+        if len(empty):
+            raise ValueError(f"every image of batch {empty[0]} is unreadable")
+        files = order[kept]
+        return self._views_of(epoch)[files] * len(self.files) + files, bounds.astype(np.int64)
 
     def take_wait_seconds(self) -> float:
         return 0.0  # the features are in memory: training never waits for them

@@ -296,7 +296,7 @@ class ImageStream(keras.utils.PyDataset):
                 self._loaded[index] = True
                 self.first_loads["reused" if reused else "decoded"] += 1
 
-    def keras_input(self) -> ImageStream:
+    def keras_input(self, until_epoch: int | None = None) -> ImageStream:
         """What `fit` reads: the stream itself (Keras asks it for batch i of the current epoch)."""
         return self
 

@@ -350,7 +350,7 @@ class Run:
         """Fits `model` (the model, or its head on features) from epoch `start` up to `end`; False when
         the run goes no further: stopped, stopped early, or a checkpoint failed."""
         train_stream.set_epoch(start)  # before keras_input: a FeatureStream's pipeline starts there
-        train_data, val_data = train_stream.keras_input(), val_stream.keras_input()
+        train_data, val_data = train_stream.keras_input(end), val_stream.keras_input()
         class_weight = self._class_weight_by_index()
         if self.placement.multi_worker:
             from core.training.distribution.inputs import distributed_dataset

@@ -152,7 +152,7 @@ def test_what_fit_reads_from_a_feature_stream_is_its_batches_epoch_after_epoch()
     present[[2, 7]] = False
     stream = FeatureStream(files_, views, 4, shuffle=True, seed=9, present=present)
     stream.set_epoch(1)  # a run resumed after its first epoch
-    batches = iter(stream.keras_input())
+    batches = iter(stream.keras_input(until_epoch=4))
     for epoch in (1, 2, 3):
         stream.set_epoch(epoch)
         for batch in range(len(stream)):
@@ -160,6 +160,7 @@ def test_what_fit_reads_from_a_feature_stream_is_its_batches_epoch_after_epoch()
             expected_features, expected_labels = stream[batch]
             np.testing.assert_array_equal(features.numpy(), expected_features)
             np.testing.assert_array_equal(labels.numpy(), expected_labels)
+    assert next(batches, None) is None  # nothing after the last epoch asked for
     for mask in (present, np.ones(count, dtype=bool)):  # batches of uneven and of even sizes
         validation = FeatureStream(files_, views[:1], 4, shuffle=False, present=mask)
         for _ in range(2):  # Keras reads the validation data anew every epoch
