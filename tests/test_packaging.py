@@ -2,6 +2,7 @@
 the stripping of the bundle's libraries, and install.sh, which puts the bundle into the user's
 application menu."""
 
+import ctypes
 import glob
 import os
 import shutil
@@ -74,19 +75,25 @@ def test_a_stripped_library_is_kept_only_when_it_maps_exactly_as_before():
     assert not stripped_safely([text, data], [text])
 
 
-def test_stripping_a_bundle_leaves_a_library_that_strip_would_break_as_it_was(tmp_path):
+def test_stripping_a_bundle_never_leaves_a_library_that_maps_differently(tmp_path):
     library = tmp_path / "numpy.libs" / os.path.basename(patched_openblas())
     library.parent.mkdir()
     shutil.copy(patched_openblas(), library)
     (tmp_path / "notes.so.txt").write_text("not a library")
-    before = library.read_bytes()
+    before, segments = library.read_bytes(), load_segments(str(library))
     if shutil.which("strip") is None:  # the Makefile then builds the bundle unstripped
         done = subprocess.run([sys.executable, os.path.join(PACKAGING, "strip_bundle.py"), str(tmp_path)],
                               capture_output=True, text=True)
         assert done.returncode == 0 and "strip (binutils) is not installed" in done.stderr
+        assert library.read_bytes() == before
+        return
+    saved, kept = strip_bundle(str(tmp_path))
+    if kept:  # this strip moves or empties the segments patchelf added (binutils 2.40 does)
+        assert kept == [os.path.join("numpy.libs", library.name)] and saved == 0
+        assert library.read_bytes() == before
     else:
-        assert strip_bundle(str(tmp_path)) == (0, [os.path.join("numpy.libs", library.name)])
-    assert library.read_bytes() == before
+        assert saved > 0 and stripped_safely(segments, load_segments(str(library)))
+        ctypes.CDLL(str(library))
 
 
 @pytest.fixture
