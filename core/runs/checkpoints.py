@@ -140,7 +140,11 @@ def save_arrays(model: Any, path: str) -> None:
 
 
 def load_arrays(path: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(weights, optimizer variables) as save_arrays wrote them."""
+    """(weights, optimizer variables) as save_arrays wrote them, or of a .keras checkpoint (head
+    checkpoints were whole .keras files until 2026-12-05: a run stopped then still resumes)."""
+    if path.endswith(".keras"):
+        saved = load_keras().models.load_model(path, safe_mode=True)
+        return saved.get_weights(), [variable.numpy() for variable in saved.optimizer.variables]
     with np.load(path, allow_pickle=False) as saved:
         def numbered(prefix: str) -> list[np.ndarray]:
             names = sorted((name for name in saved.files if name.startswith(prefix)),

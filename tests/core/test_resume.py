@@ -225,3 +225,20 @@ def test_a_run_that_ran_out_of_memory_resumes_with_smaller_batches(config, monke
     assert done.status == "completed" and done.epochs_completed == 4
     assert calls == [5, 12]  # 24 images in batches of 5, then of 2
     assert files.read_json(os.path.join(done.run_dir, "config.json"))["batch_size"] == 2
+
+
+def test_head_checkpoint_arrays_round_trip_and_an_older_keras_head_checkpoint_still_reads(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="classes")(inputs))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(np.random.default_rng(0).normal(size=(8, 4)), np.arange(8) % 3, epochs=2, verbose=0)
+    expected_weights = model.get_weights()
+    expected_optimizer = [variable.numpy() for variable in model.optimizer.variables]
+    assert any(value.any() for value in expected_optimizer[2:])  # moments, not just zeros
+    arrays, whole = str(tmp_path / "epoch-0002.npz"), str(tmp_path / "epoch-0002.keras")
+    checkpoints.save_arrays(model, arrays)
+    model.save(whole)
+    for path in (arrays, whole):
+        weights, optimizer = checkpoints.load_arrays(path)
+        for ours, theirs in zip(weights + optimizer, expected_weights + expected_optimizer, strict=True):
+            np.testing.assert_array_equal(ours, theirs)
