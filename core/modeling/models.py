@@ -74,7 +74,10 @@ def build_training_state(model: keras.Model) -> None:
     """Creates the compiled metrics' and the optimizer's variables now, from the model's input spec.
     Without a distribution strategy Keras creates them inside the first trace of the train step, and
     TensorFlow, seeing variables made in a trace, traces the step a second time: 0.08 s for a head on
-    cached features, about 40% of that first trace. (Under a strategy Keras does this itself.)"""
+    cached features, about 40% of that first trace. Under a distribution strategy Keras does this
+    itself, in the strategy's scope (Trainer._maybe_symbolic_build, which this mirrors)."""
+    if getattr(model, "_distribute_strategy", None) is not None:
+        return
     pixels = np.zeros((1, *model.input_shape[1:]), dtype=model.inputs[0].dtype)
     model._symbolic_build(data_batch=(pixels, np.zeros((1,), dtype=np.int32)))
 
