@@ -1,6 +1,6 @@
 """Batches of cached feature vectors for `fit`, in the order an ImageStream would give the images.
 
-A `FeatureStream` answers Keras's batch i of the current epoch with the features of the same files
+A `FeatureStream` gives batch i of the current epoch as the features of the same files
 that an ImageStream of the same files, batch size, seed and shuffling would decode for it (both use
 `BatchOrder`), so training a head on features sees the data exactly as training end to end would.
 With several views (augmented copies), each epoch takes one view of each image, chosen by a
@@ -18,18 +18,15 @@ import numpy as np
 
 from core.data.dataset import FileSet
 from core.data.pipeline import BatchOrder
-from core.tf_runtime import load_keras, load_tensorflow
-
-keras = load_keras()
+from core.tf_runtime import load_tensorflow
 
 
-class FeatureStream(keras.utils.PyDataset):
+class FeatureStream:
     """Batches of (float32 features, int32 labels). `views` is (views, files, width); a file missing
     from any view (an unreadable image) is left out of its batches."""
 
     def __init__(self, files: FileSet, views: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0,
                  present: np.ndarray | None = None, num_batches: int | None = None):
-        super().__init__(workers=1, use_multiprocessing=False)
         if views.ndim != 3 or views.shape[1] != len(files):
             raise ValueError(f"views of shape {views.shape} do not fit {len(files)} files")
         self.files = files
@@ -64,8 +61,10 @@ class FeatureStream(keras.utils.PyDataset):
         return int(self._choice[index])
 
     def __getitem__(self, batch: int):
-        indices = self._present_indices(self._epoch, batch)
-        return self.views[self._choice[indices], indices], self.files.labels[indices]
+        """Batch `batch` of the current epoch, read in Python (what keras_input gathers in the graph)."""
+        rows, bounds = self._epoch_rows(self._epoch)
+        picked = rows[bounds[batch, 0]:bounds[batch, 1]]
+        return self._table()[picked], self.files.labels[picked % len(self.files)]
 
     def keras_input(self, until_epoch: int | None = None):
         """What `fit` reads: the batches of the current epoch up to `until_epoch` (excluded; the
@@ -104,16 +103,9 @@ class FeatureStream(keras.utils.PyDataset):
         """Every view's features, one row per (view, file): row = view * files + file."""
         return self.views.reshape(-1, self.views.shape[2])
 
-    def _present_indices(self, epoch: int, batch: int) -> np.ndarray:
-        indices = self.order.indices(epoch, batch)
-        indices = indices[self.present[indices]]
-        if not len(indices):
-            raise ValueError(f"every image of batch {batch} is unreadable")
-        return indices
-
     def _epoch_rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """Epoch `epoch`'s rows of the table, batch after batch, and each batch's [start, end) among
-        them: __getitem__'s batches of that epoch, for every batch at once."""
+        them, for every batch at once: the files of BatchOrder's batches, less the unreadable ones."""
         order = self.order.permutation(epoch)
         kept = self.present[order]
         before = np.concatenate([[0], np.cumsum(kept)])  # readable files ahead of each position
