@@ -58,3 +58,43 @@ def test_the_window_shows_features_being_computed(make_window, qtbot, tiny_datas
         page.start_training()
     assert shown == [(4, 8, 40.0), (8, 8, 50.0)]
     assert "Computing features: 8 of 8, 50 images/s" in page.log.text()
+
+
+def test_fast_training_from_the_window_trains_the_real_head_on_cached_features(
+    make_window, qtbot, tmp_path, tmp_path_factory, monkeypatch
+):
+    """The real engine, not a stand-in: a MobileNetV2 at 32 px with a made ImageNet weight file, Fast
+    training ticked as it is by default, Train pressed in the window."""
+    import os
+    import shutil
+
+    from conftest import age_files, make_class_folders
+    from weight_files import MOBILENET_IMAGE_SIZE, backbone_weight_file
+
+    from core import files
+    from core.modeling.weights import weight_file_name, weights_cache_dir
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.setenv("FITSTUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    weights = os.path.join(weights_cache_dir(), weight_file_name("mobilenetv2", MOBILENET_IMAGE_SIZE))
+    os.makedirs(os.path.dirname(weights))
+    shutil.copyfile(backbone_weight_file(tmp_path_factory), weights)
+    size = MOBILENET_IMAGE_SIZE
+    train_dir = make_class_folders(str(tmp_path / "train"), {"blue": 3, "red": 3}, size=size)
+    val_dir = make_class_folders(str(tmp_path / "val"), {"blue": 1, "red": 1}, size=size)
+    age_files(str(tmp_path))
+    config = TrainingConfig(train_dir=train_dir, val_dir=val_dir, model="mobilenetv2", image_size=size,
+                            epochs=2, batch_size=2, out_dir=str(tmp_path / "runs"))
+    window = make_window(config=config)
+    page = window.training
+    assert page.settings.fast_training.isChecked()
+    qtbot.waitUntil(page.train_button.isEnabled, timeout=60_000)
+    with qtbot.waitSignal(page.idle, timeout=300_000):
+        assert page.start_training()
+    result = page.last_result
+    assert result is not None and result.status == "completed", page.log.text()
+    report = files.read_json(os.path.join(result.run_dir, "report.json"))
+    assert report["features"]["cached"] and report["features"]["computed"] == 8
+    assert "Computing features: 8 of 8" in page.log.text()
+    assert len(page.plots.val_epochs["loss"]) == 2
+    assert os.path.exists(os.path.join(result.run_dir, "model.keras"))
